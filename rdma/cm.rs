@@ -1,0 +1,525 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! RDMA connection manager ids and their RC queue pairs.
+//!
+//! C header: [`include/rdma/rdma_cm.h`](srctree/include/rdma/rdma_cm.h)
+
+use crate::bindings;
+use crate::cq::Cq;
+use crate::device::Device;
+use crate::mr::{Access, FrMr};
+use crate::pd::Pd;
+use crate::wr::{Completion, Posted, Sge, CHAIN_CQE};
+use core::cell::Cell;
+use core::ptr::NonNull;
+use kernel::prelude::*;
+use kernel::sync::Arc;
+
+/// An IPv4 address and port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SockAddr {
+    /// Address, network order bytes (`[10, 0, 0, 1]` is 10.0.0.1).
+    pub ip: [u8; 4],
+    /// Port, host order.
+    pub port: u16,
+}
+
+impl SockAddr {
+    fn raw(&self) -> bindings::sockaddr_in {
+        let mut sa = bindings::sockaddr_in::default();
+        sa.sin_family = bindings::AF_INET as _;
+        sa.sin_port = self.port.to_be();
+        sa.sin_addr.s_addr = u32::from_ne_bytes(self.ip);
+        sa
+    }
+}
+
+/// Kind of a connection manager event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    AddrResolved,
+    AddrError,
+    RouteResolved,
+    RouteError,
+    ConnectRequest,
+    ConnectResponse,
+    ConnectError,
+    Unreachable,
+    Rejected,
+    Established,
+    Disconnected,
+    DeviceRemoval,
+    AddrChange,
+    TimewaitExit,
+    /// Any other `rdma_cm_event_type` value.
+    Other(u32),
+}
+
+impl EventKind {
+    fn from_raw(v: bindings::rdma_cm_event_type) -> Self {
+        use EventKind::*;
+        match v {
+            bindings::rdma_cm_event_type_RDMA_CM_EVENT_ADDR_RESOLVED => AddrResolved,
+            bindings::rdma_cm_event_type_RDMA_CM_EVENT_ADDR_ERROR => AddrError,
+            bindings::rdma_cm_event_type_RDMA_CM_EVENT_ROUTE_RESOLVED => RouteResolved,
+            bindings::rdma_cm_event_type_RDMA_CM_EVENT_ROUTE_ERROR => RouteError,
+            bindings::rdma_cm_event_type_RDMA_CM_EVENT_CONNECT_REQUEST => ConnectRequest,
+            bindings::rdma_cm_event_type_RDMA_CM_EVENT_CONNECT_RESPONSE => ConnectResponse,
+            bindings::rdma_cm_event_type_RDMA_CM_EVENT_CONNECT_ERROR => ConnectError,
+            bindings::rdma_cm_event_type_RDMA_CM_EVENT_UNREACHABLE => Unreachable,
+            bindings::rdma_cm_event_type_RDMA_CM_EVENT_REJECTED => Rejected,
+            bindings::rdma_cm_event_type_RDMA_CM_EVENT_ESTABLISHED => Established,
+            bindings::rdma_cm_event_type_RDMA_CM_EVENT_DISCONNECTED => Disconnected,
+            bindings::rdma_cm_event_type_RDMA_CM_EVENT_DEVICE_REMOVAL => DeviceRemoval,
+            bindings::rdma_cm_event_type_RDMA_CM_EVENT_ADDR_CHANGE => AddrChange,
+            bindings::rdma_cm_event_type_RDMA_CM_EVENT_TIMEWAIT_EXIT => TimewaitExit,
+            o => Other(o as u32),
+        }
+    }
+}
+
+/// One connection manager event.
+pub struct Event<'a> {
+    /// What happened.
+    pub kind: EventKind,
+    /// The event's status (0 or a negative errno; for `Rejected`, the reason).
+    pub status: i32,
+    /// Private data of a connect request, response or reject; empty otherwise.
+    /// Its length is what the RDMA core reports, which for IB/RoCE is the
+    /// transport's fixed size, not the peer's: parse it as untrusted input.
+    pub private_data: &'a [u8],
+}
+
+/// Receiver of connection manager events for the ids created with it.
+///
+/// Runs in process context (it may sleep), serialised per id.  It must not
+/// drop the [`CmId`] the event is for: `rdma_destroy_id` waits for running
+/// handlers of that id, which would deadlock.
+pub trait Handler: Send + Sync + 'static {
+    /// Handles `ev` on `id`.  For [`EventKind::ConnectRequest`] on a listener,
+    /// `id` is the new connection's id: adopt it with [`IdRef::adopt`], or it
+    /// is rejected and destroyed when this returns.
+    fn event(&self, id: &IdRef<'_>, ev: &Event<'_>);
+}
+
+/// Queue sizes for [`CmId::create_qp`].
+#[derive(Clone, Copy, Debug)]
+pub struct QpCaps {
+    pub max_send_wr: u32,
+    pub max_recv_wr: u32,
+    pub max_send_sge: u32,
+    pub max_recv_sge: u32,
+}
+
+/// Connection parameters for connect and accept.
+pub struct ConnParam<'a> {
+    /// Private data sent to the peer (at most 56 bytes for connect on RoCE).
+    pub private_data: &'a [u8],
+    pub responder_resources: u8,
+    pub initiator_depth: u8,
+    pub retry_count: u8,
+    pub rnr_retry_count: u8,
+}
+
+impl ConnParam<'_> {
+    fn raw(&self) -> Result<bindings::rdma_conn_param> {
+        let len = u8::try_from(self.private_data.len()).map_err(|_| EINVAL)?;
+        let mut p = bindings::rdma_conn_param::default();
+        p.private_data = self.private_data.as_ptr().cast();
+        p.private_data_len = len;
+        p.responder_resources = self.responder_resources;
+        p.initiator_depth = self.initiator_depth;
+        p.retry_count = self.retry_count;
+        p.rnr_retry_count = self.rnr_retry_count;
+        Ok(p)
+    }
+}
+
+/// One operation of a send-queue chain.
+pub enum SendOp<'a> {
+    /// SEND of `sge` (or of nothing).
+    Send { sge: Option<Sge> },
+    /// RDMA WRITE of `sge` to the peer's `remote_addr`/`rkey`, with immediate data.
+    WriteImm { sge: Option<Sge>, remote_addr: u64, rkey: u32, imm: u32 },
+    /// Fast registration of `mr` with `access`.  The MR must stay alive until
+    /// the chain completes (its owner keeps it).
+    Reg { mr: &'a FrMr, access: Access },
+    /// Local invalidation of `rkey`.
+    LocalInv { rkey: u32 },
+}
+
+/// An RC queue pair created on a [`CmId`].
+///
+/// # Invariants
+///
+/// `ptr` was created by `rdma_create_qp` with `pd` and `cq`, and is destroyed
+/// only after the QP was drained and its id destroyed.
+pub struct Qp {
+    ptr: NonNull<bindings::ib_qp>,
+    _pd: Arc<Pd>,
+    _cq: Arc<Cq>,
+}
+
+// SAFETY: posting to a QP is thread safe in the RDMA core.
+unsafe impl Send for Qp {}
+// SAFETY: as above.
+unsafe impl Sync for Qp {}
+
+/// Posts a send chain on the raw QP `qp`.
+///
+/// # Safety
+///
+/// `qp` must be a live QP.
+unsafe fn post_send_raw<T: Completion>(qp: *mut bindings::ib_qp, ops: &[SendOp<'_>], owner: KBox<Posted<T>>) -> Result {
+    const MAX: usize = 4;
+    if ops.is_empty() || ops.len() > MAX {
+        return Err(EINVAL);
+    }
+    let mut sges = [bindings::ib_sge::default(); MAX];
+    let mut rdma = [bindings::ib_rdma_wr::default(); MAX];
+    let mut reg = [bindings::ib_reg_wr::default(); MAX];
+    let cqe = Posted::into_cqe(owner);
+    let last = ops.len() - 1;
+    let mut wrs: [*mut bindings::ib_send_wr; MAX] = [core::ptr::null_mut(); MAX];
+    for (i, op) in ops.iter().enumerate() {
+        let wr: &mut bindings::ib_send_wr = match op {
+            SendOp::Send { sge } => {
+                let w = &mut rdma[i].wr;
+                w.opcode = bindings::ib_wr_opcode_IB_WR_SEND;
+                if let Some(s) = sge {
+                    sges[i] = s.raw();
+                    w.sg_list = &mut sges[i];
+                    w.num_sge = 1;
+                }
+                w
+            }
+            SendOp::WriteImm { sge, remote_addr, rkey, imm } => {
+                rdma[i].remote_addr = *remote_addr;
+                rdma[i].rkey = *rkey;
+                let w = &mut rdma[i].wr;
+                w.opcode = bindings::ib_wr_opcode_IB_WR_RDMA_WRITE_WITH_IMM;
+                w.ex.imm_data = imm.to_be();
+                if let Some(s) = sge {
+                    sges[i] = s.raw();
+                    w.sg_list = &mut sges[i];
+                    w.num_sge = 1;
+                }
+                w
+            }
+            SendOp::Reg { mr, access } => {
+                reg[i].mr = mr.as_ptr();
+                reg[i].key = mr.rkey();
+                reg[i].access = access.raw();
+                let w = &mut reg[i].wr;
+                w.opcode = bindings::ib_wr_opcode_IB_WR_REG_MR;
+                w
+            }
+            SendOp::LocalInv { rkey } => {
+                let w = &mut rdma[i].wr;
+                w.opcode = bindings::ib_wr_opcode_IB_WR_LOCAL_INV;
+                w.ex.invalidate_rkey = *rkey;
+                w
+            }
+        };
+        if i == last {
+            wr.__bindgen_anon_1.wr_cqe = cqe;
+            wr.send_flags = bindings::ib_send_flags_IB_SEND_SIGNALED as i32;
+        } else {
+            wr.__bindgen_anon_1.wr_cqe = CHAIN_CQE.as_ptr();
+        }
+        wrs[i] = wr;
+    }
+    for i in 0..last {
+        // SAFETY: both pointers are into the local arrays above.
+        unsafe { (*wrs[i]).next = wrs[i + 1] };
+    }
+    let mut bad: *const bindings::ib_send_wr = core::ptr::null();
+    // SAFETY: `qp` is live (contract); the chain and its SGEs are valid for the
+    // call, which copies them; the buffers they name are owned by `owner`.
+    let ret = unsafe { bindings::rrs_ib_post_send(qp, wrs[0], &mut bad) };
+    if ret == 0 {
+        return Ok(());
+    }
+    if bad == wrs[0] as *const _ {
+        // Nothing was posted: take the owner back.
+        // SAFETY: the device never saw `cqe`.
+        drop(unsafe { Posted::<T>::from_cqe(cqe) });
+    } else {
+        // Part of the chain is on the device and may still use the owner's
+        // buffers, but no completion will return the owner: leaking it is the
+        // only safe choice.
+        pr_err!("rdma: partial post of a send chain ({}), owner leaked\n", ret);
+    }
+    Err(Error::from_errno(ret))
+}
+
+/// Posts one receive.
+///
+/// # Safety
+///
+/// `qp` must be a live QP.
+unsafe fn post_recv_raw<T: Completion>(qp: *mut bindings::ib_qp, sge: Option<Sge>, owner: KBox<Posted<T>>) -> Result {
+    let mut s = sge.map(|s| s.raw()).unwrap_or_default();
+    let mut wr = bindings::ib_recv_wr::default();
+    wr.__bindgen_anon_1.wr_cqe = Posted::into_cqe(owner);
+    if sge.is_some() {
+        wr.sg_list = &mut s;
+        wr.num_sge = 1;
+    }
+    let mut bad: *const bindings::ib_recv_wr = core::ptr::null();
+    // SAFETY: `qp` is live; `wr` and `s` are valid for the call.
+    let ret = unsafe { bindings::rrs_ib_post_recv(qp, &wr, &mut bad) };
+    if ret != 0 {
+        // SAFETY: a single WR that failed to post was never seen by the device.
+        drop(unsafe { Posted::<T>::from_cqe(wr.__bindgen_anon_1.wr_cqe) });
+        return Err(Error::from_errno(ret));
+    }
+    Ok(())
+}
+
+impl Qp {
+    /// Posts a chain of send-queue operations owned by `owner`.
+    ///
+    /// Only the last operation is signaled; its completion (or the flush of
+    /// the chain) returns `owner` through [`Completion::done`].  `owner` must
+    /// own every buffer the SGEs refer to.
+    pub fn post_send<T: Completion>(&self, ops: &[SendOp<'_>], owner: KBox<Posted<T>>) -> Result {
+        // SAFETY: live QP (type invariant).
+        unsafe { post_send_raw(self.ptr.as_ptr(), ops, owner) }
+    }
+
+    /// Posts a receive into `sge` (or of an RDMA WRITE WITH IMM's immediate
+    /// only), owned by `owner`, which must own the buffer of `sge`.
+    pub fn post_recv<T: Completion>(&self, sge: Option<Sge>, owner: KBox<Posted<T>>) -> Result {
+        // SAFETY: live QP (type invariant).
+        unsafe { post_recv_raw(self.ptr.as_ptr(), sge, owner) }
+    }
+}
+
+/// A borrowed id, as seen by an event handler.
+pub struct IdRef<'a> {
+    id: NonNull<bindings::rdma_cm_id>,
+    adopted: &'a Cell<bool>,
+    connect_request: bool,
+}
+
+impl IdRef<'_> {
+    /// The RDMA device the id is bound to, once its address is resolved.
+    pub fn device(&self) -> Option<Device<'_>> {
+        // SAFETY: the id is live during the event; a bound device stays
+        // registered until the id is destroyed.
+        unsafe { Device::from_raw(bindings::rrs_cm_id_device(self.id.as_ptr())) }
+    }
+
+    /// Takes ownership of a new connection's id, to be served by `handler`.
+    /// Only valid in a [`EventKind::ConnectRequest`] event.
+    pub fn adopt<U: Handler>(&self, handler: Arc<U>) -> Result<CmId<U>> {
+        if !self.connect_request || self.adopted.get() {
+            return Err(EINVAL);
+        }
+        let ctx = Arc::into_raw(handler);
+        // SAFETY: the new id is ours to configure during its connect request;
+        // events after this one are dispatched through the new context.
+        unsafe {
+            (*self.id.as_ptr()).event_handler = Some(event_trampoline::<U>);
+            (*self.id.as_ptr()).context = ctx.cast_mut().cast();
+        }
+        self.adopted.set(true);
+        Ok(CmId { id: self.id, handler: ctx, qp: None })
+    }
+
+    /// Posts on the id's QP, if it has one (see [`Qp::post_send`]).
+    pub fn post_send<T: Completion>(&self, ops: &[SendOp<'_>], owner: KBox<Posted<T>>) -> Result {
+        // SAFETY: the id is live during the event, and its QP is destroyed
+        // only after the id (see `CmId::drop`).
+        let qp = unsafe { bindings::rrs_cm_id_qp(self.id.as_ptr()) };
+        if qp.is_null() {
+            return Err(ENOTCONN);
+        }
+        // SAFETY: as above.
+        unsafe { post_send_raw(qp, ops, owner) }
+    }
+}
+
+/// An owned `rdma_cm_id` with its handler and, once created, its RC QP.
+///
+/// # Invariants
+///
+/// `id` is live until `drop`; its `context` is `handler` (from
+/// `Arc::into_raw`) and its event handler is `event_trampoline::<T>`.
+pub struct CmId<T: Handler> {
+    id: NonNull<bindings::rdma_cm_id>,
+    handler: *const T,
+    qp: Option<Qp>,
+}
+
+// SAFETY: rdma_cm calls on one id may come from any thread; `T: Send + Sync`.
+unsafe impl<T: Handler> Send for CmId<T> {}
+// SAFETY: the `&self` methods are thread safe in rdma_cm.
+unsafe impl<T: Handler> Sync for CmId<T> {}
+
+impl<T: Handler> CmId<T> {
+    /// Creates an RC id on the TCP port space, in the initial network namespace.
+    pub fn new(handler: Arc<T>) -> Result<Self> {
+        let ctx = Arc::into_raw(handler);
+        // SAFETY: the trampoline matches `ctx`'s type.
+        let r = crate::from_err_ptr(unsafe {
+            bindings::rrs_rdma_create_id(
+                Some(event_trampoline::<T>),
+                ctx.cast_mut().cast(),
+                bindings::rdma_ucm_port_space_RDMA_PS_TCP,
+                bindings::ib_qp_type_IB_QPT_RC,
+            )
+        });
+        match r {
+            Ok(id) => Ok(Self { id, handler: ctx, qp: None }),
+            Err(e) => {
+                // SAFETY: from `into_raw` above; the id was not created.
+                drop(unsafe { Arc::from_raw(ctx) });
+                Err(e)
+            }
+        }
+    }
+
+    fn raw(&self) -> *mut bindings::rdma_cm_id {
+        self.id.as_ptr()
+    }
+
+    /// The handler.
+    pub fn handler(&self) -> &T {
+        // SAFETY: owned by the id until `drop` (type invariant).
+        unsafe { &*self.handler }
+    }
+
+    /// Starts resolving `dst`; ends with `AddrResolved` or `AddrError`.
+    pub fn resolve_addr(&self, dst: SockAddr, timeout_ms: u32) -> Result {
+        let mut sa = dst.raw();
+        // SAFETY: live id; `sa` is copied by the call.
+        crate::to_result(unsafe {
+            bindings::rdma_resolve_addr(self.raw(), core::ptr::null_mut(), (&mut sa as *mut bindings::sockaddr_in).cast(), timeout_ms as _)
+        })
+    }
+
+    /// Starts resolving the route; ends with `RouteResolved` or `RouteError`.
+    pub fn resolve_route(&self, timeout_ms: u32) -> Result {
+        // SAFETY: live id.
+        crate::to_result(unsafe { bindings::rdma_resolve_route(self.raw(), timeout_ms as _) })
+    }
+
+    /// Binds to a local address (0.0.0.0 for all).
+    pub fn bind(&self, addr: SockAddr) -> Result {
+        let mut sa = addr.raw();
+        // SAFETY: live id; `sa` is copied by the call.
+        crate::to_result(unsafe { bindings::rdma_bind_addr(self.raw(), (&mut sa as *mut bindings::sockaddr_in).cast()) })
+    }
+
+    /// Listens for connect requests.
+    pub fn listen(&self, backlog: i32) -> Result {
+        // SAFETY: live id.
+        crate::to_result(unsafe { bindings::rdma_listen(self.raw(), backlog) })
+    }
+
+    /// The bound device, once the address is resolved or a request arrived.
+    pub fn device(&self) -> Option<Device<'_>> {
+        // SAFETY: live id; a bound device stays registered while the id lives.
+        unsafe { Device::from_raw(bindings::rrs_cm_id_device(self.raw())) }
+    }
+
+    /// Creates the id's RC QP in `pd`, with `cq` for both queues.
+    pub fn create_qp(&mut self, pd: &Arc<Pd>, cq: &Arc<Cq>, caps: QpCaps) -> Result<&Qp> {
+        if self.qp.is_some() {
+            return Err(EEXIST);
+        }
+        let mut attr = bindings::ib_qp_init_attr::default();
+        attr.send_cq = cq.as_ptr();
+        attr.recv_cq = cq.as_ptr();
+        attr.qp_type = bindings::ib_qp_type_IB_QPT_RC;
+        attr.sq_sig_type = bindings::ib_sig_type_IB_SIGNAL_REQ_WR;
+        attr.cap.max_send_wr = caps.max_send_wr;
+        attr.cap.max_recv_wr = caps.max_recv_wr;
+        attr.cap.max_send_sge = caps.max_send_sge;
+        attr.cap.max_recv_sge = caps.max_recv_sge;
+        // SAFETY: live id bound to `pd`'s device; `attr` is valid for the call.
+        crate::to_result(unsafe { bindings::rdma_create_qp(self.raw(), pd.as_ptr(), &mut attr) })?;
+        // SAFETY: set by the successful call above.
+        let ptr = NonNull::new(unsafe { bindings::rrs_cm_id_qp(self.raw()) }).ok_or(EINVAL)?;
+        Ok(self.qp.insert(Qp { ptr, _pd: pd.clone(), _cq: cq.clone() }))
+    }
+
+    /// The QP, if created.
+    pub fn qp(&self) -> Option<&Qp> {
+        self.qp.as_ref()
+    }
+
+    /// Connects (active side, after `RouteResolved`).
+    pub fn connect(&self, param: &ConnParam<'_>) -> Result {
+        let mut p = param.raw()?;
+        // SAFETY: live id; `p` and its private data are valid for the call.
+        crate::to_result(unsafe { bindings::rdma_connect_locked(self.raw(), &mut p) })
+    }
+
+    /// Accepts a connect request (passive side, inside its event).
+    pub fn accept(&self, param: &ConnParam<'_>) -> Result {
+        let mut p = param.raw()?;
+        // SAFETY: as in `connect`.
+        crate::to_result(unsafe { bindings::rdma_accept(self.raw(), &mut p) })
+    }
+
+    /// Starts a disconnect; `Disconnected` follows.
+    pub fn disconnect(&self) -> Result {
+        // SAFETY: live id.
+        crate::to_result(unsafe { bindings::rdma_disconnect(self.raw()) })
+    }
+}
+
+impl<T: Handler> Drop for CmId<T> {
+    fn drop(&mut self) {
+        if let Some(qp) = &self.qp {
+            // Flush every posted request, so all owners come back before
+            // their buffers, MRs and PD go.
+            // SAFETY: live QP whose CQ is not polled directly.
+            unsafe { bindings::ib_drain_qp(qp.ptr.as_ptr()) };
+        }
+        // SAFETY: live id; this waits for running handlers and stops new ones.
+        unsafe { bindings::rdma_destroy_id(self.raw()) };
+        if let Some(qp) = self.qp.take() {
+            // SAFETY: drained, and its id is gone, so no handler can post.
+            unsafe { bindings::rrs_ib_destroy_qp(qp.ptr.as_ptr()) };
+        }
+        // SAFETY: from `Arc::into_raw` at creation; no handler runs any more.
+        drop(unsafe { Arc::from_raw(self.handler) });
+    }
+}
+
+unsafe extern "C" fn event_trampoline<T: Handler>(
+    id: *mut bindings::rdma_cm_id,
+    ev: *mut bindings::rdma_cm_event,
+) -> i32 {
+    // SAFETY: rdma_cm passes a live id and event for the duration of the call.
+    let (id_nn, ev) = unsafe { (NonNull::new_unchecked(id), &*ev) };
+    let kind = EventKind::from_raw(ev.event);
+    let pd = if matches!(kind, EventKind::ConnectRequest | EventKind::ConnectResponse | EventKind::Established | EventKind::Rejected) {
+        // SAFETY: for these events the `conn` member is the valid one.
+        let c = unsafe { &ev.param.conn };
+        if c.private_data.is_null() {
+            &[][..]
+        } else {
+            // SAFETY: rdma_cm guarantees `private_data_len` bytes.
+            unsafe { core::slice::from_raw_parts(c.private_data.cast::<u8>(), c.private_data_len as usize) }
+        }
+    } else {
+        &[][..]
+    };
+    let adopted = Cell::new(false);
+    let idref = IdRef { id: id_nn, adopted: &adopted, connect_request: kind == EventKind::ConnectRequest };
+    // SAFETY: `context` is the `Arc<T>` of the id's (or, for a connect
+    // request, its listener's) owner, alive until that id is destroyed, which
+    // waits for this handler.
+    let handler = unsafe { &*((*id).context as *const T) };
+    handler.event(&idref, &Event { kind, status: ev.status, private_data: pd });
+    // A connect request nobody adopted: non-zero makes rdma_cm destroy it.
+    if kind == EventKind::ConnectRequest && !adopted.get() {
+        return -(ECONNREFUSED.to_errno().abs());
+    }
+    0
+}

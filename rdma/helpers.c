@@ -1,0 +1,125 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * C glue for the `rdma` crate.  It exists because bindgen cannot call static
+ * inline functions and macros; see helpers.h.  No logic lives here.
+ */
+#include <linux/device.h>
+#include <linux/dma-mapping.h>
+#include "helpers.h"
+
+const char *rrs_dev_name(struct ib_device *dev)
+{
+	return dev_name(&dev->dev);
+}
+
+struct ib_pd *rrs_ib_alloc_pd(struct ib_device *dev, unsigned int flags)
+{
+	return ib_alloc_pd(dev, flags);
+}
+
+void rrs_ib_dealloc_pd(struct ib_pd *pd)
+{
+	ib_dealloc_pd(pd);
+}
+
+struct ib_cq *rrs_ib_alloc_cq(struct ib_device *dev, void *private, int nr_cqe,
+			      int comp_vector, enum ib_poll_context poll_ctx)
+{
+	return ib_alloc_cq(dev, private, nr_cqe, comp_vector, poll_ctx);
+}
+
+int rrs_ib_post_send(struct ib_qp *qp, const struct ib_send_wr *wr,
+		     const struct ib_send_wr **bad_wr)
+{
+	return ib_post_send(qp, wr, bad_wr);
+}
+
+int rrs_ib_post_recv(struct ib_qp *qp, const struct ib_recv_wr *wr,
+		     const struct ib_recv_wr **bad_wr)
+{
+	return ib_post_recv(qp, wr, bad_wr);
+}
+
+int rrs_ib_dereg_mr(struct ib_mr *mr)
+{
+	return ib_dereg_mr(mr);
+}
+
+u32 rrs_ib_inc_rkey(u32 rkey)
+{
+	return ib_inc_rkey(rkey);
+}
+
+void rrs_ib_update_fast_reg_key(struct ib_mr *mr, u8 newkey)
+{
+	ib_update_fast_reg_key(mr, newkey);
+}
+
+struct rdma_cm_id *rrs_rdma_create_id(rdma_cm_event_handler handler,
+				      void *context, enum rdma_ucm_port_space ps,
+				      enum ib_qp_type qp_type)
+{
+	return rdma_create_id(&init_net, handler, context, ps, qp_type);
+}
+
+u64 rrs_ib_dma_map_single(struct ib_device *dev, void *cpu_addr, size_t size,
+			  enum dma_data_direction dir)
+{
+	return ib_dma_map_single(dev, cpu_addr, size, dir);
+}
+
+void rrs_ib_dma_unmap_single(struct ib_device *dev, u64 addr, size_t size,
+			     enum dma_data_direction dir)
+{
+	ib_dma_unmap_single(dev, addr, size, dir);
+}
+
+int rrs_ib_dma_mapping_error(struct ib_device *dev, u64 dma_addr)
+{
+	return ib_dma_mapping_error(dev, dma_addr);
+}
+
+void rrs_ib_dma_sync_single_for_cpu(struct ib_device *dev, u64 addr,
+				    size_t size, enum dma_data_direction dir)
+{
+	ib_dma_sync_single_for_cpu(dev, addr, size, dir);
+}
+
+void rrs_ib_dma_sync_single_for_device(struct ib_device *dev, u64 addr,
+				       size_t size, enum dma_data_direction dir)
+{
+	ib_dma_sync_single_for_device(dev, addr, size, dir);
+}
+
+/* An already DMA-mapped buffer as a one-entry scatterlist for ib_map_mr_sg(). */
+void rrs_sg_set_dma(struct scatterlist *sg, u64 dma_addr, unsigned int len)
+{
+	sg_init_table(sg, 1);
+	sg_dma_address(sg) = dma_addr;
+	sg_dma_len(sg) = len;
+}
+
+void *rrs_ib_get_client_data(struct ib_device *dev, struct ib_client *client)
+{
+	return ib_get_client_data(dev, client);
+}
+
+int rrs_ib_destroy_qp(struct ib_qp *qp)
+{
+	return ib_destroy_qp(qp);
+}
+
+u32 rrs_pd_local_dma_lkey(struct ib_pd *pd)
+{
+	return pd->local_dma_lkey;
+}
+
+struct ib_device *rrs_cm_id_device(struct rdma_cm_id *id)
+{
+	return id->device;
+}
+
+struct ib_qp *rrs_cm_id_qp(struct rdma_cm_id *id)
+{
+	return id->qp;
+}

@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Safe wrappers over the kernel's RDMA verbs and the RDMA connection manager.
+//!
+//! This crate is the FFI layer of rnbd-rs: the only place with bindgen output
+//! (`bindings`) and with calls into the RDMA core, all of them `unsafe` blocks
+//! behind safe types.  No bindgen type is public; RTRS and everything above it
+//! see only the types below.
+//!
+//! | Rust type          | C object                                  |
+//! |--------------------|-------------------------------------------|
+//! | [`device::Device`] | `struct ib_device`, borrowed              |
+//! | [`device::Registration`] | a registered `struct ib_client`     |
+//! | [`pd::Pd`]         | `struct ib_pd`                            |
+//! | [`cq::Cq`]         | `struct ib_cq` polled in softirq context  |
+//! | [`cm::CmId`]       | `struct rdma_cm_id` and its RC `ib_qp`    |
+//! | [`mr::FrMr`]       | a fast-registration `struct ib_mr`        |
+//! | [`dma::DmaBuf`]    | a kmalloc buffer with its DMA mapping     |
+//! | [`wr::Posted`]     | a work request's `struct ib_cqe` + owner  |
+//!
+//! Ownership follows the `ibverbs` crate: an object holds an [`Arc`] to what it
+//! was created from (a QP to its PD and CQ, an MR to its PD), so drop order is
+//! teardown order.  A posted work request owns its buffers until its completion
+//! hands them back (see [`wr`]).
+//!
+//! [`Arc`]: kernel::sync::Arc
+
+#![allow(clippy::missing_safety_doc)]
+
+/// Prefix of this crate's `pr_*` messages.
+const __LOG_PREFIX: &[u8] = b"rdma\0";
+
+mod bindings;
+pub mod cm;
+pub mod cq;
+pub mod device;
+pub mod dma;
+pub mod mr;
+pub mod pd;
+pub mod wr;
+
+use core::ptr::NonNull;
+use kernel::prelude::*;
+
+/// Converts a pointer returned by the RDMA core (`ERR_PTR` convention, or
+/// NULL) into a `Result`.
+fn from_err_ptr<T>(ptr: *mut T) -> Result<NonNull<T>> {
+    let val = ptr as isize;
+    // The kernel encodes errors as the last page of the address space.
+    if (-4095..0).contains(&val) {
+        return Err(Error::from_errno(val as i32));
+    }
+    NonNull::new(ptr).ok_or(ENOMEM)
+}
+
+/// Converts a C return code (0 or a negative errno) into a `Result`.
+fn to_result(ret: i32) -> Result {
+    if ret < 0 {
+        Err(Error::from_errno(ret))
+    } else {
+        Ok(())
+    }
+}

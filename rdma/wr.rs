@@ -1,0 +1,207 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Work requests and their completions.
+//!
+//! A posted work request *owns* what it needs until the device is done with
+//! it: [`Posted<T>`] boxes the request's `struct ib_cqe` together with an owner
+//! value `T` (the buffers, the MR, the caller's bookkeeping).  Posting leaks the
+//! box to the device; the completion (successful, failed or flushed) turns the
+//! pointer back into the box and hands `T` to [`Completion::done`].  So a
+//! buffer cannot be freed, reused or read by the CPU while the device may still
+//! access it, and every posted request is accounted for exactly once.
+
+use crate::bindings;
+use kernel::prelude::*;
+use kernel::types::Opaque;
+
+/// A scatter/gather entry: local DMA memory with its lkey.
+///
+/// Only built from memory this crate mapped (e.g. [`crate::dma::DmaBuf::sge`]),
+/// so safe code cannot point the device at arbitrary memory.
+#[derive(Clone, Copy, Debug)]
+pub struct Sge {
+    pub(crate) addr: u64,
+    pub(crate) length: u32,
+    pub(crate) lkey: u32,
+}
+
+impl Sge {
+    pub(crate) fn raw(&self) -> bindings::ib_sge {
+        bindings::ib_sge { addr: self.addr, length: self.length, lkey: self.lkey }
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> u32 {
+        self.length
+    }
+
+    /// True for an empty entry.
+    pub fn is_empty(&self) -> bool {
+        self.length == 0
+    }
+}
+
+/// Status of a completion.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Status {
+    /// The request completed.
+    Success,
+    /// Flushed because the QP went into the error state (teardown or error).
+    Flushed,
+    /// Any other failure, with the `ib_wc_status` value.
+    Error(u32),
+}
+
+/// Opcode of a completion.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Opcode {
+    /// SEND or SEND_WITH_INV finished.
+    Send,
+    /// RDMA WRITE (with or without IMM) finished.
+    RdmaWrite,
+    /// RDMA READ finished.
+    RdmaRead,
+    /// Fast registration finished.
+    RegMr,
+    /// Local invalidation finished.
+    LocalInv,
+    /// A SEND arrived.
+    Recv,
+    /// An RDMA WRITE WITH IMM arrived.
+    RecvRdmaWithImm,
+    /// Anything else (value of `ib_wc_opcode`).
+    Other(u32),
+}
+
+/// What the device reported for one work request.
+#[derive(Clone, Copy, Debug)]
+pub struct WorkCompletion {
+    /// How the request ended.
+    pub status: Status,
+    /// Which operation ended; only meaningful on success.
+    pub opcode: Opcode,
+    /// Bytes received (receive completions).
+    pub byte_len: u32,
+    /// Immediate data, host order, if the message carried one.
+    pub imm: Option<u32>,
+    /// The rkey the peer invalidated with SEND_WITH_INV, if any.
+    pub invalidated_rkey: Option<u32>,
+}
+
+impl WorkCompletion {
+    fn from_raw(wc: &bindings::ib_wc) -> Self {
+        let status = match wc.status {
+            bindings::ib_wc_status_IB_WC_SUCCESS => Status::Success,
+            bindings::ib_wc_status_IB_WC_WR_FLUSH_ERR => Status::Flushed,
+            s => Status::Error(s as u32),
+        };
+        let opcode = match wc.opcode {
+            bindings::ib_wc_opcode_IB_WC_SEND => Opcode::Send,
+            bindings::ib_wc_opcode_IB_WC_RDMA_WRITE => Opcode::RdmaWrite,
+            bindings::ib_wc_opcode_IB_WC_RDMA_READ => Opcode::RdmaRead,
+            bindings::ib_wc_opcode_IB_WC_REG_MR => Opcode::RegMr,
+            bindings::ib_wc_opcode_IB_WC_LOCAL_INV => Opcode::LocalInv,
+            bindings::ib_wc_opcode_IB_WC_RECV => Opcode::Recv,
+            bindings::ib_wc_opcode_IB_WC_RECV_RDMA_WITH_IMM => Opcode::RecvRdmaWithImm,
+            o => Opcode::Other(o as u32),
+        };
+        let flags = wc.wc_flags as u32;
+        // SAFETY (union reads): both members are plain 32-bit integers.
+        let imm = (flags & bindings::ib_wc_flags_IB_WC_WITH_IMM as u32 != 0)
+            .then(|| u32::from_be(unsafe { wc.ex.imm_data }));
+        let invalidated_rkey = (flags & bindings::ib_wc_flags_IB_WC_WITH_INVALIDATE as u32 != 0)
+            .then(|| unsafe { wc.ex.invalidate_rkey });
+        Self { status, opcode, byte_len: wc.byte_len, imm, invalidated_rkey }
+    }
+}
+
+/// The owner of a posted work request, told when the device is done with it.
+pub trait Completion: Send + Sized + 'static {
+    /// Runs in softirq context (it must not sleep) once per posted request,
+    /// whatever its status.  `self` is back in the CPU's hands.
+    fn done(self, wc: &WorkCompletion);
+}
+
+/// A work request's completion entry and its owner, boxed while posted.
+///
+/// # Invariants
+///
+/// `cqe.done` is `done_trampoline::<T>`; `cqe` is the first field, so a
+/// pointer to it is a pointer to the `Posted<T>`.
+#[repr(C)]
+pub struct Posted<T: Completion> {
+    cqe: Opaque<bindings::ib_cqe>,
+    value: T,
+}
+
+impl<T: Completion> Posted<T> {
+    /// Boxes `value` for posting.
+    pub fn new(value: T, flags: kernel::alloc::Flags) -> Result<KBox<Self>> {
+        let b = KBox::new(Self { cqe: Opaque::uninit(), value }, flags)?;
+        // SAFETY: `cqe` is ours, valid to write; `ib_cqe` has the single `done` field.
+        unsafe { (*b.cqe.get()).done = Some(done_trampoline::<T>) };
+        Ok(b)
+    }
+
+    /// The owner value.
+    pub fn get(&self) -> &T {
+        &self.value
+    }
+
+    /// The owner value, mutably (before posting).
+    pub fn get_mut(&mut self) -> &mut T {
+        &mut self.value
+    }
+
+    /// Hands the box to the device; returns the `ib_cqe` pointer for the WR.
+    pub(crate) fn into_cqe(b: KBox<Self>) -> *mut bindings::ib_cqe {
+        KBox::into_raw(b).cast()
+    }
+
+    /// Takes back a box whose request was not posted.
+    ///
+    /// # Safety
+    ///
+    /// `cqe` comes from `into_cqe` and the device never saw it.
+    pub(crate) unsafe fn from_cqe(cqe: *mut bindings::ib_cqe) -> KBox<Self> {
+        // SAFETY: per the contract and the type invariant.
+        unsafe { KBox::from_raw(cqe.cast()) }
+    }
+}
+
+unsafe extern "C" fn done_trampoline<T: Completion>(_cq: *mut bindings::ib_cq, wc: *mut bindings::ib_wc) {
+    // SAFETY: the RDMA core passes a valid completion for the duration of the call.
+    let wc = unsafe { &*wc };
+    // SAFETY: `wr_cqe` is the union member we set when posting.
+    let cqe = unsafe { wc.__bindgen_anon_1.wr_cqe };
+    // SAFETY: the device reports each posted request exactly once, and this
+    // trampoline is only installed on `Posted<T>` boxes given away by `into_cqe`.
+    let posted = unsafe { Posted::<T>::from_cqe(cqe) };
+    let wc = WorkCompletion::from_raw(wc);
+    KBox::into_inner(posted).value.done(&wc);
+}
+
+/// Completion entry for the unsignaled requests at the front of a chain.
+///
+/// They produce a completion only if they fail or are flushed, which also
+/// fails or flushes the chain's last request, whose owner keeps every buffer of
+/// the chain; so there is nothing to release here beyond noting the error.
+pub(crate) struct ChainCqe(Opaque<bindings::ib_cqe>);
+// SAFETY: the entry is written once at compile time and only read afterwards.
+unsafe impl Sync for ChainCqe {}
+
+pub(crate) static CHAIN_CQE: ChainCqe = ChainCqe(Opaque::new(bindings::ib_cqe { done: Some(chain_done) }));
+
+impl ChainCqe {
+    pub(crate) fn as_ptr(&self) -> *mut bindings::ib_cqe {
+        self.0.get()
+    }
+}
+
+unsafe extern "C" fn chain_done(_cq: *mut bindings::ib_cq, wc: *mut bindings::ib_wc) {
+    // SAFETY: valid for the duration of the call.
+    let wc = WorkCompletion::from_raw(unsafe { &*wc });
+    if let Status::Error(s) = wc.status {
+        pr_err!("rdma: chained work request failed, status {}\n", s);
+    }
+}

@@ -1,0 +1,37 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! RTRS server (skeleton).
+//!
+//! Loads on top of `rtrs-core.ko` and links to it through Rust; the
+//! transport itself arrives with the data-path issue.
+
+use kernel::prelude::*;
+
+module! {
+    type: RtrsServer,
+    name: "rtrs_server",
+    author: "rnbd-rs developers",
+    description: "RDMA Transport server (rnbd-rs)",
+    license: "GPL",
+}
+
+/// The RTRS protocol version this server speaks.
+pub fn protocol_version() -> (u8, u8) {
+    rtrs_core::protocol_version()
+}
+
+struct RtrsServer;
+
+impl kernel::Module for RtrsServer {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        let (maj, min) = protocol_version();
+        pr_info!("loaded (skeleton), RTRS protocol {}.{}\n", maj, min);
+        Ok(Self)
+    }
+}
+
+impl Drop for RtrsServer {
+    fn drop(&mut self) {
+        pr_info!("unloaded\n");
+    }
+}
