@@ -1,0 +1,25 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# After the other tests: kmemleak finds no leaked object allocated by the
+# RDMA, RTRS or RNBD code in either guest.  Runs last.
+. "$(dirname "$0")/lib.sh"
+test_begin kmemleak
+
+KML=/sys/kernel/debug/kmemleak
+ours_leaked() { # prints leaked objects whose backtrace names our code
+	"$@" "mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
+	echo scan >$KML; sleep 6; echo scan >$KML; cat $KML" |
+		awk 'BEGIN {RS="unreferenced object"} /rtrs|rnbd|rdma|rxe|ib_core|ib_uverbs|rdma_cm/ {print "unreferenced object" $0}'
+}
+on_clt() { bash -c "$1"; }
+none_leaked() {
+	local l
+	l=$(ours_leaked "$1")
+	[ -z "$l" ] || { echo "$l" | head -30 | sed 's/^/# /'; return 1; }
+}
+
+[ -e "$KML" ] || mount -t debugfs none /sys/kernel/debug 2>/dev/null
+[ -e "$KML" ] || skip_all "kernel without kmemleak"
+check "client: no leaked RDMA/RTRS/RNBD objects" none_leaked on_clt
+check "server: no leaked RDMA/RTRS/RNBD objects" none_leaked srv
+test_end

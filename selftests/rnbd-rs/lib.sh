@@ -1,0 +1,136 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Shared helpers of the rnbd-rs kselftests.  Sourced by each test, which runs
+# in the client guest (clt); `srv` runs a command in the server guest.
+#
+# A test calls `test_begin <name>` first and ends with `test_end`, which fails
+# the test if either guest's kernel log shows a WARN, BUG, KASAN, lockdep or
+# similar report since `test_begin`.
+
+KSRC=${KSRC:-${XDG_CACHE_HOME:-$HOME/.cache}/rnbd-rs/linux-source-6.12}
+. "$KSRC/tools/testing/selftests/kselftest/ktap_helpers.sh"
+
+RNBD_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+SRV_IP0=10.99.0.2
+SRV_IP1=10.99.1.2
+CLT_IP0=10.99.0.1
+TEST_NAME=
+TEST_MARK=
+TEST_FAILED=0
+
+# Runs a command in the server guest (through the shared directory).
+srv() {
+	"$RNBD_TOP/tools/guest/run-on.sh" "$RNBD_SHARED/srv/cmd" "${SRV_TIMEOUT:-600}" "$@"
+}
+
+# Both guests' kernel logs, for the whole test or since a mark.
+kmsg_both() { echo "$*" >/dev/kmsg; srv "echo '$*' >/dev/kmsg"; }
+
+test_begin() {
+	TEST_NAME=$1
+	TEST_MARK="rnbd-rs-selftest: begin $TEST_NAME $(date +%s%N)"
+	kmsg_both "$TEST_MARK"
+	ktap_print_header
+}
+
+# Prints the kernel log lines after this test's begin mark ($1: clt|srv).
+log_since_mark() {
+	if [ "$1" = srv ]; then srv dmesg; else dmesg; fi | awk -v m="$TEST_MARK" 'f; index($0, m) {f=1}'
+}
+
+# Fails the test on kernel reports in either guest.
+check_kernel_reports() {
+	local vm bad rc=0
+	for vm in clt srv; do
+		bad=$(log_since_mark "$vm" | grep -E 'WARNING:|BUG:|KASAN:|UBSAN:|Oops|general protection|possible circular locking|possible recursive locking|inconsistent lock state|sleeping function called from invalid context|suspicious RCU usage|Call Trace:|blocked for more than' || true)
+		if [ -n "$bad" ]; then
+			ktap_print_msg "kernel report in $vm:"
+			echo "$bad" | head -20 | sed 's/^/# /'
+			rc=1
+		fi
+	done
+	return $rc
+}
+
+# check <description> <command...>: one KTAP subtest line per check.
+check() {
+	local desc=$1
+	shift
+	if "$@"; then
+		ktap_test_pass "$desc"
+	else
+		ktap_test_fail "$desc"
+		TEST_FAILED=1
+	fi
+}
+
+test_end() {
+	check "no kernel warnings in either guest" check_kernel_reports
+	kmsg_both "rnbd-rs-selftest: end $TEST_NAME"
+	# The plan goes last: the number of checks depends on the path taken.
+	ktap_set_plan $((KTAP_CNT_PASS + KTAP_CNT_FAIL + KTAP_CNT_SKIP))
+	ktap_finished
+}
+
+skip_all() { ktap_skip_all "$*"; exit "$KSFT_SKIP"; }
+
+# The upstream C modules of the reference peers, by path: modprobe would pick
+# ours from updates/.
+c_mod_dir() { echo "/lib/modules/$(uname -r)/kernel"; }
+c_rtrs_load() { # client|server
+	local d
+	d=$(c_mod_dir)
+	modprobe -a ib_core rdma_cm || return
+	insmod "$d/drivers/infiniband/ulp/rtrs/rtrs-core.ko" &&
+		insmod "$d/drivers/infiniband/ulp/rtrs/rtrs-$1.ko" &&
+		insmod "$d/drivers/block/rnbd/rnbd-$1.ko"
+}
+c_rtrs_unload() { # client|server
+	rmmod "rnbd_$1" "rtrs_$1" rtrs_core
+}
+# The same on the server guest.
+srv_fn() { # <function> <args...>: run one of the functions above in srv
+	srv "$(declare -f c_mod_dir c_rtrs_load c_rtrs_unload); $*"
+}
+
+# Whether a module is loaded here.
+loaded() { [ -d "/sys/module/$1" ]; }
+
+# Memory-backed null_blk in the server guest, the backing device of the
+# data tests: /dev/nullb0, 1 GiB (pages are allocated on first write).
+srv_nullb() { srv modprobe null_blk nr_devices=1 memory_backed=1 gb=1 bs=512 && srv test -b /dev/nullb0; }
+
+# wait_for <secs> <command...>: poll until the command succeeds.
+wait_for() {
+	local t=$1
+	shift
+	for _ in $(seq $((t * 5))); do "$@" && return 0; sleep 0.2; done
+	return 1
+}
+
+# fio write+verify of $2 over device $1 with block sizes from 512 B to 128 KiB.
+fio_verify() {
+	fio --name=verify --filename="$1" --direct=1 --ioengine=libaio --iodepth=16 \
+		--rw=randwrite --bsrange=512-128k --bs_unaligned=0 --size="$2" \
+		--verify=crc32c --verify_fatal=1 --do_verify=1 --randrepeat=0 \
+		--output=/tmp/fio-verify.log >/dev/null 2>&1 ||
+		{ sed 's/^/# /' /tmp/fio-verify.log | tail -20; return 1; }
+}
+
+# ext4 on device $1: mkfs, mount, write a file, remount, compare checksums.
+ext4_roundtrip() {
+	local dev=$1 mnt sum1 sum2
+	mnt=$(mktemp -d /tmp/rnbd-mnt.XXXX)
+	mkfs.ext4 -q -F "$dev" &&
+		mount "$dev" "$mnt" &&
+		dd if=/dev/urandom of="$mnt/file" bs=1M count=16 status=none &&
+		sum1=$(sha256sum <"$mnt/file") &&
+		umount "$mnt" &&
+		echo 3 >/proc/sys/vm/drop_caches &&
+		mount "$dev" "$mnt" &&
+		sum2=$(sha256sum <"$mnt/file") &&
+		umount "$mnt" &&
+		rmdir "$mnt" &&
+		ktap_print_msg "ext4 file sha256 ${sum1%% *}" &&
+		[ "$sum1" = "$sum2" ]
+}

@@ -1,0 +1,26 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Two rdma_cm endpoints of the `rdma` crate, one per guest, connect and
+# complete one RDMA WRITE WITH IMM into a fast-registered buffer; the server
+# checks the immediate, the length and every byte.  Once per link (rxe0, rxe1).
+. "$(dirname "$0")/lib.sh"
+test_begin rdma_write_imm
+
+result() { srv cat /sys/module/rdma_selftest/parameters/result; }
+passed() { result | grep -q '^PASS'; }
+
+for link in 0 1; do
+	ip=10.99.$link.2
+	check "link $link: server listens on $ip" srv modprobe rdma_selftest role=server addr="$ip" len=65536
+	check "link $link: client write completes" modprobe rdma_selftest role=client addr="$ip" len=65536
+	ktap_print_msg "link $link: server says: $(result)"
+	check "link $link: server verified imm, length and payload" passed
+	rmmod rdma_selftest 2>/dev/null
+	srv rmmod rdma_selftest
+	check "link $link: both modules unloaded" bash -c "! [ -d /sys/module/rdma_selftest ]"
+done
+
+# A client must fail cleanly when nobody listens.
+check "client without server fails to load" bash -c '! modprobe rdma_selftest role=client addr=10.99.0.2'
+check "and leaves nothing loaded" bash -c "! [ -d /sys/module/rdma_selftest ]"
+test_end

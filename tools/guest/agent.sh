@@ -1,0 +1,59 @@
+#!/bin/bash
+# Guest side of the harness (runs as the guest's init command under vng).
+#
+#   agent.sh <name> <ctl dir> <shared dir>
+#
+# Configures the two test links and their rxe devices, then executes command
+# files dropped into <ctl dir>/cmd (by the host) and <shared dir>/<name>/cmd
+# (by the other guest), writing <id>.out and <id>.rc next to them.  A file
+# named "stop" ends the agent, and with it the VM.
+set -u
+name=$1 ctl=$2 shared=$3
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export RNBD_VM=$name RNBD_SHARED=$shared
+mkdir -p "$ctl/cmd" "$shared/$name/cmd"
+log() { echo "agent[$name]: $*" >/dev/kmsg; }
+
+# Host number on the links: client .1, server .2.
+case $name in
+clt) me=1 ;;
+srv) me=2 ;;
+*) me=9 ;;
+esac
+hostname "$name"
+ip link set lo up
+# Our NICs have MACs 52:54:00:99:<link>:<host>; find them by MAC, not name.
+for link in 0 1; do
+	mac=$(printf '52:54:00:99:%02x:%02x' "$link" "$me")
+	dev=$(ip -o link | awk -v m="$mac" 'index($0, m) {sub(":", "", $2); print $2}')
+	if [ -z "$dev" ]; then
+		log "no NIC with MAC $mac"
+		continue
+	fi
+	ip link set "$dev" name "rnbd$link" 2>/dev/null && dev=rnbd$link
+	ip addr add "10.99.$link.$me/24" dev "$dev"
+	ip link set "$dev" up
+done
+modprobe rdma_rxe 2>/dev/null && for link in 0 1; do
+	rdma link add "rxe$link" type rxe netdev "rnbd$link" || log "rxe$link not created"
+done
+log "ready: $(ip -br addr | tr '\n' ' ')"
+echo ready >"$ctl/ready"
+
+run_one() { # <cmd file>
+	local f=$1 base=${1%.sh}
+	mv "$f" "$base.run" || return
+	(cd / && timeout --signal=KILL "${RNBD_CMD_TIMEOUT:-3600}" bash "$base.run") >"$base.out" 2>&1 </dev/null
+	echo $? >"$base.rc.tmp"
+	mv "$base.rc.tmp" "$base.rc"
+}
+
+while :; do
+	for d in "$ctl/cmd" "$shared/$name/cmd"; do
+		for f in "$d"/*.sh; do
+			[ -e "$f" ] && run_one "$f"
+		done
+		[ -e "$d/stop" ] && { log "stop"; rm -f "$d/stop"; exit 0; }
+	done
+	sleep 0.2
+done

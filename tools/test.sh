@@ -1,0 +1,53 @@
+#!/bin/bash
+# The whole test suite: host tests, then the kselftests in the two guests.
+# Sets everything up first (idempotent).  Ends with "N passed, N failed".
+#
+# Environment: FLAVOUR (debug), RNBD_CACHE, RNBD_RUN; see tools/env.sh.
+set -uo pipefail
+. "$(dirname "$0")/env.sh"
+T=$RNBD_TOP/tools
+
+"$T/setup.sh" && "$T/build-kernel.sh" && "$T/build-modules.sh" || {
+	echo "setup or build failed"
+	echo "0 passed, 1 failed"
+	exit 1
+}
+
+RUN=${RNBD_RUN:-/tmp/rnbd-rs-vms}
+OUT=$RUN/results
+rm -rf "$OUT"
+mkdir -p "$OUT"
+pass=0 fail=0 skip=0
+
+# --- host: cargo test of the pure-Rust crates -------------------------------
+log "host tests"
+cargo test --manifest-path "$RNBD_TOP/proto/Cargo.toml" 2>&1 | tee "$OUT/host.log"
+host_rc=${PIPESTATUS[0]}
+hp=$(awk '/^test result:/ {s += $4} END {print s + 0}' "$OUT/host.log")
+hf=$(awk '/^test result:/ {s += $6} END {print s + 0}' "$OUT/host.log")
+[ "$host_rc" != 0 ] && [ "$hf" = 0 ] && hf=1 # did not build
+pass=$((pass + hp)) fail=$((fail + hf))
+
+# --- guests: kselftests ------------------------------------------------------
+trap '"$T/vm.sh" stop >/dev/null 2>&1' EXIT
+if "$T/vm.sh" start; then
+	log "kselftests in the client guest"
+	"$T/vm.sh" exec clt -t 5400 -- \
+		"cd $RNBD_TOP/selftests/rnbd-rs && make -s KSRC=$KSRC run_tests" | tee "$OUT/kselftest.tap"
+	for vm in clt srv; do "$T/vm.sh" dmesg "$vm" >"$OUT/dmesg-$vm.log" 2>&1; done
+	kp=$(grep -cE '^ok [0-9]+ selftests: .*' "$OUT/kselftest.tap" | head -1)
+	ks=$(grep -cE '^ok [0-9]+ selftests: .*# SKIP' "$OUT/kselftest.tap")
+	kf=$(grep -cE '^not ok [0-9]+ selftests: ' "$OUT/kselftest.tap")
+	pass=$((pass + kp - ks)) skip=$((skip + ks)) fail=$((fail + kf))
+	[ $((kp + kf)) -gt 0 ] || { echo "no kselftest ran"; fail=$((fail + 1)); }
+else
+	echo "guests did not start"
+	fail=$((fail + 1))
+fi
+"$T/vm.sh" stop
+trap - EXIT
+
+log "results and guest logs in $OUT"
+[ "$skip" = 0 ] || echo "$skip skipped"
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
