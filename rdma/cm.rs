@@ -36,6 +36,7 @@ impl SockAddr {
 
 /// Kind of a connection manager event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(missing_docs)] // One variant per `RDMA_CM_EVENT_*`, same meaning.
 pub enum EventKind {
     AddrResolved,
     AddrError,
@@ -105,9 +106,13 @@ pub trait Handler: Send + Sync + 'static {
 /// Queue sizes for [`CmId::create_qp`].
 #[derive(Clone, Copy, Debug)]
 pub struct QpCaps {
+    /// Send queue depth.
     pub max_send_wr: u32,
+    /// Receive queue depth.
     pub max_recv_wr: u32,
+    /// SGEs per send work request.
     pub max_send_sge: u32,
+    /// SGEs per receive work request.
     pub max_recv_sge: u32,
 }
 
@@ -115,9 +120,13 @@ pub struct QpCaps {
 pub struct ConnParam<'a> {
     /// Private data sent to the peer (at most 56 bytes for connect on RoCE).
     pub private_data: &'a [u8],
+    /// Outstanding RDMA READs the peer may issue to us.
     pub responder_resources: u8,
+    /// Outstanding RDMA READs we may issue.
     pub initiator_depth: u8,
+    /// Transport retries (0-7).
     pub retry_count: u8,
+    /// Receiver-not-ready retries (7: forever).
     pub rnr_retry_count: u8,
 }
 
@@ -136,10 +145,12 @@ impl ConnParam<'_> {
 }
 
 /// One operation of a send-queue chain.
+#[allow(missing_docs)] // The fields are documented on their variants.
 pub enum SendOp<'a> {
     /// SEND of `sge` (or of nothing).
     Send { sge: Option<Sge> },
-    /// RDMA WRITE of `sge` to the peer's `remote_addr`/`rkey`, with immediate data.
+    /// RDMA WRITE of `sge` to the peer's `remote_addr`/`rkey`, with immediate
+    /// data `imm` (host order).
     WriteImm { sge: Option<Sge>, remote_addr: u64, rkey: u32, imm: u32 },
     /// Fast registration of `mr` with `access`.  The MR must stay alive until
     /// the chain completes (its owner keeps it).
@@ -443,7 +454,8 @@ impl<T: Handler> CmId<T> {
         crate::to_result(unsafe { bindings::rdma_create_qp(self.raw(), pd.as_ptr(), &mut attr) })?;
         // SAFETY: set by the successful call above.
         let ptr = NonNull::new(unsafe { bindings::rrs_cm_id_qp(self.raw()) }).ok_or(EINVAL)?;
-        Ok(self.qp.insert(Qp { ptr, _pd: pd.clone(), _cq: cq.clone() }))
+        let qp: &Qp = self.qp.insert(Qp { ptr, _pd: pd.clone(), _cq: cq.clone() });
+        Ok(qp)
     }
 
     /// The QP, if created.

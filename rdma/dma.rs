@@ -53,8 +53,7 @@ impl DmaBuf {
         if len == 0 || len > u32::MAX as usize {
             return Err(EINVAL);
         }
-        let mut buf = KVec::with_capacity(len, flags)?;
-        buf.resize(len, 0, flags)?;
+        let mut buf = KVec::from_elem(0u8, len, flags)?;
         let dev = pd.device().as_ptr();
         // SAFETY: `buf` is `len` bytes of kmalloc memory that stays allocated
         // (and unmoved) until `drop` unmaps it.

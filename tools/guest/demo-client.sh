@@ -1,0 +1,50 @@
+#!/bin/bash
+# The main job's guest part, run in the client guest by tools/demo.sh: map a
+# device of the server guest over RDMA, put ext4 on it, mount and use it.
+set -eu
+. "$(dirname "$0")/../../selftests/rnbd-rs/lib.sh" >/dev/null
+say() { printf '\n== %s\n' "$*"; }
+
+say "client guest: $(uname -r), RDMA links"
+rdma link show
+say "rnbd-rs rtrs_core (Rust) sees the RDMA devices"
+modprobe rtrs_core
+dmesg | grep 'rtrs_core:' | tail -3
+modprobe -r rtrs_core
+
+say "server guest: 1 GiB null_blk served by rnbd_server"
+srv_nullb
+srv_fn c_rtrs_load server
+c_rtrs_load client
+say "map_device: sessname=demo path=ip:$SRV_IP0 device_path=/dev/nullb0"
+echo "sessname=demo path=ip:$SRV_IP0 device_path=/dev/nullb0 access_mode=rw" >/sys/class/rnbd-client/ctl/map_device
+wait_for 30 test -b /dev/rnbd0
+lsblk /dev/rnbd0
+grep . /sys/block/rnbd0/rnbd/{state,session,mapping_path,access_mode}
+
+say "mkfs.ext4 /dev/rnbd0, mount, use"
+mnt=$(mktemp -d /tmp/rnbd0.XXXX)
+mkfs.ext4 -q -F /dev/rnbd0
+mount /dev/rnbd0 "$mnt"
+dd if=/dev/urandom of="$mnt/data.bin" bs=1M count=32 status=none
+cp -r /etc/apt "$mnt/"
+sync
+ls -l "$mnt"
+df -h "$mnt"
+sum1=$(sha256sum <"$mnt/data.bin")
+umount "$mnt"
+echo 3 >/proc/sys/vm/drop_caches
+mount /dev/rnbd0 "$mnt"
+sum2=$(sha256sum <"$mnt/data.bin")
+echo "sha256 before remount: ${sum1%% *}"
+echo "sha256 after remount:  ${sum2%% *}"
+[ "$sum1" = "$sum2" ]
+umount "$mnt"
+
+say "unmap and unload"
+echo normal >/sys/block/rnbd0/rnbd/unmap_device
+wait_for 30 bash -c '! test -e /sys/block/rnbd0'
+c_rtrs_unload client
+srv_fn c_rtrs_unload server
+srv modprobe -r null_blk
+echo "demo OK"
