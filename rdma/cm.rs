@@ -339,6 +339,20 @@ impl IdRef<'_> {
         Ok(CmId { id: self.id, handler: ctx, qp: None })
     }
 
+    /// Accepts the connect request this event is for.
+    ///
+    /// Only here: rdma_cm requires the id's handler lock, which is held
+    /// exactly while its event handler runs.  Create the QP first.
+    pub fn accept(&self, param: &ConnParam<'_>) -> Result {
+        if !self.connect_request {
+            return Err(EINVAL);
+        }
+        let mut p = param.raw()?;
+        // SAFETY: live id, inside its connect request event (handler lock
+        // held); `p` and its private data are valid for the call.
+        crate::to_result(unsafe { bindings::rdma_accept(self.id.as_ptr(), &mut p) })
+    }
+
     /// Posts on the id's QP, if it has one (see [`Qp::post_send`]).
     pub fn post_send<T: Completion>(&self, ops: &[SendOp<'_>], owner: KBox<Posted<T>>) -> Result {
         // SAFETY: the id is live during the event, and its QP is destroyed
@@ -464,17 +478,13 @@ impl<T: Handler> CmId<T> {
     }
 
     /// Connects (active side, after `RouteResolved`).
+    ///
+    /// Takes the id's handler lock, so it must not be called from this id's
+    /// own event handler.
     pub fn connect(&self, param: &ConnParam<'_>) -> Result {
         let mut p = param.raw()?;
         // SAFETY: live id; `p` and its private data are valid for the call.
-        crate::to_result(unsafe { bindings::rdma_connect_locked(self.raw(), &mut p) })
-    }
-
-    /// Accepts a connect request (passive side, inside its event).
-    pub fn accept(&self, param: &ConnParam<'_>) -> Result {
-        let mut p = param.raw()?;
-        // SAFETY: as in `connect`.
-        crate::to_result(unsafe { bindings::rdma_accept(self.raw(), &mut p) })
+        crate::to_result(unsafe { bindings::rdma_connect(self.raw(), &mut p) })
     }
 
     /// Starts a disconnect; `Disconnected` follows.

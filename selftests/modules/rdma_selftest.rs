@@ -157,7 +157,7 @@ impl Listener {
         // (see `rdma::cm::Handler`): it is parked in `slot` first.
         let conn = slot.insert(ServerConn { id: id.adopt(Arc::new(ConnHandler(s.clone()), GFP_KERNEL)?)?, mr, info: Some(info) });
         conn.id.create_qp(&pd, &cq, CAPS)?;
-        conn.id.accept(&conn_param(&[]))
+        id.accept(&conn_param(&[]))
     }
 }
 
