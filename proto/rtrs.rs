@@ -31,10 +31,20 @@ pub enum Imm {
     /// Client to server: an IO request in buffer `buf_id` ending at `off`
     /// (payload `buf_id << mem_bits | off`; decoding needs `mem_bits`, so the
     /// raw payload is kept here).
-    IoReq { payload: u32 },
+    IoReq {
+        /// `buf_id << mem_bits | off`.
+        payload: u32,
+    },
     /// Server to client: IO `msg_id` finished with `errno` (0 or negative);
     /// `with_inval` says the server also invalidated the client's rkey.
-    IoRsp { msg_id: u32, errno: i32, with_inval: bool },
+    IoRsp {
+        /// The request's id (19 bits).
+        msg_id: u32,
+        /// 0 or a negative errno (9 bits of magnitude).
+        errno: i32,
+        /// The server invalidated the client's rkey (SEND_WITH_INV).
+        with_inval: bool,
+    },
     /// Heartbeat.
     HbMsg,
     /// Heartbeat acknowledgement.

@@ -93,9 +93,12 @@ pub struct Event<'a> {
 
 /// Receiver of connection manager events for the ids created with it.
 ///
-/// Runs in process context (it may sleep), serialised per id.  It must not
-/// drop the [`CmId`] the event is for: `rdma_destroy_id` waits for running
-/// handlers of that id, which would deadlock.
+/// Runs in process context (it may sleep), serialised per id, with the id's
+/// handler lock held (for a connect request, the listener's too).  Hence:
+/// it must not drop a [`CmId`] or call [`CmId::connect`] for the id it runs
+/// for, and nobody may drop a `CmId` while holding a lock its handler takes.
+/// On [`EventKind::DeviceRemoval`] the owner must drop the id soon, from
+/// another context: the device's removal waits for it.
 pub trait Handler: Send + Sync + 'static {
     /// Handles `ev` on `id`.  For [`EventKind::ConnectRequest`] on a listener,
     /// `id` is the new connection's id: adopt it with [`IdRef::adopt`], or it
@@ -145,26 +148,162 @@ impl ConnParam<'_> {
 }
 
 /// One operation of a send-queue chain.
+///
+/// Its SGEs and MR are borrowed from the request's owner (see
+/// [`Qp::post_send`]), which keeps them alive until the chain completes.
 #[allow(missing_docs)] // The fields are documented on their variants.
 pub enum SendOp<'a> {
     /// SEND of `sge` (or of nothing).
-    Send { sge: Option<Sge> },
+    Send { sge: Option<Sge<'a>> },
     /// RDMA WRITE of `sge` to the peer's `remote_addr`/`rkey`, with immediate
     /// data `imm` (host order).
-    WriteImm { sge: Option<Sge>, remote_addr: u64, rkey: u32, imm: u32 },
-    /// Fast registration of `mr` with `access`.  The MR must stay alive until
-    /// the chain completes (its owner keeps it).
+    WriteImm { sge: Option<Sge<'a>>, remote_addr: u64, rkey: u32, imm: u32 },
+    /// Fast registration of `mr` with `access`.
     Reg { mr: &'a FrMr, access: Access },
     /// Local invalidation of `rkey`.
     LocalInv { rkey: u32 },
+}
+
+/// Longest send chain.
+pub const MAX_CHAIN: usize = 4;
+
+/// Posts a send chain on the raw QP `qp`.
+///
+/// # Safety
+///
+/// `qp` must be a live QP.
+unsafe fn post_send_raw<T: Completion, const N: usize>(
+    qp: *mut bindings::ib_qp,
+    owner: KBox<Posted<T>>,
+    ops: impl for<'a> FnOnce(&'a T) -> Result<[SendOp<'a>; N]>,
+) -> Result {
+    if N == 0 || N > MAX_CHAIN {
+        return Err(EINVAL);
+    }
+    let mut sges = [bindings::ib_sge::default(); MAX_CHAIN];
+    let mut has_sge = [false; MAX_CHAIN];
+    let mut rdma = [bindings::ib_rdma_wr::default(); MAX_CHAIN];
+    let mut reg = [bindings::ib_reg_wr::default(); MAX_CHAIN];
+    let mut is_reg = [false; MAX_CHAIN];
+    // First the values, while the owner is borrowed; no pointers yet.
+    for (i, op) in ops(owner.get())?.iter().enumerate() {
+        let sge = match op {
+            SendOp::Send { sge } => {
+                rdma[i].wr.opcode = bindings::ib_wr_opcode_IB_WR_SEND;
+                sge
+            }
+            SendOp::WriteImm { sge, remote_addr, rkey, imm } => {
+                rdma[i].remote_addr = *remote_addr;
+                rdma[i].rkey = *rkey;
+                rdma[i].wr.opcode = bindings::ib_wr_opcode_IB_WR_RDMA_WRITE_WITH_IMM;
+                rdma[i].wr.ex.imm_data = imm.to_be();
+                sge
+            }
+            SendOp::Reg { mr, access } => {
+                reg[i].mr = mr.as_ptr();
+                reg[i].key = mr.rkey();
+                reg[i].access = access.raw();
+                reg[i].wr.opcode = bindings::ib_wr_opcode_IB_WR_REG_MR;
+                is_reg[i] = true;
+                &None
+            }
+            SendOp::LocalInv { rkey } => {
+                rdma[i].wr.opcode = bindings::ib_wr_opcode_IB_WR_LOCAL_INV;
+                rdma[i].wr.ex.invalidate_rkey = *rkey;
+                &None
+            }
+        };
+        if let Some(s) = sge {
+            sges[i] = s.raw();
+            has_sge[i] = true;
+        }
+    }
+    // Then the links, through raw pointers only.
+    let cqe = Posted::into_cqe(owner);
+    let (sp, rp, gp) = (sges.as_mut_ptr(), rdma.as_mut_ptr(), reg.as_mut_ptr());
+    let mut wrs: [*mut bindings::ib_send_wr; MAX_CHAIN] = [core::ptr::null_mut(); MAX_CHAIN];
+    for i in 0..N {
+        // SAFETY: `i < N <= MAX_CHAIN`, so every pointer is inside its local
+        // array, which outlives the post below.
+        unsafe {
+            let wr = if is_reg[i] {
+                core::ptr::addr_of_mut!((*gp.add(i)).wr)
+            } else {
+                core::ptr::addr_of_mut!((*rp.add(i)).wr)
+            };
+            if has_sge[i] {
+                (*wr).sg_list = sp.add(i);
+                (*wr).num_sge = 1;
+            }
+            if i == N - 1 {
+                (*wr).__bindgen_anon_1.wr_cqe = cqe;
+                (*wr).send_flags = bindings::ib_send_flags_IB_SEND_SIGNALED as i32;
+            } else {
+                (*wr).__bindgen_anon_1.wr_cqe = CHAIN_CQE.as_ptr();
+            }
+            if i > 0 {
+                (*wrs[i - 1]).next = wr;
+            }
+            wrs[i] = wr;
+        }
+    }
+    let mut bad: *const bindings::ib_send_wr = core::ptr::null();
+    // SAFETY: `qp` is live (contract); the chain and its SGEs are valid for
+    // the call, which copies them; the buffers and MRs they name belong to
+    // the owner behind `cqe`, which the completion returns.
+    let ret = unsafe { bindings::rrs_ib_post_send(qp, wrs[0], &mut bad) };
+    if ret == 0 {
+        return Ok(());
+    }
+    if bad == wrs[0].cast_const() {
+        // Nothing was posted: take the owner back.
+        // SAFETY: the device never saw `cqe`.
+        drop(unsafe { Posted::<T>::from_cqe(cqe) });
+    } else {
+        // Part of the chain is on the device and may still use the owner's
+        // buffers, but no completion will return the owner: leaking it is the
+        // only safe choice.
+        pr_err!("partial post of a send chain ({}), owner leaked\n", ret);
+    }
+    Err(Error::from_errno(ret))
+}
+
+/// Posts one receive.
+///
+/// # Safety
+///
+/// `qp` must be a live QP.
+unsafe fn post_recv_raw<T: Completion>(
+    qp: *mut bindings::ib_qp,
+    owner: KBox<Posted<T>>,
+    sge: impl for<'a> FnOnce(&'a T) -> Result<Option<Sge<'a>>>,
+) -> Result {
+    let sge = sge(owner.get())?.map(|s| s.raw());
+    let mut s = sge.unwrap_or_default();
+    let mut wr = bindings::ib_recv_wr::default();
+    wr.__bindgen_anon_1.wr_cqe = Posted::into_cqe(owner);
+    if sge.is_some() {
+        wr.sg_list = &mut s;
+        wr.num_sge = 1;
+    }
+    let mut bad: *const bindings::ib_recv_wr = core::ptr::null();
+    // SAFETY: `qp` is live; `wr` and `s` are valid for the call; the buffer
+    // belongs to the owner, which the completion returns.
+    let ret = unsafe { bindings::rrs_ib_post_recv(qp, &wr, &mut bad) };
+    if ret != 0 {
+        // SAFETY: a single WR that failed to post was never seen by the device.
+        drop(unsafe { Posted::<T>::from_cqe(wr.__bindgen_anon_1.wr_cqe) });
+        return Err(Error::from_errno(ret));
+    }
+    Ok(())
 }
 
 /// An RC queue pair created on a [`CmId`].
 ///
 /// # Invariants
 ///
-/// `ptr` was created by `rdma_create_qp` with `pd` and `cq`, and is destroyed
-/// only after the QP was drained and its id destroyed.
+/// `ptr` was created by `rdma_create_qp` with `pd` and `cq` and is destroyed by
+/// [`CmId`]'s `drop`, after it was drained.
 pub struct Qp {
     ptr: NonNull<bindings::ib_qp>,
     _pd: Arc<Pd>,
@@ -176,134 +315,31 @@ unsafe impl Send for Qp {}
 // SAFETY: as above.
 unsafe impl Sync for Qp {}
 
-/// Posts a send chain on the raw QP `qp`.
-///
-/// # Safety
-///
-/// `qp` must be a live QP.
-unsafe fn post_send_raw<T: Completion>(qp: *mut bindings::ib_qp, ops: &[SendOp<'_>], owner: KBox<Posted<T>>) -> Result {
-    const MAX: usize = 4;
-    if ops.is_empty() || ops.len() > MAX {
-        return Err(EINVAL);
-    }
-    let mut sges = [bindings::ib_sge::default(); MAX];
-    let mut rdma = [bindings::ib_rdma_wr::default(); MAX];
-    let mut reg = [bindings::ib_reg_wr::default(); MAX];
-    let cqe = Posted::into_cqe(owner);
-    let last = ops.len() - 1;
-    let mut wrs: [*mut bindings::ib_send_wr; MAX] = [core::ptr::null_mut(); MAX];
-    for (i, op) in ops.iter().enumerate() {
-        let wr: &mut bindings::ib_send_wr = match op {
-            SendOp::Send { sge } => {
-                let w = &mut rdma[i].wr;
-                w.opcode = bindings::ib_wr_opcode_IB_WR_SEND;
-                if let Some(s) = sge {
-                    sges[i] = s.raw();
-                    w.sg_list = &mut sges[i];
-                    w.num_sge = 1;
-                }
-                w
-            }
-            SendOp::WriteImm { sge, remote_addr, rkey, imm } => {
-                rdma[i].remote_addr = *remote_addr;
-                rdma[i].rkey = *rkey;
-                let w = &mut rdma[i].wr;
-                w.opcode = bindings::ib_wr_opcode_IB_WR_RDMA_WRITE_WITH_IMM;
-                w.ex.imm_data = imm.to_be();
-                if let Some(s) = sge {
-                    sges[i] = s.raw();
-                    w.sg_list = &mut sges[i];
-                    w.num_sge = 1;
-                }
-                w
-            }
-            SendOp::Reg { mr, access } => {
-                reg[i].mr = mr.as_ptr();
-                reg[i].key = mr.rkey();
-                reg[i].access = access.raw();
-                let w = &mut reg[i].wr;
-                w.opcode = bindings::ib_wr_opcode_IB_WR_REG_MR;
-                w
-            }
-            SendOp::LocalInv { rkey } => {
-                let w = &mut rdma[i].wr;
-                w.opcode = bindings::ib_wr_opcode_IB_WR_LOCAL_INV;
-                w.ex.invalidate_rkey = *rkey;
-                w
-            }
-        };
-        if i == last {
-            wr.__bindgen_anon_1.wr_cqe = cqe;
-            wr.send_flags = bindings::ib_send_flags_IB_SEND_SIGNALED as i32;
-        } else {
-            wr.__bindgen_anon_1.wr_cqe = CHAIN_CQE.as_ptr();
-        }
-        wrs[i] = wr;
-    }
-    for i in 0..last {
-        // SAFETY: both pointers are into the local arrays above.
-        unsafe { (*wrs[i]).next = wrs[i + 1] };
-    }
-    let mut bad: *const bindings::ib_send_wr = core::ptr::null();
-    // SAFETY: `qp` is live (contract); the chain and its SGEs are valid for the
-    // call, which copies them; the buffers they name are owned by `owner`.
-    let ret = unsafe { bindings::rrs_ib_post_send(qp, wrs[0], &mut bad) };
-    if ret == 0 {
-        return Ok(());
-    }
-    if bad == wrs[0] as *const _ {
-        // Nothing was posted: take the owner back.
-        // SAFETY: the device never saw `cqe`.
-        drop(unsafe { Posted::<T>::from_cqe(cqe) });
-    } else {
-        // Part of the chain is on the device and may still use the owner's
-        // buffers, but no completion will return the owner: leaking it is the
-        // only safe choice.
-        pr_err!("rdma: partial post of a send chain ({}), owner leaked\n", ret);
-    }
-    Err(Error::from_errno(ret))
-}
-
-/// Posts one receive.
-///
-/// # Safety
-///
-/// `qp` must be a live QP.
-unsafe fn post_recv_raw<T: Completion>(qp: *mut bindings::ib_qp, sge: Option<Sge>, owner: KBox<Posted<T>>) -> Result {
-    let mut s = sge.map(|s| s.raw()).unwrap_or_default();
-    let mut wr = bindings::ib_recv_wr::default();
-    wr.__bindgen_anon_1.wr_cqe = Posted::into_cqe(owner);
-    if sge.is_some() {
-        wr.sg_list = &mut s;
-        wr.num_sge = 1;
-    }
-    let mut bad: *const bindings::ib_recv_wr = core::ptr::null();
-    // SAFETY: `qp` is live; `wr` and `s` are valid for the call.
-    let ret = unsafe { bindings::rrs_ib_post_recv(qp, &wr, &mut bad) };
-    if ret != 0 {
-        // SAFETY: a single WR that failed to post was never seen by the device.
-        drop(unsafe { Posted::<T>::from_cqe(wr.__bindgen_anon_1.wr_cqe) });
-        return Err(Error::from_errno(ret));
-    }
-    Ok(())
-}
-
 impl Qp {
     /// Posts a chain of send-queue operations owned by `owner`.
     ///
-    /// Only the last operation is signaled; its completion (or the flush of
-    /// the chain) returns `owner` through [`Completion::done`].  `owner` must
-    /// own every buffer the SGEs refer to.
-    pub fn post_send<T: Completion>(&self, ops: &[SendOp<'_>], owner: KBox<Posted<T>>) -> Result {
+    /// `ops` builds the chain from a borrow of the owner, so every buffer and
+    /// MR it names is the owner's and lives until the owner comes back.  Only
+    /// the last operation is signaled; its completion (or the flush of the
+    /// chain) returns `owner` through [`Completion::done`].
+    pub fn post_send<T: Completion, const N: usize>(
+        &self,
+        owner: KBox<Posted<T>>,
+        ops: impl for<'a> FnOnce(&'a T) -> Result<[SendOp<'a>; N]>,
+    ) -> Result {
         // SAFETY: live QP (type invariant).
-        unsafe { post_send_raw(self.ptr.as_ptr(), ops, owner) }
+        unsafe { post_send_raw(self.ptr.as_ptr(), owner, ops) }
     }
 
-    /// Posts a receive into `sge` (or of an RDMA WRITE WITH IMM's immediate
-    /// only), owned by `owner`, which must own the buffer of `sge`.
-    pub fn post_recv<T: Completion>(&self, sge: Option<Sge>, owner: KBox<Posted<T>>) -> Result {
+    /// Posts a receive into the owner's buffer named by `sge` (`None`: a
+    /// receive for an RDMA WRITE WITH IMM's immediate only).
+    pub fn post_recv<T: Completion>(
+        &self,
+        owner: KBox<Posted<T>>,
+        sge: impl for<'a> FnOnce(&'a T) -> Result<Option<Sge<'a>>>,
+    ) -> Result {
         // SAFETY: live QP (type invariant).
-        unsafe { post_recv_raw(self.ptr.as_ptr(), sge, owner) }
+        unsafe { post_recv_raw(self.ptr.as_ptr(), owner, sge) }
     }
 }
 
@@ -344,7 +380,9 @@ impl IdRef<'_> {
     /// Only here: rdma_cm requires the id's handler lock, which is held
     /// exactly while its event handler runs.  Create the QP first.
     pub fn accept(&self, param: &ConnParam<'_>) -> Result {
-        if !self.connect_request {
+        // Accepting an id nobody adopted would hand an accepted connection
+        // back to rdma_cm for destruction.
+        if !self.connect_request || !self.adopted.get() {
             return Err(EINVAL);
         }
         let mut p = param.raw()?;
@@ -354,15 +392,19 @@ impl IdRef<'_> {
     }
 
     /// Posts on the id's QP, if it has one (see [`Qp::post_send`]).
-    pub fn post_send<T: Completion>(&self, ops: &[SendOp<'_>], owner: KBox<Posted<T>>) -> Result {
+    pub fn post_send<T: Completion, const N: usize>(
+        &self,
+        owner: KBox<Posted<T>>,
+        ops: impl for<'a> FnOnce(&'a T) -> Result<[SendOp<'a>; N]>,
+    ) -> Result {
         // SAFETY: the id is live during the event, and its QP is destroyed
-        // only after the id (see `CmId::drop`).
+        // only under the id's handler lock, which is held while this runs.
         let qp = unsafe { bindings::rrs_cm_id_qp(self.id.as_ptr()) };
         if qp.is_null() {
-            return Err(ENOTCONN);
+            return Err(crate::code::enotconn());
         }
         // SAFETY: as above.
-        unsafe { post_send_raw(qp, ops, owner) }
+        unsafe { post_send_raw(qp, owner, ops) }
     }
 }
 
@@ -496,18 +538,22 @@ impl<T: Handler> CmId<T> {
 
 impl<T: Handler> Drop for CmId<T> {
     fn drop(&mut self) {
-        if let Some(qp) = &self.qp {
-            // Flush every posted request, so all owners come back before
-            // their buffers, MRs and PD go.
-            // SAFETY: live QP whose CQ is not polled directly.
-            unsafe { bindings::ib_drain_qp(qp.ptr.as_ptr()) };
+        if let Some(qp) = self.qp.take() {
+            // Under the handler lock no event handler can post while the QP
+            // is drained (every posted request flushed back to its owner),
+            // and `rdma_destroy_qp` clears `id->qp`, so none can post after.
+            // SAFETY: live id and QP; the QP's CQ is not polled directly;
+            // we are not inside this id's handler (see `Handler`).
+            unsafe {
+                bindings::rdma_lock_handler(self.raw());
+                bindings::ib_drain_qp(qp.ptr.as_ptr());
+                bindings::rdma_destroy_qp(self.raw());
+                bindings::rdma_unlock_handler(self.raw());
+            }
+            // The PD and CQ references go with `qp`.
         }
         // SAFETY: live id; this waits for running handlers and stops new ones.
         unsafe { bindings::rdma_destroy_id(self.raw()) };
-        if let Some(qp) = self.qp.take() {
-            // SAFETY: drained, and its id is gone, so no handler can post.
-            unsafe { bindings::rrs_ib_destroy_qp(qp.ptr.as_ptr()) };
-        }
         // SAFETY: from `Arc::into_raw` at creation; no handler runs any more.
         drop(unsafe { Arc::from_raw(self.handler) });
     }
@@ -541,7 +587,7 @@ unsafe extern "C" fn event_trampoline<T: Handler>(
     handler.event(&idref, &Event { kind, status: ev.status, private_data: pd });
     // A connect request nobody adopted: non-zero makes rdma_cm destroy it.
     if kind == EventKind::ConnectRequest && !adopted.get() {
-        return -(ECONNREFUSED.to_errno().abs());
+        return crate::code::econnrefused().to_errno();
     }
     0
 }

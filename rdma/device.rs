@@ -62,7 +62,7 @@ impl<'a> Device<'a> {
 ///
 /// Both run in process context and may sleep.  The RDMA core serialises them
 /// per device.
-pub trait ClientOps: Sync + 'static {
+pub trait ClientOps: Send + Sync + 'static {
     /// A device appeared (or was present when the client registered).
     fn add(&self, dev: Device<'_>) -> Result;
     /// A device for which `add` succeeded is going away.
@@ -171,10 +171,14 @@ static SLOT_CLIENT: [AtomicPtr<bindings::ib_client>; SLOTS] =
     [const { AtomicPtr::new(core::ptr::null_mut()) }; SLOTS];
 
 fn key_of<T: ClientOps>() -> usize {
-    add_trampoline::<T> as usize
+    add_trampoline::<T> as *const () as usize
 }
 
 fn slot_claim<T: ClientOps>(client: *mut bindings::ib_client) -> Result<usize> {
+    // `add` could not tell two registrations of one `T` apart.
+    if SLOT_KEY.iter().any(|k| k.load(Ordering::Acquire) == key_of::<T>()) {
+        return Err(EBUSY);
+    }
     for i in 0..SLOTS {
         if SLOT_KEY[i].compare_exchange(0, key_of::<T>(), Ordering::AcqRel, Ordering::Acquire).is_ok() {
             SLOT_CLIENT[i].store(client, Ordering::Release);

@@ -106,12 +106,35 @@ impl DmaBuf {
 
     /// A scatter/gather entry covering `len` bytes from `off`, with the PD's
     /// local DMA lkey.
-    pub fn sge(&self, off: usize, len: usize) -> Result<crate::wr::Sge> {
+    pub fn sge(&self, off: usize, len: usize) -> Result<crate::wr::Sge<'_>> {
         let end = off.checked_add(len).ok_or(EINVAL)?;
         if end > self.len() {
             return Err(EINVAL);
         }
-        Ok(crate::wr::Sge { addr: self.addr + off as u64, length: len as u32, lkey: self.pd.local_dma_lkey() })
+        Ok(crate::wr::Sge {
+            addr: self.addr + off as u64,
+            length: len as u32,
+            lkey: self.pd.local_dma_lkey(),
+            _buf: core::marker::PhantomData,
+        })
+    }
+
+    /// Copies `dst.len()` bytes from `off` out of a buffer the peer may still
+    /// write into (one exposed through an rkey): no reference to the shared
+    /// memory is created, only a copy.
+    pub(crate) fn read_shared(&self, off: usize, dst: &mut [u8]) -> Result {
+        let end = off.checked_add(dst.len()).ok_or(EINVAL)?;
+        if end > self.len() {
+            return Err(EINVAL);
+        }
+        let dev = self.pd.device().as_ptr();
+        // SAFETY: `addr`/`len` is our live mapping (type invariant).
+        unsafe { bindings::rrs_ib_dma_sync_single_for_cpu(dev, self.addr, self.len(), self.dir.raw()) };
+        // SAFETY: `off..end` is inside the allocation (checked above); `dst`
+        // is a distinct, writable local slice.  The source is read through a
+        // raw pointer because the device may write it concurrently.
+        unsafe { core::ptr::copy_nonoverlapping(self.buf.as_ptr().add(off), dst.as_mut_ptr(), dst.len()) };
+        Ok(())
     }
 }
 

@@ -5,55 +5,70 @@
  */
 #include <linux/device.h>
 #include <linux/dma-mapping.h>
+#include <linux/export.h>
 #include "helpers.h"
+
+/*
+ * Exported: generic Rust code that calls these is instantiated in the modules
+ * using the rdma crate, not only in rtrs-core.ko.
+ */
 
 const char *rrs_dev_name(struct ib_device *dev)
 {
 	return dev_name(&dev->dev);
 }
+EXPORT_SYMBOL_GPL(rrs_dev_name);
 
 struct ib_pd *rrs_ib_alloc_pd(struct ib_device *dev, unsigned int flags)
 {
 	return ib_alloc_pd(dev, flags);
 }
+EXPORT_SYMBOL_GPL(rrs_ib_alloc_pd);
 
 void rrs_ib_dealloc_pd(struct ib_pd *pd)
 {
 	ib_dealloc_pd(pd);
 }
+EXPORT_SYMBOL_GPL(rrs_ib_dealloc_pd);
 
 struct ib_cq *rrs_ib_alloc_cq(struct ib_device *dev, void *private, int nr_cqe,
 			      int comp_vector, enum ib_poll_context poll_ctx)
 {
 	return ib_alloc_cq(dev, private, nr_cqe, comp_vector, poll_ctx);
 }
+EXPORT_SYMBOL_GPL(rrs_ib_alloc_cq);
 
 int rrs_ib_post_send(struct ib_qp *qp, const struct ib_send_wr *wr,
 		     const struct ib_send_wr **bad_wr)
 {
 	return ib_post_send(qp, wr, bad_wr);
 }
+EXPORT_SYMBOL_GPL(rrs_ib_post_send);
 
 int rrs_ib_post_recv(struct ib_qp *qp, const struct ib_recv_wr *wr,
 		     const struct ib_recv_wr **bad_wr)
 {
 	return ib_post_recv(qp, wr, bad_wr);
 }
+EXPORT_SYMBOL_GPL(rrs_ib_post_recv);
 
 int rrs_ib_dereg_mr(struct ib_mr *mr)
 {
 	return ib_dereg_mr(mr);
 }
+EXPORT_SYMBOL_GPL(rrs_ib_dereg_mr);
 
 u32 rrs_ib_inc_rkey(u32 rkey)
 {
 	return ib_inc_rkey(rkey);
 }
+EXPORT_SYMBOL_GPL(rrs_ib_inc_rkey);
 
 void rrs_ib_update_fast_reg_key(struct ib_mr *mr, u8 newkey)
 {
 	ib_update_fast_reg_key(mr, newkey);
 }
+EXPORT_SYMBOL_GPL(rrs_ib_update_fast_reg_key);
 
 struct rdma_cm_id *rrs_rdma_create_id(rdma_cm_event_handler handler,
 				      void *context, enum rdma_ucm_port_space ps,
@@ -61,35 +76,41 @@ struct rdma_cm_id *rrs_rdma_create_id(rdma_cm_event_handler handler,
 {
 	return rdma_create_id(&init_net, handler, context, ps, qp_type);
 }
+EXPORT_SYMBOL_GPL(rrs_rdma_create_id);
 
 u64 rrs_ib_dma_map_single(struct ib_device *dev, void *cpu_addr, size_t size,
 			  enum dma_data_direction dir)
 {
 	return ib_dma_map_single(dev, cpu_addr, size, dir);
 }
+EXPORT_SYMBOL_GPL(rrs_ib_dma_map_single);
 
 void rrs_ib_dma_unmap_single(struct ib_device *dev, u64 addr, size_t size,
 			     enum dma_data_direction dir)
 {
 	ib_dma_unmap_single(dev, addr, size, dir);
 }
+EXPORT_SYMBOL_GPL(rrs_ib_dma_unmap_single);
 
 int rrs_ib_dma_mapping_error(struct ib_device *dev, u64 dma_addr)
 {
 	return ib_dma_mapping_error(dev, dma_addr);
 }
+EXPORT_SYMBOL_GPL(rrs_ib_dma_mapping_error);
 
 void rrs_ib_dma_sync_single_for_cpu(struct ib_device *dev, u64 addr,
 				    size_t size, enum dma_data_direction dir)
 {
 	ib_dma_sync_single_for_cpu(dev, addr, size, dir);
 }
+EXPORT_SYMBOL_GPL(rrs_ib_dma_sync_single_for_cpu);
 
 void rrs_ib_dma_sync_single_for_device(struct ib_device *dev, u64 addr,
 				       size_t size, enum dma_data_direction dir)
 {
 	ib_dma_sync_single_for_device(dev, addr, size, dir);
 }
+EXPORT_SYMBOL_GPL(rrs_ib_dma_sync_single_for_device);
 
 /* An already DMA-mapped buffer as a one-entry scatterlist for ib_map_mr_sg(). */
 void rrs_sg_set_dma(struct scatterlist *sg, u64 dma_addr, unsigned int len)
@@ -98,28 +119,22 @@ void rrs_sg_set_dma(struct scatterlist *sg, u64 dma_addr, unsigned int len)
 	sg_dma_address(sg) = dma_addr;
 	sg_dma_len(sg) = len;
 }
-
-void *rrs_ib_get_client_data(struct ib_device *dev, struct ib_client *client)
-{
-	return ib_get_client_data(dev, client);
-}
-
-int rrs_ib_destroy_qp(struct ib_qp *qp)
-{
-	return ib_destroy_qp(qp);
-}
+EXPORT_SYMBOL_GPL(rrs_sg_set_dma);
 
 u32 rrs_pd_local_dma_lkey(struct ib_pd *pd)
 {
 	return pd->local_dma_lkey;
 }
+EXPORT_SYMBOL_GPL(rrs_pd_local_dma_lkey);
 
 struct ib_device *rrs_cm_id_device(struct rdma_cm_id *id)
 {
 	return id->device;
 }
+EXPORT_SYMBOL_GPL(rrs_cm_id_device);
 
 struct ib_qp *rrs_cm_id_qp(struct rdma_cm_id *id)
 {
 	return id->qp;
 }
+EXPORT_SYMBOL_GPL(rrs_cm_id_qp);

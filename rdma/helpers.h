@@ -36,8 +36,6 @@ void rrs_ib_dma_sync_single_for_cpu(struct ib_device *dev, u64 addr,
 void rrs_ib_dma_sync_single_for_device(struct ib_device *dev, u64 addr,
 				       size_t size, enum dma_data_direction dir);
 void rrs_sg_set_dma(struct scatterlist *sg, u64 dma_addr, unsigned int len);
-void *rrs_ib_get_client_data(struct ib_device *dev, struct ib_client *client);
-int rrs_ib_destroy_qp(struct ib_qp *qp);
 u32 rrs_pd_local_dma_lkey(struct ib_pd *pd);
 struct ib_device *rrs_cm_id_device(struct rdma_cm_id *id);
 struct ib_qp *rrs_cm_id_qp(struct rdma_cm_id *id);

@@ -48,7 +48,9 @@ unsafe impl Sync for FrMr {}
 impl FrMr {
     /// Allocates an MR for `buf` and maps `buf` into its page list.
     pub fn new(buf: DmaBuf) -> Result<Self> {
-        let pages = buf.len().div_ceil(kernel::page::PAGE_SIZE) as u32;
+        // The buffer need not start on a page boundary.
+        let in_page = (buf.dma_addr() as usize) & (kernel::page::PAGE_SIZE - 1);
+        let pages = (in_page + buf.len()).div_ceil(kernel::page::PAGE_SIZE) as u32;
         // SAFETY: the PD is live while `buf` holds it.
         let ptr = crate::from_err_ptr(unsafe {
             bindings::ib_alloc_mr(buf.pd().as_ptr(), bindings::ib_mr_type_IB_MR_TYPE_MEM_REG, pages)
@@ -85,14 +87,20 @@ impl FrMr {
         unsafe { (*self.as_ptr()).iova }
     }
 
-    /// The owned buffer.
-    pub fn buf(&self) -> &DmaBuf {
-        &self.buf
+    /// Length of the registered buffer.
+    pub fn len(&self) -> usize {
+        self.buf.len()
     }
 
-    /// The owned buffer, mutably.
-    pub fn buf_mut(&mut self) -> &mut DmaBuf {
-        &mut self.buf
+    /// Always false: buffers are never empty.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// Copies bytes out of the registered buffer.  The peer may write it at
+    /// any time while its rkey is valid, so only copies are handed out.
+    pub fn read(&self, off: usize, dst: &mut [u8]) -> Result {
+        self.buf.read_shared(off, dst)
     }
 
     /// Changes the key part of the rkey, so that a new registration does not

@@ -42,6 +42,36 @@ pub mod wr;
 use core::ptr::NonNull;
 use kernel::prelude::*;
 
+/// Error codes that the 6.12 kernel crate does not name.
+pub mod code {
+    use kernel::error::Error;
+
+    fn errno(e: u32) -> Error {
+        Error::from_errno(-(e as i32))
+    }
+
+    /// `ENOTCONN`.
+    pub fn enotconn() -> Error {
+        errno(kernel::bindings::ENOTCONN)
+    }
+    /// `ECONNREFUSED`.
+    pub fn econnrefused() -> Error {
+        errno(kernel::bindings::ECONNREFUSED)
+    }
+    /// `ETIMEDOUT`.
+    pub fn etimedout() -> Error {
+        errno(kernel::bindings::ETIMEDOUT)
+    }
+    /// `EHOSTUNREACH`.
+    pub fn ehostunreach() -> Error {
+        errno(kernel::bindings::EHOSTUNREACH)
+    }
+    /// `EPROTO`.
+    pub fn eproto() -> Error {
+        errno(kernel::bindings::EPROTO)
+    }
+}
+
 /// Converts a pointer returned by the RDMA core (`ERR_PTR` convention, or
 /// NULL) into a `Result`.
 fn from_err_ptr<T>(ptr: *mut T) -> Result<NonNull<T>> {

@@ -11,21 +11,26 @@
 //! access it, and every posted request is accounted for exactly once.
 
 use crate::bindings;
+use core::marker::PhantomData;
 use kernel::prelude::*;
 use kernel::types::Opaque;
 
-/// A scatter/gather entry: local DMA memory with its lkey.
+/// A scatter/gather entry: local DMA memory with its lkey, borrowed from the
+/// [`crate::dma::DmaBuf`] it covers for `'a`.
 ///
-/// Only built from memory this crate mapped (e.g. [`crate::dma::DmaBuf::sge`]),
-/// so safe code cannot point the device at arbitrary memory.
+/// Only built from memory this crate mapped ([`crate::dma::DmaBuf::sge`]),
+/// so safe code cannot point the device at arbitrary memory; and because it
+/// borrows its buffer, a request can only name buffers of its owner (see
+/// [`crate::cm::Qp::post_send`]).
 #[derive(Clone, Copy, Debug)]
-pub struct Sge {
+pub struct Sge<'a> {
     pub(crate) addr: u64,
     pub(crate) length: u32,
     pub(crate) lkey: u32,
+    pub(crate) _buf: PhantomData<&'a crate::dma::DmaBuf>,
 }
 
-impl Sge {
+impl Sge<'_> {
     pub(crate) fn raw(&self) -> bindings::ib_sge {
         bindings::ib_sge { addr: self.addr, length: self.length, lkey: self.lkey }
     }
@@ -117,8 +122,12 @@ impl WorkCompletion {
 
 /// The owner of a posted work request, told when the device is done with it.
 pub trait Completion: Send + Sized + 'static {
-    /// Runs in softirq context (it must not sleep) once per posted request,
-    /// whatever its status.  `self` is back in the CPU's hands.
+    /// Runs in softirq context once per posted request, whatever its status.
+    /// `self` is back in the CPU's hands.
+    ///
+    /// It must not sleep, so it must not drop the last reference to a PD,
+    /// an MR or a connection manager id (their teardown sleeps): the QP keeps
+    /// its PD until it is drained, and MRs belong to longer-lived owners.
     fn done(self, wc: &WorkCompletion);
 }
 

@@ -8,6 +8,13 @@
 #include <linux/string.h>
 #include <linux/sysfs.h>
 
+/* Called from rdma_selftest.rs. */
+const char *rdma_selftest_role(void);
+const char *rdma_selftest_addr(void);
+int rdma_selftest_port(void);
+int rdma_selftest_len(void);
+void rdma_selftest_set_result(const char *s, size_t n);
+
 static char *role = "server";
 module_param(role, charp, 0444);
 MODULE_PARM_DESC(role, "server (listen, check the write) or client (write)");

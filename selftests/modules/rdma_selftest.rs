@@ -16,6 +16,7 @@ use kernel::prelude::*;
 use kernel::sync::{new_condvar, new_mutex, Arc, CondVar, Mutex};
 use kernel::time::msecs_to_jiffies;
 use rdma::cm::{CmId, ConnParam, Event, EventKind, Handler, IdRef, QpCaps, SendOp, SockAddr};
+use rdma::code::{ehostunreach, enotconn, eproto, etimedout};
 use rdma::cq::Cq;
 use rdma::dma::{DmaBuf, Direction};
 use rdma::mr::{Access, FrMr};
@@ -32,8 +33,8 @@ module! {
 
 // Accessors of params_selftest.c, this module's own C shim.
 extern "C" {
-    fn rdma_selftest_role() -> *const core::ffi::c_char;
-    fn rdma_selftest_addr() -> *const core::ffi::c_char;
+    fn rdma_selftest_role() -> *const kernel::ffi::c_char;
+    fn rdma_selftest_addr() -> *const kernel::ffi::c_char;
     fn rdma_selftest_port() -> i32;
     fn rdma_selftest_len() -> i32;
     fn rdma_selftest_set_result(s: *const u8, n: usize);
@@ -177,17 +178,20 @@ impl Handler for Listener {
 impl ConnHandler {
     fn advertise(&self) -> Result {
         let mut guard = self.0.conn.lock();
-        let conn = guard.as_mut().ok_or(ENOTCONN)?;
+        let conn = guard.as_mut().ok_or_else(enotconn)?;
         let info = conn.info.take().ok_or(EINVAL)?;
-        let qp = conn.id.qp().ok_or(ENOTCONN)?;
+        let qp = conn.id.qp().ok_or_else(enotconn)?;
         // The receive for the write's immediate holds the MR: the write lands
         // before that receive completes.
-        qp.post_recv(None, Posted::new(ImmRecv { mr: conn.mr.clone(), len: self.0.len }, GFP_KERNEL)?)?;
-        let sge = info.sge(0, INFO_LEN)?;
-        qp.post_send(
-            &[SendOp::Reg { mr: &conn.mr, access: Access::REMOTE_WRITE }, SendOp::Send { sge: Some(sge) }],
-            Posted::new(Sent(info), GFP_KERNEL)?,
-        )
+        qp.post_recv(Posted::new(ImmRecv { mr: conn.mr.clone(), len: self.0.len }, GFP_KERNEL)?, |_| Ok(None))?;
+        // REG_MR before the SEND that advertises its rkey, on one send queue.
+        let owner = Posted::new(Sent { info, mr: conn.mr.clone() }, GFP_KERNEL)?;
+        qp.post_send(owner, |o| {
+            Ok([
+                SendOp::Reg { mr: &o.mr, access: Access::REMOTE_WRITE },
+                SendOp::Send { sge: Some(o.info.sge(0, INFO_LEN)?) },
+            ])
+        })
     }
 }
 
@@ -202,8 +206,11 @@ impl Handler for ConnHandler {
     }
 }
 
-/// Owner of the info SEND.
-struct Sent(DmaBuf);
+/// Owner of the REG_MR + SEND chain that advertises the buffer.
+struct Sent {
+    info: DmaBuf,
+    mr: Arc<FrMr>,
+}
 impl Completion for Sent {
     fn done(self, wc: &WorkCompletion) {
         if wc.status != Status::Success {
@@ -232,12 +239,29 @@ impl Completion for ImmRecv {
             set_result(format_args!("FAIL byte_len {} != {}", wc.byte_len, self.len));
             return;
         }
-        let bad = self.mr.buf().with_cpu(|b| b.iter().enumerate().position(|(i, &v)| v != pattern(i)));
+        let bad = first_mismatch(&self.mr, self.len);
         match bad {
             None => set_result(format_args!("PASS len={} imm={:#x} rkey={:#x}", self.len, expected_imm(), self.mr.rkey())),
             Some(i) => set_result(format_args!("FAIL payload differs at byte {}", i)),
         }
     }
+}
+
+/// Offset of the first byte of `mr` that differs from the pattern.
+fn first_mismatch(mr: &FrMr, len: usize) -> Option<usize> {
+    let mut chunk = [0u8; 256];
+    let mut off = 0;
+    while off < len {
+        let n = chunk.len().min(len - off);
+        if mr.read(off, &mut chunk[..n]).is_err() {
+            return Some(off);
+        }
+        if let Some(i) = chunk[..n].iter().enumerate().position(|(i, &v)| v != pattern(off + i)) {
+            return Some(off + i);
+        }
+        off += n;
+    }
+    None
 }
 
 // ---------------------------------------------------------------- client --
@@ -287,7 +311,7 @@ impl Client {
                 return Ok(());
             }
             if waited >= ms {
-                return Err(ETIMEDOUT);
+                return Err(etimedout());
             }
             // Short sleeps: completions notify without taking `lock`.
             let _ = self.cv.wait_interruptible_timeout(&mut g, msecs_to_jiffies(100));
@@ -306,7 +330,7 @@ impl Handler for ClientHandler {
             EventKind::RouteResolved => self.0.advance(ROUTE_RESOLVED),
             EventKind::Established => self.0.advance(ESTABLISHED),
             EventKind::Disconnected | EventKind::TimewaitExit => {}
-            _ => self.0.fail(EHOSTUNREACH.to_errno()),
+            _ => self.0.fail(ehostunreach().to_errno()),
         }
     }
 }
@@ -320,7 +344,7 @@ struct InfoRecv {
 impl Completion for InfoRecv {
     fn done(self, wc: &WorkCompletion) {
         if wc.status != Status::Success || wc.byte_len as usize != INFO_LEN {
-            self.client.fail(EPROTO.to_errno());
+            self.client.fail(eproto().to_errno());
             return;
         }
         let mut b = [0u8; INFO_LEN];
@@ -335,7 +359,7 @@ impl Completion for InfoRecv {
 
 /// Owner of the RDMA WRITE WITH IMM.
 struct Written {
-    _buf: DmaBuf,
+    buf: DmaBuf,
     client: Arc<Client>,
 }
 
@@ -370,8 +394,8 @@ fn run_client(p: &Params) -> Result<CmId<ClientHandler>> {
     let cq = Cq::new(dev, 32, 0)?;
     id.create_qp(&pd, &cq, CAPS)?;
     let info = DmaBuf::new(&pd, INFO_LEN, Direction::FromDevice, GFP_KERNEL)?;
-    let sge = info.sge(0, INFO_LEN)?;
-    id.qp().ok_or(EINVAL)?.post_recv(Some(sge), Posted::new(InfoRecv { buf: info, client: client.clone() }, GFP_KERNEL)?)?;
+    let owner = Posted::new(InfoRecv { buf: info, client: client.clone() }, GFP_KERNEL)?;
+    id.qp().ok_or(EINVAL)?.post_recv(owner, |o| Ok(Some(o.buf.sge(0, INFO_LEN)?)))?;
     id.resolve_route(5000)?;
     client.wait(ROUTE_RESOLVED, 10_000)?;
     id.connect(&conn_param(b"rnbd-rs rdma selftest"))?;
@@ -380,18 +404,15 @@ fn run_client(p: &Params) -> Result<CmId<ClientHandler>> {
     let remote_len = client.remote_len.load(Ordering::Acquire) as usize;
     if remote_len != p.len {
         pr_err!("server offers {} bytes, want {}\n", remote_len, p.len);
-        return Err(EPROTO);
+        return Err(eproto());
     }
     let mut data = DmaBuf::new(&pd, p.len, Direction::ToDevice, GFP_KERNEL)?;
     data.with_cpu_mut(|b| b.iter_mut().enumerate().for_each(|(i, v)| *v = pattern(i)));
-    let sge = data.sge(0, p.len)?;
-    let op = SendOp::WriteImm {
-        sge: Some(sge),
-        remote_addr: client.remote_addr.load(Ordering::Acquire),
-        rkey: client.rkey.load(Ordering::Acquire),
-        imm: expected_imm(),
-    };
-    id.qp().ok_or(EINVAL)?.post_send(&[op], Posted::new(Written { _buf: data, client: client.clone() }, GFP_KERNEL)?)?;
+    let (remote_addr, rkey) = (client.remote_addr.load(Ordering::Acquire), client.rkey.load(Ordering::Acquire));
+    let owner = Posted::new(Written { buf: data, client: client.clone() }, GFP_KERNEL)?;
+    id.qp().ok_or(EINVAL)?.post_send(owner, |o| {
+        Ok([SendOp::WriteImm { sge: Some(o.buf.sge(0, o.buf.len())?), remote_addr, rkey, imm: expected_imm() }])
+    })?;
     client.wait(WRITE_DONE, 20_000)?;
     pr_info!("RDMA WRITE WITH IMM of {} bytes completed\n", p.len);
     Ok(id)
