@@ -19,6 +19,24 @@ rm -rf "$OUT"
 mkdir -p "$OUT"
 pass=0 fail=0 skip=0
 
+# hcheck <description> <command...>: a host-side test, one KTAP-style line.
+hn=0
+hcheck() {
+	local desc=$1
+	shift
+	hn=$((hn + 1))
+	if "$@" >>"$OUT/harness.log" 2>&1; then
+		echo "ok $hn harness: $desc"
+		pass=$((pass + 1))
+	else
+		echo "not ok $hn harness: $desc"
+		fail=$((fail + 1))
+	fi
+}
+both_links() { "$T/vm.sh" exec clt -t 120 -- "ping -c1 -W10 10.99.0.2 && ping -c1 -W10 10.99.1.2"; }
+srv_gone() { [ "$("$T/vm.sh" status | grep -c 'srv running')" = 0 ]; }
+no_vm_left() { ! pgrep -f -- '-name rnbdrs-' >/dev/null; }
+
 # --- host: cargo test of the pure-Rust crates -------------------------------
 log "host tests"
 cargo test --manifest-path "$RNBD_TOP/proto/Cargo.toml" 2>&1 | tee "$OUT/host.log"
@@ -35,6 +53,12 @@ if "$T/vm.sh" start; then
 	"$T/vm.sh" exec clt -t 5400 -- \
 		"cd $RNBD_TOP/selftests/rnbd-rs && make -s KSRC=$KSRC run_tests" | tee "$OUT/kselftest.tap"
 	for vm in clt srv; do "$T/vm.sh" dmesg "$vm" >"$OUT/dmesg-$vm.log" 2>&1; done
+	# The harness itself: links, hard kill and restart of one guest.
+	hcheck "clt reaches srv over both links" both_links
+	hcheck "srv killed hard" "$T/vm.sh" kill srv
+	hcheck "srv is gone" srv_gone
+	hcheck "srv restarts" "$T/vm.sh" start srv
+	hcheck "both links work again, clt untouched" both_links
 	kp=$(grep -cE '^ok [0-9]+ selftests: .*' "$OUT/kselftest.tap" | head -1)
 	ks=$(grep -cE '^ok [0-9]+ selftests: .*# SKIP' "$OUT/kselftest.tap")
 	kf=$(grep -cE '^not ok [0-9]+ selftests: ' "$OUT/kselftest.tap")
@@ -46,6 +70,7 @@ else
 fi
 "$T/vm.sh" stop
 trap - EXIT
+hcheck "no VM process left after stop" no_vm_left
 
 log "results and guest logs in $OUT"
 [ "$skip" = 0 ] || echo "$skip skipped"
