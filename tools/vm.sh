@@ -16,6 +16,11 @@
 # host's network), link L between 10.99.L.1 (clt) and 10.99.L.2 (srv), with
 # rxe0/rxe1 on top in each guest.  UDP keeps no connection state, so one VM
 # can be killed and restarted while the other keeps running.
+#
+# The guests' root is the host's, read-only over 9p, mounted with cache=loose:
+# without a page cache every exec re-reads its binary over 9p, which made a
+# bare `bash -c true` take over a second under TCG.  The command directories
+# are separate, uncached mounts.
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 
@@ -48,6 +53,7 @@ start_one() {
 	(cd "$RNBD_TOP" && exec setsid vng --run "$KBUILD" --disable-kvm --verbose \
 		--cpus "$CPUS" --memory "$MEM" --name "rnbdrs-$vm" \
 		--rwdir "$dir/ctl" --rwdir "$SHARED" --qemu-opts "$opts" \
+		--append "rootflags=version=9p2000.L,trans=virtio,access=any,msize=524288,cache=loose" \
 		--exec "$RNBD_TOP/tools/guest/agent.sh $vm $dir/ctl $SHARED" \
 		>"$dir/console.log" 2>&1 </dev/null) &
 	echo $! >"$dir/vng.pid"
@@ -97,7 +103,7 @@ exec)
 	[ "${1:-}" = -t ] && { timeout=$2; shift 2; }
 	[ "${1:-}" = -- ] && shift
 	running "$vm" || die "$vm is not running"
-	exec "$RNBD_TOP/tools/guest/run-on.sh" "$RUN/$vm/ctl/cmd" "$timeout" "$@"
+	RUN_ON_STREAM=${RUN_ON_STREAM:-1} exec "$RNBD_TOP/tools/guest/run-on.sh" "$RUN/$vm/ctl/cmd" "$timeout" "$@"
 	;;
 dmesg) exec "$0" exec "$1" -t 60 -- dmesg ;;
 kill) kill_one "$1" ;;

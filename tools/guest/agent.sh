@@ -48,12 +48,17 @@ run_one() { # <cmd file>
 	mv "$base.rc.tmp" "$base.rc"
 }
 
+# Builtins only in the idle loop (forks are slow under TCG); globs read the
+# directory afresh, where a lookup by name could hit a stale 9p entry.
+exec {tick}<> <(:)
 while :; do
 	for d in "$ctl/cmd" "$shared/$name/cmd"; do
 		for f in "$d"/*.sh; do
 			[ -e "$f" ] && run_one "$f"
 		done
-		[ -e "$d/stop" ] && { log "stop"; rm -f "$d/stop"; exit 0; }
+		for f in "$d"/sto[p]; do
+			[ -e "$f" ] && { log "stop"; rm -f "$f"; exit 0; }
+		done
 	done
-	sleep 0.2
+	read -r -t 0.1 -u "$tick" || true
 done

@@ -4,7 +4,13 @@
 #   run-on.sh <cmd dir> <timeout s> <command...>
 #
 # Used by the host (tools/vm.sh) and by one guest to reach the other.  Prints
-# the command's output and exits with its status (124 on timeout).
+# the command's output and exits with its status (124 on timeout).  With
+# RUN_ON_STREAM=1 (the host's default) the output is streamed while the
+# command runs.
+#
+# Polling uses bash builtins only (globs, `read -t`): forks are slow in a
+# guest under TCG.  Globs also matter for correctness: over 9p a failed
+# lookup of a not-yet-existing name can stay cached, a directory read cannot.
 set -u
 dir=$1 timeout=$2
 shift 2
@@ -12,26 +18,34 @@ id=$(date +%s%N)-$$-$RANDOM
 printf '%s\n' "$*" >"$dir/$id.tmp"
 mv "$dir/$id.tmp" "$dir/$id.sh"
 deadline=$((SECONDS + timeout))
+exec {tick}<> <(:)
 done=0
-# Streams the output while the command runs.
 flush() {
-	local n
-	[ -e "$dir/$id.out" ] || return 0
-	n=$(stat -c %s "$dir/$id.out")
-	if [ "$n" -gt "$done" ]; then
-		tail -c +$((done + 1)) "$dir/$id.out" | head -c $((n - done))
-		done=$n
-	fi
+	[ "${RUN_ON_STREAM:-0}" = 1 ] || return 0
+	local n f
+	for f in "$dir/$id".ou[t]; do
+		[ -e "$f" ] || continue
+		n=$(stat -c %s "$f")
+		if [ "$n" -gt "$done" ]; then
+			tail -c +$((done + 1)) "$f" | head -c $((n - done))
+			done=$n
+		fi
+	done
 }
-while [ ! -e "$dir/$id.rc" ]; do
+finished() {
+	local f
+	for f in "$dir/$id".r[c]; do [ -e "$f" ] && return 0; done
+	return 1
+}
+while ! finished; do
 	flush
 	if [ $SECONDS -ge $deadline ]; then
 		echo "run-on: timeout after ${timeout}s: $*" >&2
 		exit 124
 	fi
-	sleep 0.2
+	read -r -t 0.1 -u "$tick" || true
 done
-flush
-rc=$(cat "$dir/$id.rc")
+if [ "${RUN_ON_STREAM:-0}" = 1 ]; then flush; else cat "$dir/$id.out"; fi
+read -r rc <"$dir/$id.rc"
 rm -f "$dir/$id.run" "$dir/$id.out" "$dir/$id.rc"
 exit "$rc"
