@@ -17,7 +17,7 @@ check "client: C rnbd_client loaded" c_rtrs_load client
 check "map_device over rxe" map
 check "/dev/rnbd0 appears" wait_for 30 test -b /dev/rnbd0
 check "/dev/rnbd0 has the server device's size" same_size
-check "fio crc32c verify over 256 MiB" fio_verify /dev/rnbd0 256M
+check "fio crc32c verify over 64 MiB" fio_verify /dev/rnbd0 64M
 check "ext4 mkfs, mount, file checksum after remount" ext4_roundtrip /dev/rnbd0
 check "unmap_device normal" unmap
 check "/dev/rnbd0 is gone" wait_for 30 gone

@@ -34,7 +34,8 @@ connect() {
 	id=$(cat /proc/sys/kernel/random/uuid)
 	modprobe nvme-rdma &&
 		nvme connect -t rdma -a "$SRV_IP0" -s 4420 -n "$NQN" \
-			--hostnqn="nqn.2014-08.org.nvmexpress:uuid:$id" --hostid="$id" >/dev/null
+			--hostnqn="nqn.2014-08.org.nvmexpress:uuid:$id" --hostid="$id" \
+			--keep-alive-tmo=60 --ctrl-loss-tmo=600 --reconnect-delay=2 >/dev/null
 }
 # The namespace of our subsystem (the guest has no other NVMe device).
 ns_dev() {
@@ -49,7 +50,7 @@ check "client: nvme connect -t rdma" connect
 check "namespace appears" wait_for 30 ns_dev
 dev=$(ns_dev)
 ktap_print_msg "namespace is $dev"
-check "fio crc32c verify over 256 MiB" fio_verify "$dev" 256M
+check "fio crc32c verify over 64 MiB" fio_verify "$dev" 64M
 check "ext4 mkfs, mount, file checksum after remount" ext4_roundtrip "$dev"
 check "nvme disconnect" bash -c "nvme disconnect -n $NQN >/dev/null"
 modprobe -r nvme-rdma 2>/dev/null

@@ -43,8 +43,10 @@ echo ready >"$ctl/ready"
 run_one() { # <cmd file>
 	local f=$1 base=${1%.sh}
 	mv "$f" "$base.run" || return
-	(cd / && timeout --signal=KILL "${RNBD_CMD_TIMEOUT:-3600}" bash "$base.run") >"$base.out" 2>&1 </dev/null
-	echo $? >"$base.rc.tmp"
+	# Output through a pipe, not straight into the file: kselftest's runner
+	# re-opens /dev/stdout, which for a file starts over at offset 0.
+	(cd / && timeout --signal=KILL "${RNBD_CMD_TIMEOUT:-3600}" bash "$base.run") 2>&1 </dev/null | cat >"$base.out"
+	echo "${PIPESTATUS[0]}" >"$base.rc.tmp"
 	mv "$base.rc.tmp" "$base.rc"
 }
 
@@ -60,5 +62,5 @@ while :; do
 			[ -e "$f" ] && { log "stop"; rm -f "$f"; exit 0; }
 		done
 	done
-	read -r -t 0.1 -u "$tick" || true
+	read -r -t 0.3 -u "$tick" || true
 done
