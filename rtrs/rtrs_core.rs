@@ -19,6 +19,11 @@ module! {
 }
 
 /// The RTRS protocol version this implementation speaks, as (major, minor).
+///
+/// Not inlined: until the transport API arrives, this call is what makes the
+/// module above depend on this one (rustc inlines small functions across
+/// crates, which would leave modprobe without a symbol dependency).
+#[inline(never)]
 pub fn protocol_version() -> (u8, u8) {
     (proto::rtrs::VERSION_MAJOR, proto::rtrs::VERSION_MINOR)
 }

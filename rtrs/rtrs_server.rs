@@ -16,6 +16,11 @@ module! {
 }
 
 /// The RTRS protocol version this server speaks.
+///
+/// Not inlined: until the transport API arrives, this call is what makes the
+/// module above depend on this one (rustc inlines small functions across
+/// crates, which would leave modprobe without a symbol dependency).
+#[inline(never)]
 pub fn protocol_version() -> (u8, u8) {
     rtrs_core::protocol_version()
 }

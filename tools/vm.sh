@@ -89,11 +89,24 @@ stop_one() {
 	kill_one "$vm"
 }
 
+# The UDP links drop datagrams when a busy guest's QEMU does not drain its
+# socket in time (seen as host UdpRcvbufErrors, and as ~1 s rxe retransmit
+# timeouts per IO until the QP gave up).  Sockets take the default receive
+# buffer at creation, so raise it (never lower it) before QEMU starts.
+raise_udp_buffers() {
+	local k want=16777216
+	for k in net.core.rmem_default net.core.rmem_max net.core.wmem_default; do
+		[ "$(sysctl -n "$k")" -ge "$want" ] || sysctl -qw "$k=$want" ||
+			log "warning: cannot raise $k; expect packet loss on the links"
+	done
+}
+
 cmd=${1:-}
 shift || true
 case $cmd in
 start)
 	mkdir -p "$RUN" "$SHARED"
+	raise_udp_buffers
 	for vm in $(vms "${1:-all}"); do start_one "$vm"; done
 	for vm in $(vms "${1:-all}"); do wait_ready "$vm"; done
 	;;
@@ -107,7 +120,7 @@ exec)
 	;;
 dmesg) exec "$0" exec "$1" -t 60 -- dmesg ;;
 kill) kill_one "$1" ;;
-restart) kill_one "$1"; start_one "$1"; wait_ready "$1" ;;
+restart) raise_udp_buffers; kill_one "$1"; start_one "$1"; wait_ready "$1" ;;
 stop) for vm in $(vms "${1:-all}"); do stop_one "$vm"; done ;;
 status) for vm in clt srv; do running "$vm" && echo "$vm running" || echo "$vm stopped"; done ;;
 *) sed -n '2,20p' "$0"; exit 2 ;;
