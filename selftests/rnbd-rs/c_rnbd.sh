@@ -5,6 +5,7 @@
 # data, ext4 round-trips a file, the device unmaps.
 . "$(dirname "$0")/lib.sh"
 test_begin c_rnbd
+trap cleanup_data EXIT
 
 map() { echo "sessname=c-ref path=ip:$SRV_IP0 device_path=/dev/nullb0 access_mode=rw" >/sys/class/rnbd-client/ctl/map_device; }
 same_size() { [ "$(blockdev --getsize64 /dev/rnbd0)" = "$(srv blockdev --getsize64 /dev/nullb0)" ]; }
@@ -12,7 +13,7 @@ unmap() { echo normal >/sys/block/rnbd0/rnbd/unmap_device; }
 gone() { ! [ -e /sys/block/rnbd0 ]; }
 
 check "server: 1 GiB memory-backed null_blk" srv_nullb
-check "server: C rnbd_server loaded" srv_fn c_rtrs_load server
+check "server: C rnbd_server loaded (always_invalidate=${C_SRV_INVAL:-Y})" srv_fn c_rtrs_load server always_invalidate="${C_SRV_INVAL:-Y}"
 check "client: C rnbd_client loaded" c_rtrs_load client
 check "map_device over rxe" map
 check "/dev/rnbd0 appears" wait_for 30 test -b /dev/rnbd0

@@ -77,13 +77,14 @@ skip_all() { ktap_skip_all "$*"; exit "$KSFT_SKIP"; }
 # The upstream C modules of the reference peers, by path: modprobe would pick
 # ours from updates/.
 c_mod_dir() { echo "/lib/modules/$(uname -r)/kernel"; }
-c_rtrs_load() { # client|server
-	local d
+c_rtrs_load() { # client|server [rtrs module parameters...]
+	local d side=$1
+	shift
 	d=$(c_mod_dir)
 	modprobe -a ib_core rdma_cm || return
 	insmod "$d/drivers/infiniband/ulp/rtrs/rtrs-core.ko" &&
-		insmod "$d/drivers/infiniband/ulp/rtrs/rtrs-$1.ko" &&
-		insmod "$d/drivers/block/rnbd/rnbd-$1.ko"
+		insmod "$d/drivers/infiniband/ulp/rtrs/rtrs-$side.ko" "$@" &&
+		insmod "$d/drivers/block/rnbd/rnbd-$side.ko"
 }
 c_rtrs_unload() { # client|server
 	rmmod "rnbd_$1" "rtrs_$1" rtrs_core
@@ -95,6 +96,29 @@ srv_fn() { # <function> <args...>: run one of the functions above in srv
 
 # Whether a module is loaded here.
 loaded() { [ -d "/sys/module/$1" ]; }
+
+# Best-effort teardown of what a data test may leave behind when it fails
+# half way, so that the next test starts clean: mounts, mapped devices,
+# nvme controllers, modules, in both guests.  Run from an EXIT trap.
+cleanup_data() {
+	local m d
+	for m in /tmp/rnbd-mnt.*; do
+		[ -d "$m" ] && { umount "$m" 2>/dev/null; rmdir "$m" 2>/dev/null; }
+	done
+	for d in /sys/block/rnbd*/rnbd/unmap_device; do
+		[ -e "$d" ] && echo force >"$d" 2>/dev/null
+	done
+	nvme disconnect-all >/dev/null 2>&1
+	modprobe -r nvme-rdma 2>/dev/null
+	rmmod rnbd_client rtrs_client rtrs_core 2>/dev/null
+	srv "rmmod rnbd_server rtrs_server rtrs_core 2>/dev/null
+	CFG=/sys/kernel/config/nvmet
+	rm -f \$CFG/ports/*/subsystems/* 2>/dev/null; rmdir \$CFG/ports/* 2>/dev/null
+	for n in \$CFG/subsystems/*/namespaces/*; do [ -d \$n ] && echo 0 >\$n/enable && rmdir \$n; done 2>/dev/null
+	rmdir \$CFG/subsystems/* 2>/dev/null
+	modprobe -r nvmet-rdma nvmet null_blk 2>/dev/null; true" >/dev/null 2>&1
+	return 0
+}
 
 # Memory-backed null_blk in the server guest, the backing device of the
 # data tests: /dev/nullb0, 1 GiB (pages are allocated on first write).

@@ -4,6 +4,7 @@
 # nvmet-rdma target (server guest) on null_blk; fio verify and ext4.
 . "$(dirname "$0")/lib.sh"
 test_begin nvme_rdma
+trap cleanup_data EXIT
 
 NQN=nqn.2026-11.io.rnbd-rs:selftest
 CFG=/sys/kernel/config/nvmet
