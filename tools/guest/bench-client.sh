@@ -29,7 +29,7 @@ print(sys.argv[1], job, "%.1f" % v)' "$target" "$job"
 srv modprobe null_blk nr_devices=1 gb=1 bs=512 irqmode=0
 run_jobs null_blk-local srv /dev/nullb0
 
-srv_fn c_rtrs_load server
+srv_fn c_rtrs_load server always_invalidate=N # see selftests/rnbd-rs/c_rnbd.sh
 c_rtrs_load client
 echo "sessname=bench path=ip:$SRV_IP0 device_path=/dev/nullb0 access_mode=ro" >/sys/class/rnbd-client/ctl/map_device
 wait_for 30 test -b /dev/rnbd0

@@ -14,7 +14,7 @@ modprobe -r rtrs_core
 
 say "server guest: 1 GiB null_blk served by rnbd_server"
 srv_nullb
-srv_fn c_rtrs_load server
+srv_fn c_rtrs_load server always_invalidate=N # see selftests/rnbd-rs/c_rnbd.sh
 c_rtrs_load client
 say "map_device: sessname=demo path=ip:$SRV_IP0 device_path=/dev/nullb0"
 echo "sessname=demo path=ip:$SRV_IP0 device_path=/dev/nullb0 access_mode=rw" >/sys/class/rnbd-client/ctl/map_device
