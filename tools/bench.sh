@@ -8,9 +8,7 @@ set -euo pipefail
 export FLAVOUR=${FLAVOUR:-perf}
 . "$(dirname "$0")/env.sh"
 T=$RNBD_TOP/tools
-"$T/setup.sh"
-"$T/build-kernel.sh"
-"$T/build-modules.sh"
+"$T/prepare.sh"
 trap '"$T/vm.sh" stop >/dev/null 2>&1' EXIT
 "$T/vm.sh" start
 raw=$(mktemp)

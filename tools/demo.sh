@@ -4,9 +4,7 @@
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 T=$RNBD_TOP/tools
-"$T/setup.sh"
-"$T/build-kernel.sh"
-"$T/build-modules.sh"
+"$T/prepare.sh"
 trap '"$T/vm.sh" stop >/dev/null 2>&1' EXIT
 "$T/vm.sh" start
 "$T/vm.sh" exec clt -t 1800 -- "$RNBD_TOP/tools/guest/demo-client.sh"

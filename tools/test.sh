@@ -7,7 +7,7 @@ set -uo pipefail
 . "$(dirname "$0")/env.sh"
 T=$RNBD_TOP/tools
 
-"$T/setup.sh" && "$T/build-kernel.sh" && "$T/build-modules.sh" || {
+"$T/prepare.sh" || {
 	echo "setup or build failed"
 	echo "0 passed, 1 failed"
 	exit 1
@@ -53,6 +53,13 @@ if "$T/vm.sh" start; then
 	"$T/vm.sh" exec clt -t 5400 -- \
 		"cd $RNBD_TOP/selftests/rnbd-rs && make -s KSRC=$KSRC run_tests" | tee "$OUT/kselftest.tap"
 	for vm in clt srv; do "$T/vm.sh" dmesg "$vm" >"$OUT/dmesg-$vm.log" 2>&1; done
+	# Each test's own KTAP lines (see selftests/rnbd-rs/lib.sh).
+	for f in "$RUN"/shared/results/*.log; do
+		[ -e "$f" ] || continue
+		cp "$f" "$OUT/"
+		echo "# ---- $(basename "$f" .log)"
+		grep -E '^(not )?ok |^# ' "$f" | sed 's/^/# /'
+	done
 	# The harness itself: links, hard kill and restart of one guest.
 	hcheck "clt reaches srv over both links" both_links
 	hcheck "srv killed hard" "$T/vm.sh" kill srv

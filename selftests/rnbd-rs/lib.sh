@@ -28,6 +28,10 @@ kmsg_both() { echo "$*" >/dev/kmsg; srv "echo '$*' >/dev/kmsg"; }
 
 test_begin() {
 	TEST_NAME=$1
+	# The tree's runner does not always pass a test's own lines through;
+	# keep them for tools/test.sh, which prints them after the run.
+	mkdir -p "$RNBD_SHARED/results"
+	exec > >(tee "$RNBD_SHARED/results/$TEST_NAME.log") 2>&1
 	TEST_MARK="rnbd-rs-selftest: begin $TEST_NAME $(date +%s%N)"
 	kmsg_both "$TEST_MARK"
 	ktap_print_header
@@ -81,6 +85,8 @@ c_rtrs_load() { # client|server [rtrs module parameters...]
 	local d side=$1
 	shift
 	d=$(c_mod_dir)
+	# Ours have the same names: make room for the C ones.
+	modprobe -r rnbd_client rtrs_client rnbd_server rtrs_server rdma_selftest rtrs_core 2>/dev/null
 	modprobe -a ib_core rdma_cm || return
 	insmod "$d/drivers/infiniband/ulp/rtrs/rtrs-core.ko" &&
 		insmod "$d/drivers/infiniband/ulp/rtrs/rtrs-$side.ko" "$@" &&

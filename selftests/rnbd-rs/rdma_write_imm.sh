@@ -6,6 +6,10 @@
 . "$(dirname "$0")/lib.sh"
 test_begin rdma_write_imm
 
+nothing_left() {
+	! loaded rdma_selftest && ! loaded rtrs_core &&
+		srv '! [ -d /sys/module/rdma_selftest ] && ! [ -d /sys/module/rtrs_core ]'
+}
 result() { srv cat /sys/module/rdma_selftest/parameters/result; }
 passed() { result | grep -q '^PASS'; }
 
@@ -15,12 +19,13 @@ for link in 0 1; do
 	check "link $link: client write completes" modprobe rdma_selftest role=client addr="$ip" len=65536
 	ktap_print_msg "link $link: server says: $(result)"
 	check "link $link: server verified imm, length and payload" passed
-	rmmod rdma_selftest 2>/dev/null
-	srv rmmod rdma_selftest
-	check "link $link: both modules unloaded" bash -c "! [ -d /sys/module/rdma_selftest ]"
+	modprobe -r rdma_selftest
+	srv modprobe -r rdma_selftest
+	check "link $link: selftest and rtrs_core unloaded, both guests" nothing_left
 done
 
 # A client must fail cleanly when nobody listens.
 check "client without server fails to load" bash -c '! modprobe rdma_selftest role=client addr=10.99.0.2'
-check "and leaves nothing loaded" bash -c "! [ -d /sys/module/rdma_selftest ]"
+modprobe -r rtrs_core 2>/dev/null
+check "and leaves nothing loaded" nothing_left
 test_end
