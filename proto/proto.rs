@@ -12,5 +12,12 @@
 #![forbid(unsafe_code)]
 
 pub mod addr;
+#[macro_use]
+pub mod wire;
 pub mod rnbd;
 pub mod rtrs;
+
+#[cfg(test)]
+extern crate std;
+#[cfg(test)]
+mod golden;

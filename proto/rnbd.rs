@@ -1,6 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! RNBD protocol constants (`drivers/block/rnbd/rnbd-proto.h`, 6.12).
+//! RNBD 2.0 messages (`drivers/block/rnbd/rnbd-proto.h`, 6.12).
+//!
+//! RNBD messages travel as the "user header" of RTRS requests; replies to
+//! `SESS_INFO` and `OPEN` come back in the data buffer of an RTRS read.
+
+use crate::wire::{c_str, put_c_str, Le16, Le32, Le64, WireError};
 
 /// Protocol major version.
 pub const VERSION_MAJOR: u8 = 2;
@@ -10,3 +15,338 @@ pub const VERSION_MINOR: u8 = 0;
 pub const DEFAULT_PORT: u16 = 1234;
 /// Longest device path or name in an open message, without the NUL.
 pub const NAME_MAX: usize = 255;
+
+/// `enum rnbd_msg_type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u16)]
+pub enum MsgType {
+    /// Client's version, first message of a session.
+    SessInfo = 0,
+    /// Server's version.
+    SessInfoRsp = 1,
+    /// Open (map) a device.
+    Open = 2,
+    /// Its response.
+    OpenRsp = 3,
+    /// Block IO.
+    Io = 4,
+    /// Close (unmap) a device.
+    Close = 5,
+}
+
+impl TryFrom<u16> for MsgType {
+    type Error = WireError;
+    fn try_from(v: u16) -> Result<Self, WireError> {
+        Ok(match v {
+            0 => Self::SessInfo,
+            1 => Self::SessInfoRsp,
+            2 => Self::Open,
+            3 => Self::OpenRsp,
+            4 => Self::Io,
+            5 => Self::Close,
+            _ => return Err(WireError::BadValue { field: "rnbd msg type", value: v as u64 }),
+        })
+    }
+}
+
+/// `enum rnbd_access_mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum AccessMode {
+    /// Read only; any number of mappings.
+    Ro = 0,
+    /// Read-write; one mapping.
+    Rw = 1,
+    /// A second read-write mapping (VM migration).
+    Migration = 2,
+}
+
+impl AccessMode {
+    /// The sysfs string (`rnbd_access_modes[]`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ro => "ro",
+            Self::Rw => "rw",
+            Self::Migration => "migration",
+        }
+    }
+
+    /// From the sysfs string.
+    pub fn from_str(s: &[u8]) -> Option<Self> {
+        match s {
+            b"ro" => Some(Self::Ro),
+            b"rw" => Some(Self::Rw),
+            b"migration" => Some(Self::Migration),
+            _ => None,
+        }
+    }
+}
+
+impl TryFrom<u8> for AccessMode {
+    type Error = WireError;
+    fn try_from(v: u8) -> Result<Self, WireError> {
+        Ok(match v {
+            0 => Self::Ro,
+            1 => Self::Rw,
+            2 => Self::Migration,
+            _ => return Err(WireError::BadValue { field: "access_mode", value: v as u64 }),
+        })
+    }
+}
+
+/// `RNBD_FUA` of [`OpenRsp::cache_policy`].
+pub const CACHE_FUA: u8 = 1 << 0;
+/// `RNBD_WRITEBACK` of [`OpenRsp::cache_policy`].
+pub const CACHE_WRITEBACK: u8 = 1 << 1;
+
+/// Bits of [`MsgIo::rw`] that hold the operation (`RNBD_OP_BITS`).
+pub const OP_BITS: u32 = 8;
+/// `RNBD_F_SYNC`.
+pub const F_SYNC: u32 = 1 << OP_BITS;
+/// `RNBD_F_FUA`.
+pub const F_FUA: u32 = 1 << (OP_BITS + 1);
+
+/// `enum rnbd_io_flags`, operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Op {
+    /// Read sectors.
+    Read = 0,
+    /// Write sectors.
+    Write = 1,
+    /// Flush the volatile cache.
+    Flush = 2,
+    /// Discard sectors.
+    Discard = 3,
+    /// Securely erase sectors.
+    SecureErase = 4,
+    /// Write zeroes.
+    WriteZeroes = 5,
+}
+
+/// A checked `rw` field: operation and flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpFlags {
+    /// The operation.
+    pub op: Op,
+    /// [`F_SYNC`].
+    pub sync: bool,
+    /// [`F_FUA`].
+    pub fua: bool,
+}
+
+impl OpFlags {
+    /// Encodes for the wire.
+    pub fn encode(self) -> u32 {
+        self.op as u32 | if self.sync { F_SYNC } else { 0 } | if self.fua { F_FUA } else { 0 }
+    }
+}
+
+impl TryFrom<u32> for OpFlags {
+    type Error = WireError;
+    /// Rejects unknown operations and unknown flag bits (upstream WARNs).
+    fn try_from(rw: u32) -> Result<Self, WireError> {
+        if rw & !((1 << OP_BITS) - 1 | F_SYNC | F_FUA) != 0 {
+            return Err(WireError::BadValue { field: "rw flags", value: rw as u64 });
+        }
+        let op = match rw & ((1 << OP_BITS) - 1) {
+            0 => Op::Read,
+            1 => Op::Write,
+            2 => Op::Flush,
+            3 => Op::Discard,
+            4 => Op::SecureErase,
+            5 => Op::WriteZeroes,
+            o => return Err(WireError::BadValue { field: "rw op", value: o as u64 }),
+        };
+        Ok(Self { op, sync: rw & F_SYNC != 0, fua: rw & F_FUA != 0 })
+    }
+}
+
+wire_struct! {
+    /// `struct rnbd_msg_hdr`.
+    pub struct MsgHdr (4) {
+        /// [`MsgType`].
+        pub ty: Le16 = 0,
+        /// Zero.
+        pub padding: Le16 = 2,
+    }
+}
+
+impl MsgHdr {
+    /// A header of type `ty`.
+    pub fn new(ty: MsgType) -> Self {
+        Self { ty: Le16::new(ty as u16), padding: Le16::new(0) }
+    }
+}
+
+/// The type of the RNBD message at the start of `b`.
+pub fn msg_type(b: &[u8]) -> Result<MsgType, WireError> {
+    MsgType::try_from(MsgHdr::from_bytes(b)?.ty.get())
+}
+
+wire_struct! {
+    /// `struct rnbd_msg_sess_info`, also `struct rnbd_msg_sess_info_rsp`.
+    pub struct SessInfo (36) {
+        /// [`MsgType::SessInfo`] or [`MsgType::SessInfoRsp`].
+        pub hdr: MsgHdr = 0,
+        /// Protocol major version of the sender.
+        pub ver: u8 = 4,
+        /// Zero.
+        pub reserved: [u8; 31] = 5,
+    }
+}
+
+impl SessInfo {
+    /// A session info (`rsp` false) or its response.
+    pub fn new(rsp: bool) -> Self {
+        let mut m = Self::zeroed();
+        m.hdr = MsgHdr::new(if rsp { MsgType::SessInfoRsp } else { MsgType::SessInfo });
+        m.ver = VERSION_MAJOR;
+        m
+    }
+}
+
+wire_struct! {
+    /// `struct rnbd_msg_open`.
+    pub struct Open (264) {
+        /// [`MsgType::Open`].
+        pub hdr: MsgHdr = 0,
+        /// [`AccessMode`].
+        pub access_mode: u8 = 4,
+        /// Zero.
+        pub resv1: u8 = 5,
+        /// Device path relative to the server's search path, NUL-terminated.
+        pub dev_name: [u8; NAME_MAX] = 6,
+        /// Zero.
+        pub reserved: [u8; 3] = 261,
+    }
+}
+
+impl Open {
+    /// An open request; `None` if the name does not fit.
+    pub fn new(mode: AccessMode, dev_name: &[u8]) -> Option<Self> {
+        let mut m = Self::zeroed();
+        m.hdr = MsgHdr::new(MsgType::Open);
+        m.access_mode = mode as u8;
+        m.dev_name = put_c_str(dev_name)?;
+        Some(m)
+    }
+
+    /// Decodes an open request: type, access mode, and a non-empty device
+    /// name terminated within its 255 bytes.
+    pub fn parse(b: &[u8]) -> Result<(AccessMode, &[u8]), WireError> {
+        let m = Self::from_bytes(b)?;
+        if m.hdr.ty.get() != MsgType::Open as u16 {
+            return Err(WireError::BadValue { field: "type", value: m.hdr.ty.get() as u64 });
+        }
+        let mode = AccessMode::try_from(m.access_mode)?;
+        let name = c_str(&b[6..6 + NAME_MAX]).ok_or(WireError::BadValue { field: "dev_name", value: 0 })?;
+        if name.is_empty() {
+            return Err(WireError::BadValue { field: "dev_name", value: 1 });
+        }
+        Ok((mode, name))
+    }
+}
+
+wire_struct! {
+    /// `struct rnbd_msg_close`.
+    pub struct Close (8) {
+        /// [`MsgType::Close`].
+        pub hdr: MsgHdr = 0,
+        /// The server's id of the device.
+        pub device_id: Le32 = 4,
+    }
+}
+
+wire_struct! {
+    /// `struct rnbd_msg_open_rsp`.
+    pub struct OpenRsp (56) {
+        /// [`MsgType::OpenRsp`].
+        pub hdr: MsgHdr = 0,
+        /// The server's id of the device.
+        pub device_id: Le32 = 4,
+        /// Size in 512-byte sectors.
+        pub nsectors: Le64 = 8,
+        /// Largest IO, sectors.
+        pub max_hw_sectors: Le32 = 16,
+        /// Largest WRITE ZEROES, sectors.
+        pub max_write_zeroes_sectors: Le32 = 20,
+        /// Largest discard, sectors.
+        pub max_discard_sectors: Le32 = 24,
+        /// Discard granularity, bytes.
+        pub discard_granularity: Le32 = 28,
+        /// Discard alignment, bytes.
+        pub discard_alignment: Le32 = 32,
+        /// Physical block size, bytes.
+        pub physical_block_size: Le16 = 36,
+        /// Logical block size, bytes.
+        pub logical_block_size: Le16 = 38,
+        /// Largest number of segments.
+        pub max_segments: Le16 = 40,
+        /// Non-zero if secure erase is supported.
+        pub secure_discard: Le16 = 42,
+        /// Unused.
+        pub obsolete_rotational: u8 = 44,
+        /// [`CACHE_FUA`], [`CACHE_WRITEBACK`].
+        pub cache_policy: u8 = 45,
+        /// Zero.
+        pub reserved: [u8; 10] = 46,
+    }
+}
+
+wire_struct! {
+    /// `struct rnbd_msg_io` (26 bytes of fields, 32 with the C padding).
+    pub struct MsgIo (32) {
+        /// [`MsgType::Io`].
+        pub hdr: MsgHdr = 0,
+        /// The server's id of the device.
+        pub device_id: Le32 = 4,
+        /// First sector (512 bytes).
+        pub sector: Le64 = 8,
+        /// [`OpFlags`].
+        pub rw: Le32 = 16,
+        /// Bytes.
+        pub bi_size: Le32 = 20,
+        /// IO priority (`req_get_ioprio`).
+        pub prio: Le16 = 24,
+    }
+}
+
+#[cfg(test)]
+mod hostile {
+    use super::*;
+
+    #[test]
+    fn open() {
+        let ok = Open::new(AccessMode::Ro, b"nullb0").unwrap().to_bytes();
+        assert_eq!(Open::parse(&ok), Ok((AccessMode::Ro, &b"nullb0"[..])));
+        let mut b = ok;
+        b[4] = 3;
+        assert!(Open::parse(&b).is_err());
+        let mut b = ok;
+        b[6..261].fill(b'x');
+        assert!(Open::parse(&b).is_err());
+        let mut b = ok;
+        b[6] = 0;
+        assert!(Open::parse(&b).is_err());
+        assert!(Open::parse(&ok[..263]).is_err());
+        let mut b = ok;
+        b[0] = 4;
+        assert!(Open::parse(&b).is_err());
+    }
+
+    #[test]
+    fn ops() {
+        for op in 0..6u32 {
+            let f = OpFlags::try_from(op | F_SYNC).unwrap();
+            assert_eq!(f.encode(), op | F_SYNC);
+        }
+        assert!(OpFlags::try_from(6).is_err());
+        assert!(OpFlags::try_from(0xff).is_err());
+        assert!(OpFlags::try_from(1 << 10).is_err());
+        assert_eq!(msg_type(&[6, 0, 0, 0]), Err(WireError::BadValue { field: "rnbd msg type", value: 6 }));
+        assert!(msg_type(&[4, 0, 0]).is_err());
+        assert_eq!(AccessMode::from_str(b"migration"), Some(AccessMode::Migration));
+        assert_eq!(AccessMode::from_str(b"RW"), None);
+    }
+}

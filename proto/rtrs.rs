@@ -4,6 +4,9 @@
 //!
 //! Every RDMA WRITE WITH IMM of RTRS carries a 32-bit immediate: a 4-bit type
 //! and a 28-bit payload (`drivers/infiniband/ulp/rtrs/rtrs-pri.h`, 6.12).
+//! The messages are the `wire_struct!`s below, with upstream sizes asserted.
+
+use crate::wire::{c_str, put_c_str, Field, Le16, Le32, Le64, WireError};
 
 /// Protocol major version.
 pub const VERSION_MAJOR: u8 = 2;
@@ -106,6 +109,412 @@ pub fn io_req_split(payload: u32, mem_bits: u32, queue_depth: u32) -> Option<(u3
 
 const _: () = assert!(TYPE_BITS + PAYLOAD_BITS == 32);
 
+/// Bits of the immediate payload (`MAX_IMM_PAYL_BITS`).
+pub const IMM_PAYLOAD_BITS: u32 = PAYLOAD_BITS;
+/// Receives and sends of the admin connection (`SERVICE_CON_QUEUE_DEPTH`).
+pub const SERVICE_CON_QUEUE_DEPTH: u32 = 512;
+/// Paths per session (`MAX_PATHS_NUM`).
+pub const MAX_PATHS_NUM: u32 = 128;
+/// Smallest chunk (`MIN_CHUNK_SIZE`).
+pub const MIN_CHUNK_SIZE: u32 = 8192;
+/// Largest queue depth: it travels as a `__le16`.
+pub const MAX_SESS_QUEUE_DEPTH: u32 = 65535;
+/// Most connections per path a server accepts (upstream's sanity limit).
+pub const MAX_CON_NUM: u16 = 4096;
+/// Longest path name, without its NUL (`NAME_MAX`).
+pub const NAME_MAX: usize = 255;
+
+/// `mem_bits` of a server with `queue_depth` chunks: the immediate's low
+/// bits that carry the offset inside a chunk (upstream: `MAX_IMM_PAYL_BITS -
+/// (ilog2(queue_depth - 1) + 1)`).
+pub fn mem_bits(queue_depth: u32) -> Option<u32> {
+    if queue_depth < 2 || queue_depth > MAX_SESS_QUEUE_DEPTH {
+        return None;
+    }
+    let chunk_bits = 32 - (queue_depth - 1).leading_zeros();
+    Some(PAYLOAD_BITS - chunk_bits)
+}
+
+/// RTRS message types (`enum rtrs_msg_types`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u16)]
+pub enum MsgType {
+    /// Client asks for the chunk descriptors.
+    InfoReq = 0,
+    /// Server sends them.
+    InfoRsp = 1,
+    /// IO request: data written into a chunk.
+    Write = 2,
+    /// IO request: server writes data into the client's buffer.
+    Read = 3,
+    /// Server sends a chunk's new rkey.
+    RkeyRsp = 4,
+}
+
+impl TryFrom<u16> for MsgType {
+    type Error = WireError;
+    fn try_from(v: u16) -> Result<Self, WireError> {
+        Ok(match v {
+            0 => Self::InfoReq,
+            1 => Self::InfoRsp,
+            2 => Self::Write,
+            3 => Self::Read,
+            4 => Self::RkeyRsp,
+            _ => return Err(WireError::BadValue { field: "rtrs msg type", value: v as u64 }),
+        })
+    }
+}
+
+/// `RTRS_MSG_NEED_INVAL_F`: the server must invalidate the read buffer's rkey.
+pub const MSG_NEED_INVAL_F: u16 = 1 << 0;
+/// `RTRS_MSG_NEW_RKEY_F` (conn_rsp flags): the server sends new rkeys.
+pub const MSG_NEW_RKEY_F: u32 = 1 << 1;
+/// Bit 0 of [`ConnReq::flags`]: the path's first connection.
+pub const CONN_REQ_FIRST_CONN: u8 = 1 << 0;
+
+wire_struct! {
+    /// `struct rtrs_sg_desc`: one RDMA buffer.
+    pub struct SgDesc (16) {
+        /// Remote address.
+        pub addr: Le64 = 0,
+        /// Remote key.
+        pub key: Le32 = 8,
+        /// Length in bytes.
+        pub len: Le32 = 12,
+    }
+}
+
+wire_struct! {
+    /// `struct rtrs_msg_conn_req`: private data of `rdma_connect`.
+    pub struct ConnReq (56) {
+        /// Written by rdma_cm for AF_IB; zero from us.
+        pub cma_version: u8 = 0,
+        /// Must be zero from the sender (rdma_cm parses it).
+        pub ip_version: u8 = 1,
+        /// [`MAGIC`].
+        pub magic: Le16 = 2,
+        /// [`VERSION`].
+        pub version: Le16 = 4,
+        /// This connection's id (0: admin connection).
+        pub cid: Le16 = 6,
+        /// Connections in the path.
+        pub cid_num: Le16 = 8,
+        /// Reconnect counter of the path.
+        pub recon_cnt: Le16 = 10,
+        /// UUID of the path.
+        pub sess_uuid: [u8; 16] = 12,
+        /// UUID of the session (all its paths).
+        pub paths_uuid: [u8; 16] = 28,
+        /// Bit 0: [`CONN_REQ_FIRST_CONN`] (a C bitfield, LSB first).
+        pub flags: u8 = 44,
+        /// Zero.
+        pub reserved: [u8; 11] = 45,
+    }
+}
+
+wire_struct! {
+    /// `struct rtrs_msg_conn_rsp`: private data of accept and reject.
+    pub struct ConnRsp (56) {
+        /// [`MAGIC`].
+        pub magic: Le16 = 0,
+        /// [`VERSION`].
+        pub version: Le16 = 2,
+        /// Positive errno of a reject, 0 on accept.
+        pub errno: Le16 = 4,
+        /// Chunks in the session.
+        pub queue_depth: Le16 = 6,
+        /// Largest IO (`max_chunk_size - max_hdr_size`).
+        pub max_io_size: Le32 = 8,
+        /// Largest user header.
+        pub max_hdr_size: Le32 = 12,
+        /// [`MSG_NEW_RKEY_F`].
+        pub flags: Le32 = 16,
+        /// Zero.
+        pub reserved: [u8; 36] = 20,
+    }
+}
+
+wire_struct! {
+    /// `struct rtrs_msg_info_req`.
+    pub struct InfoReq (272) {
+        /// [`MsgType::InfoReq`].
+        pub ty: Le16 = 0,
+        /// The client's path name, NUL-terminated.
+        pub pathname: [u8; NAME_MAX] = 2,
+        /// Zero.
+        pub reserved: [u8; 15] = 257,
+    }
+}
+
+wire_struct! {
+    /// `struct rtrs_msg_info_rsp` without its `desc[]` tail.
+    pub struct InfoRspHdr (8) {
+        /// [`MsgType::InfoRsp`].
+        pub ty: Le16 = 0,
+        /// Number of [`SgDesc`] that follow.
+        pub sg_cnt: Le16 = 2,
+        /// Zero.
+        pub reserved: [u8; 4] = 4,
+    }
+}
+
+wire_struct! {
+    /// `struct rtrs_msg_rkey_rsp`.
+    pub struct RkeyRsp (8) {
+        /// [`MsgType::RkeyRsp`].
+        pub ty: Le16 = 0,
+        /// Chunk whose key changed.
+        pub buf_id: Le16 = 2,
+        /// Its new rkey.
+        pub rkey: Le32 = 4,
+    }
+}
+
+wire_struct! {
+    /// `struct rtrs_msg_rdma_read` without its `desc[]` tail.
+    pub struct RdmaReadHdr (8) {
+        /// [`MsgType::Read`].
+        pub ty: Le16 = 0,
+        /// Bytes of user header before this message.
+        pub usr_len: Le16 = 2,
+        /// [`MSG_NEED_INVAL_F`].
+        pub flags: Le16 = 4,
+        /// Number of [`SgDesc`] that follow (0 or 1).
+        pub sg_cnt: Le16 = 6,
+    }
+}
+
+wire_struct! {
+    /// `struct rtrs_msg_rdma_write`.
+    pub struct RdmaWrite (4) {
+        /// [`MsgType::Write`].
+        pub ty: Le16 = 0,
+        /// Bytes of user header before this message.
+        pub usr_len: Le16 = 2,
+    }
+}
+
+impl ConnReq {
+    /// The request a client sends for connection `cid` of `cid_num`.
+    pub fn new(cid: u16, cid_num: u16, recon_cnt: u16, sess_uuid: [u8; 16], paths_uuid: [u8; 16], first_conn: bool) -> Self {
+        let mut r = Self::zeroed();
+        r.magic = Le16::new(MAGIC);
+        r.version = Le16::new(VERSION);
+        r.cid = Le16::new(cid);
+        r.cid_num = Le16::new(cid_num);
+        r.recon_cnt = Le16::new(recon_cnt);
+        r.sess_uuid = sess_uuid;
+        r.paths_uuid = paths_uuid;
+        r.flags = if first_conn { CONN_REQ_FIRST_CONN } else { 0 };
+        r
+    }
+
+    /// Decodes and checks a connect request's private data: magic, major
+    /// version, `cid < cid_num <= MAX_CON_NUM`.
+    pub fn parse(b: &[u8]) -> Result<Self, WireError> {
+        let r = Self::from_bytes(b)?;
+        check_magic_version(r.magic, r.version)?;
+        let n = r.cid_num.get();
+        if n == 0 || n > MAX_CON_NUM {
+            return Err(WireError::BadValue { field: "cid_num", value: n as u64 });
+        }
+        if r.cid.get() >= n {
+            return Err(WireError::BadValue { field: "cid", value: r.cid.get() as u64 });
+        }
+        Ok(r)
+    }
+
+    /// Bit 0 of the flags.
+    pub fn first_conn(&self) -> bool {
+        self.flags & CONN_REQ_FIRST_CONN != 0
+    }
+}
+
+fn check_magic_version(magic: Le16, version: Le16) -> Result<(), WireError> {
+    if magic.get() != MAGIC {
+        return Err(WireError::BadValue { field: "magic", value: magic.get() as u64 });
+    }
+    if version.get() >> 8 != VERSION_MAJOR as u16 {
+        return Err(WireError::BadValue { field: "version", value: version.get() as u64 });
+    }
+    Ok(())
+}
+
+impl ConnRsp {
+    /// An accept's response.
+    pub fn accept(queue_depth: u16, max_io_size: u32, max_hdr_size: u32, new_rkey: bool) -> Self {
+        let mut r = Self::zeroed();
+        r.magic = Le16::new(MAGIC);
+        r.version = Le16::new(VERSION);
+        r.queue_depth = Le16::new(queue_depth);
+        r.max_io_size = Le32::new(max_io_size);
+        r.max_hdr_size = Le32::new(max_hdr_size);
+        r.flags = Le32::new(if new_rkey { MSG_NEW_RKEY_F } else { 0 });
+        r
+    }
+
+    /// A reject's response carrying positive `errno`.
+    pub fn reject(errno: u16) -> Self {
+        let mut r = Self::zeroed();
+        r.magic = Le16::new(MAGIC);
+        r.version = Le16::new(VERSION);
+        r.errno = Le16::new(errno);
+        r
+    }
+
+    /// Decodes an accept's response: magic, major version, a queue depth
+    /// of at least 1 and an IO size that leaves room for a header.
+    pub fn parse(b: &[u8]) -> Result<Self, WireError> {
+        let r = Self::from_bytes(b)?;
+        check_magic_version(r.magic, r.version)?;
+        if r.queue_depth.get() == 0 {
+            return Err(WireError::BadValue { field: "queue_depth", value: 0 });
+        }
+        if r.max_io_size.get() == 0 {
+            return Err(WireError::BadValue { field: "max_io_size", value: 0 });
+        }
+        Ok(r)
+    }
+}
+
+impl InfoReq {
+    /// An info request for `pathname` (no NUL, shorter than `NAME_MAX`).
+    pub fn new(pathname: &[u8]) -> Option<Self> {
+        let mut r = Self::zeroed();
+        r.ty = Le16::new(MsgType::InfoReq as u16);
+        r.pathname = put_c_str(pathname)?;
+        Some(r)
+    }
+
+    /// Decodes an info request and returns it with its path name, which must
+    /// be NUL-terminated, non-empty and free of `/` and `.` (upstream's rule).
+    pub fn parse(b: &[u8]) -> Result<(Self, &[u8]), WireError> {
+        let r = Self::from_bytes(b)?;
+        if r.ty.get() != MsgType::InfoReq as u16 {
+            return Err(WireError::BadValue { field: "type", value: r.ty.get() as u64 });
+        }
+        let name = c_str(&b[2..2 + NAME_MAX]).ok_or(WireError::BadValue { field: "pathname", value: 0 })?;
+        if name.is_empty() || name.iter().any(|&c| c == b'/' || c == b'.') {
+            return Err(WireError::BadValue { field: "pathname", value: 1 });
+        }
+        Ok((r, name))
+    }
+}
+
+/// An info response: its descriptors, checked.
+pub struct InfoRsp<'a> {
+    descs: &'a [u8],
+}
+
+impl<'a> InfoRsp<'a> {
+    /// Decodes an info response of `len` received bytes.  Every descriptor
+    /// must be inside the message, and there must be at least one.
+    pub fn parse(b: &'a [u8]) -> Result<Self, WireError> {
+        let h = InfoRspHdr::from_bytes(b)?;
+        if h.ty.get() != MsgType::InfoRsp as u16 {
+            return Err(WireError::BadValue { field: "type", value: h.ty.get() as u64 });
+        }
+        let n = h.sg_cnt.get() as usize;
+        let need = InfoRspHdr::SIZE + n * SgDesc::SIZE;
+        if n == 0 {
+            return Err(WireError::BadValue { field: "sg_cnt", value: 0 });
+        }
+        if b.len() < need {
+            return Err(WireError::Short { need, got: b.len() });
+        }
+        Ok(Self { descs: &b[InfoRspHdr::SIZE..need] })
+    }
+
+    /// Number of descriptors.
+    pub fn len(&self) -> usize {
+        self.descs.len() / SgDesc::SIZE
+    }
+
+    /// True if there are none (never, after `parse`).
+    pub fn is_empty(&self) -> bool {
+        self.descs.is_empty()
+    }
+
+    /// Descriptor `i`.
+    pub fn desc(&self, i: usize) -> Option<SgDesc> {
+        SgDesc::from_bytes(self.descs.get(i * SgDesc::SIZE..)?).ok()
+    }
+}
+
+/// Where an IO request sits in its chunk, from the immediate and the
+/// server's geometry, with every bound checked: the chunk exists, the
+/// message header (`hdr_len` bytes at `off`) lies inside the chunk.
+pub fn io_req_locate(payload: u32, mem_bits: u32, queue_depth: u32, chunk_size: u32, hdr_len: u32) -> Option<(u32, u32)> {
+    let (buf_id, off) = io_req_split(payload, mem_bits, queue_depth)?;
+    (off.checked_add(hdr_len)? <= chunk_size).then_some((buf_id, off))
+}
+
+/// A checked read request found at `off` in a chunk of `chunk.len()` bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadReq {
+    /// Bytes of user header, at `off - usr_len`.
+    pub usr_len: u32,
+    /// Invalidate `desc.key` with the response.
+    pub need_inval: bool,
+    /// Where to write the data; `None` for a read without data.
+    pub desc: Option<SgDesc>,
+}
+
+/// What a client's message in a chunk asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IoReq {
+    /// Data of `off - usr_len` bytes at the chunk's start, then the user header.
+    Write {
+        /// User header length.
+        usr_len: u32,
+    },
+    /// See [`ReadReq`].
+    Read(ReadReq),
+}
+
+/// Decodes the RTRS message at `off` of `chunk`, checking its type, that the
+/// user header fits before it (`usr_len <= off`), that a read has at most one
+/// descriptor, inside the chunk, whose length is non-zero and at most
+/// `max_io`.
+pub fn parse_io_req(chunk: &[u8], off: usize, max_io: u32) -> Result<IoReq, WireError> {
+    let msg = chunk.get(off..).ok_or(WireError::Short { need: off, got: chunk.len() })?;
+    let ty = Le16::read(msg.get(..2).ok_or(WireError::Short { need: 2, got: msg.len() })?).get();
+    match MsgType::try_from(ty)? {
+        MsgType::Write => {
+            let w = RdmaWrite::from_bytes(msg)?;
+            let usr_len = w.usr_len.get() as u32;
+            if usr_len as usize > off {
+                return Err(WireError::BadValue { field: "usr_len", value: usr_len as u64 });
+            }
+            Ok(IoReq::Write { usr_len })
+        }
+        MsgType::Read => {
+            let r = RdmaReadHdr::from_bytes(msg)?;
+            let usr_len = r.usr_len.get() as u32;
+            if usr_len as usize > off {
+                return Err(WireError::BadValue { field: "usr_len", value: usr_len as u64 });
+            }
+            let desc = match r.sg_cnt.get() {
+                0 => None,
+                1 => {
+                    let d = SgDesc::from_bytes(&msg[RdmaReadHdr::SIZE..])?;
+                    if d.len.get() == 0 || d.len.get() > max_io {
+                        return Err(WireError::BadValue { field: "desc len", value: d.len.get() as u64 });
+                    }
+                    Some(d)
+                }
+                n => return Err(WireError::BadValue { field: "sg_cnt", value: n as u64 }),
+            };
+            let need_inval = r.flags.get() & MSG_NEED_INVAL_F != 0;
+            if need_inval && desc.is_none() {
+                return Err(WireError::BadValue { field: "flags", value: r.flags.get() as u64 });
+            }
+            Ok(IoReq::Read(ReadReq { usr_len, need_inval, desc }))
+        }
+        _ => Err(WireError::BadValue { field: "io msg type", value: ty as u64 }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,5 +553,100 @@ mod tests {
         assert_eq!(io_req_split(payload, 17, 3), None);
         assert_eq!(io_req_split(payload, 0, 512), None);
         assert_eq!(io_req_split(payload, 28, 512), None);
+    }
+}
+
+#[cfg(test)]
+mod hostile {
+    use super::*;
+
+    fn chunk_with(off: usize, msg: &[u8]) -> [u8; 8192] {
+        let mut c = [0u8; 8192];
+        c[off..off + msg.len()].copy_from_slice(msg);
+        c
+    }
+
+    fn read_msg(usr_len: u16, flags: u16, sg_cnt: u16, len: u32) -> [u8; 24] {
+        let mut m = [0u8; 24];
+        m[..8].copy_from_slice(&RdmaReadHdr { ty: Le16::new(3), usr_len: Le16::new(usr_len), flags: Le16::new(flags), sg_cnt: Le16::new(sg_cnt) }.to_bytes());
+        m[8..].copy_from_slice(&SgDesc { addr: Le64::new(0x1000), key: Le32::new(7), len: Le32::new(len) }.to_bytes());
+        m
+    }
+
+    #[test]
+    fn io_requests() {
+        let c = chunk_with(100, &read_msg(32, 1, 1, 4096));
+        assert_eq!(
+            parse_io_req(&c, 100, 4096),
+            Ok(IoReq::Read(ReadReq { usr_len: 32, need_inval: true, desc: SgDesc::from_bytes(&read_msg(0, 0, 0, 4096)[8..]).ok() }))
+        );
+        // usr_len beyond the start of the chunk (upstream's underflow).
+        assert!(parse_io_req(&chunk_with(16, &read_msg(32, 0, 1, 4096)), 16, 4096).is_err());
+        // Unbounded or empty read length, too many descriptors.
+        assert!(parse_io_req(&c, 100, 4095).is_err());
+        assert!(parse_io_req(&chunk_with(100, &read_msg(0, 0, 1, 0)), 100, 4096).is_err());
+        assert!(parse_io_req(&chunk_with(100, &read_msg(0, 0, 2, 4096)), 100, 4096).is_err());
+        // Invalidation asked without a buffer (upstream WARNs).
+        assert!(parse_io_req(&chunk_with(100, &read_msg(0, 1, 0, 4096)), 100, 4096).is_err());
+        // Header crossing the end of the chunk.
+        assert!(parse_io_req(&c, 8192 - 10, 4096).is_err());
+        assert!(parse_io_req(&c, 8192, 4096).is_err());
+        // Unknown and misplaced types.
+        for ty in [0u16, 1, 4, 5, 0xffff] {
+            assert!(parse_io_req(&chunk_with(8, &ty.to_le_bytes()), 8, 4096).is_err());
+        }
+        let w = chunk_with(64, &RdmaWrite { ty: Le16::new(2), usr_len: Le16::new(64) }.to_bytes());
+        assert_eq!(parse_io_req(&w, 64, 4096), Ok(IoReq::Write { usr_len: 64 }));
+        assert!(parse_io_req(&w, 63, 4096).is_err());
+    }
+
+    #[test]
+    fn connection_messages() {
+        let ok = ConnReq::new(1, 3, 0, [1; 16], [2; 16], false).to_bytes();
+        assert!(ConnReq::parse(&ok).is_ok());
+        assert!(ConnReq::parse(&ok[..55]).is_err());
+        let mut bad = ok;
+        bad[2] = 0;
+        assert!(ConnReq::parse(&bad).is_err());
+        let mut bad = ok;
+        bad[5] = 3; // major 3
+        assert!(ConnReq::parse(&bad).is_err());
+        assert!(ConnReq::parse(&ConnReq::new(3, 3, 0, [1; 16], [2; 16], false).to_bytes()).is_err());
+        assert!(ConnReq::parse(&ConnReq::new(0, 0, 0, [1; 16], [2; 16], false).to_bytes()).is_err());
+        assert!(ConnReq::parse(&ConnReq::new(0, 4097, 0, [1; 16], [2; 16], false).to_bytes()).is_err());
+        assert!(ConnRsp::parse(&ConnRsp::reject(5).to_bytes()).is_err());
+    }
+
+    #[test]
+    fn info_messages() {
+        let mut b = InfoReq::new(b"host-a").unwrap().to_bytes();
+        assert!(InfoReq::parse(&b).is_ok());
+        for c in b"./" {
+            let mut d = b;
+            d[3] = *c;
+            assert!(InfoReq::parse(&d).is_err());
+        }
+        b[2..257].fill(b'a'); // no terminator
+        assert!(InfoReq::parse(&b).is_err());
+        assert!(InfoReq::new(&[b'a'; 255]).is_none());
+        let mut r = [0u8; 8 + 32];
+        r[..8].copy_from_slice(&InfoRspHdr { ty: Le16::new(1), sg_cnt: Le16::new(2), reserved: [0; 4] }.to_bytes());
+        let rsp = InfoRsp::parse(&r).unwrap();
+        assert_eq!(rsp.len(), 2);
+        assert!(rsp.desc(2).is_none());
+        assert!(InfoRsp::parse(&r[..39]).is_err());
+        r[2] = 0;
+        assert!(InfoRsp::parse(&r).is_err());
+    }
+
+    #[test]
+    fn geometry() {
+        // Upstream: queue_depth 512 -> chunk_bits 9 -> mem_bits 19.
+        assert_eq!(mem_bits(512), Some(19));
+        assert_eq!(mem_bits(513), Some(18));
+        assert_eq!(mem_bits(2), Some(27));
+        assert_eq!(mem_bits(1), None);
+        assert_eq!(io_req_locate((5 << 19) | 100, 19, 512, 131072, 24), Some((5, 100)));
+        assert_eq!(io_req_locate((5 << 19) | (131072 - 8), 19, 512, 131072, 24), None);
     }
 }
