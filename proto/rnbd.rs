@@ -312,9 +312,47 @@ wire_struct! {
     }
 }
 
+/// Longest path the server builds, with its NUL (`PATH_MAX`).
+pub const PATH_MAX: usize = 4096;
+
+/// Builds the path of the block device a client asks for, as upstream's
+/// `rnbd_srv_get_full_path`: `search` + `/` + `dev_name`, or, if `search`
+/// contains `%SESSNAME%`, its part before that + `/` + `sessname` + `/` +
+/// `dev_name`; runs of `/` collapse to one.  Writes it NUL-terminated into
+/// `out` and returns its length.  Refuses (`None`) a `dev_name` containing
+/// `..`, an empty one, and a result that does not fit `PATH_MAX` or `out`.
+pub fn full_path(search: &[u8], sessname: &[u8], dev_name: &[u8], out: &mut [u8]) -> Option<usize> {
+    if dev_name.is_empty() || dev_name.windows(2).any(|w| w == b"..") || dev_name.contains(&0) {
+        return None;
+    }
+    const KEY: &[u8] = b"%SESSNAME%";
+    let parts: [&[u8]; 5] = match search.windows(KEY.len()).position(|w| w == KEY) {
+        Some(i) => [&search[..i], b"/", sessname, b"/", dev_name],
+        None => [search, b"/", dev_name, b"", b""],
+    };
+    let mut n = 0;
+    let cap = out.len().min(PATH_MAX);
+    for &c in parts.iter().flat_map(|p| p.iter()) {
+        if c == b'/' && n > 0 && out[n - 1] == b'/' {
+            continue;
+        }
+        if n + 1 >= cap {
+            return None;
+        }
+        out[n] = c;
+        n += 1;
+    }
+    if n >= cap {
+        return None;
+    }
+    out[n] = 0;
+    Some(n)
+}
+
 #[cfg(test)]
 mod hostile {
     use super::*;
+    extern crate std;
 
     #[test]
     fn open() {
@@ -333,6 +371,22 @@ mod hostile {
         let mut b = ok;
         b[0] = 4;
         assert!(Open::parse(&b).is_err());
+    }
+
+    #[test]
+    fn paths() {
+        let mut b = [0u8; 64];
+        let mut p = |s: &[u8], d: &[u8]| full_path(s, b"sess1", d, &mut b).map(|n| std::string::String::from_utf8(b[..n].to_vec()).unwrap());
+        assert_eq!(p(b"/", b"dev/nullb0").as_deref(), Some("/dev/nullb0"));
+        assert_eq!(p(b"/dev/", b"/nullb0").as_deref(), Some("/dev/nullb0"));
+        assert_eq!(p(b"/srv/%SESSNAME%/x", b"d").as_deref(), Some("/srv/sess1/d"));
+        assert_eq!(p(b"/", b"../etc/x"), None);
+        assert_eq!(p(b"/", b"a..b"), None);
+        assert_eq!(p(b"/", b""), None);
+        assert_eq!(p(b"/dev", &[b'x'; 80]), None);
+        let mut big = [0u8; 8192];
+        assert_eq!(full_path(b"/", b"s", &[b'y'; 4095], &mut big), None);
+        assert_eq!(full_path(b"/", b"s", &[b'y'; 4094], &mut big), Some(4095));
     }
 
     #[test]

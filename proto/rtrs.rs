@@ -449,7 +449,10 @@ pub fn io_req_locate(payload: u32, mem_bits: u32, queue_depth: u32, chunk_size: 
     (off.checked_add(hdr_len)? <= chunk_size).then_some((buf_id, off))
 }
 
-/// A checked read request found at `off` in a chunk of `chunk.len()` bytes.
+/// Longest IO message: a read with its one descriptor.
+pub const IO_MSG_MAX: usize = RdmaReadHdr::SIZE + SgDesc::SIZE;
+
+/// A checked read request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReadReq {
     /// Bytes of user header, at `off - usr_len`.
@@ -472,12 +475,13 @@ pub enum IoReq {
     Read(ReadReq),
 }
 
-/// Decodes the RTRS message at `off` of `chunk`, checking its type, that the
-/// user header fits before it (`usr_len <= off`), that a read has at most one
-/// descriptor, inside the chunk, whose length is non-zero and at most
+/// Decodes the RTRS message found at offset `off` of a chunk; `msg` is a copy
+/// of the chunk's bytes from `off` on (as many as the chunk has, up to the
+/// longest message, [`IO_MSG_MAX`]).  Checks the type, that the user header
+/// fits before the message (`usr_len <= off`), and that a read has at most
+/// one descriptor, inside the chunk, whose length is non-zero and at most
 /// `max_io`.
-pub fn parse_io_req(chunk: &[u8], off: usize, max_io: u32) -> Result<IoReq, WireError> {
-    let msg = chunk.get(off..).ok_or(WireError::Short { need: off, got: chunk.len() })?;
+pub fn parse_io_req(msg: &[u8], off: usize, max_io: u32) -> Result<IoReq, WireError> {
     let ty = Le16::read(msg.get(..2).ok_or(WireError::Short { need: 2, got: msg.len() })?).get();
     match MsgType::try_from(ty)? {
         MsgType::Write => {
@@ -560,6 +564,10 @@ mod tests {
 mod hostile {
     use super::*;
 
+    fn at(c: &[u8], off: usize) -> &[u8] {
+        &c[off.min(c.len())..]
+    }
+
     fn chunk_with(off: usize, msg: &[u8]) -> [u8; 8192] {
         let mut c = [0u8; 8192];
         c[off..off + msg.len()].copy_from_slice(msg);
@@ -577,27 +585,27 @@ mod hostile {
     fn io_requests() {
         let c = chunk_with(100, &read_msg(32, 1, 1, 4096));
         assert_eq!(
-            parse_io_req(&c, 100, 4096),
+            parse_io_req(at(&c, 100), 100, 4096),
             Ok(IoReq::Read(ReadReq { usr_len: 32, need_inval: true, desc: SgDesc::from_bytes(&read_msg(0, 0, 0, 4096)[8..]).ok() }))
         );
         // usr_len beyond the start of the chunk (upstream's underflow).
-        assert!(parse_io_req(&chunk_with(16, &read_msg(32, 0, 1, 4096)), 16, 4096).is_err());
+        assert!(parse_io_req(at(&chunk_with(16, &read_msg(32, 0, 1, 4096)), 16), 16, 4096).is_err());
         // Unbounded or empty read length, too many descriptors.
-        assert!(parse_io_req(&c, 100, 4095).is_err());
-        assert!(parse_io_req(&chunk_with(100, &read_msg(0, 0, 1, 0)), 100, 4096).is_err());
-        assert!(parse_io_req(&chunk_with(100, &read_msg(0, 0, 2, 4096)), 100, 4096).is_err());
+        assert!(parse_io_req(at(&c, 100), 100, 4095).is_err());
+        assert!(parse_io_req(at(&chunk_with(100, &read_msg(0, 0, 1, 0)), 100), 100, 4096).is_err());
+        assert!(parse_io_req(at(&chunk_with(100, &read_msg(0, 0, 2, 4096)), 100), 100, 4096).is_err());
         // Invalidation asked without a buffer (upstream WARNs).
-        assert!(parse_io_req(&chunk_with(100, &read_msg(0, 1, 0, 4096)), 100, 4096).is_err());
+        assert!(parse_io_req(at(&chunk_with(100, &read_msg(0, 1, 0, 4096)), 100), 100, 4096).is_err());
         // Header crossing the end of the chunk.
-        assert!(parse_io_req(&c, 8192 - 10, 4096).is_err());
-        assert!(parse_io_req(&c, 8192, 4096).is_err());
+        assert!(parse_io_req(at(&c, 8192 - 10), 8192 - 10, 4096).is_err());
+        assert!(parse_io_req(at(&c, 8192), 8192, 4096).is_err());
         // Unknown and misplaced types.
         for ty in [0u16, 1, 4, 5, 0xffff] {
-            assert!(parse_io_req(&chunk_with(8, &ty.to_le_bytes()), 8, 4096).is_err());
+            assert!(parse_io_req(at(&chunk_with(8, &ty.to_le_bytes()), 8), 8, 4096).is_err());
         }
         let w = chunk_with(64, &RdmaWrite { ty: Le16::new(2), usr_len: Le16::new(64) }.to_bytes());
-        assert_eq!(parse_io_req(&w, 64, 4096), Ok(IoReq::Write { usr_len: 64 }));
-        assert!(parse_io_req(&w, 63, 4096).is_err());
+        assert_eq!(parse_io_req(at(&w, 64), 64, 4096), Ok(IoReq::Write { usr_len: 64 }));
+        assert!(parse_io_req(at(&w, 63), 63, 4096).is_err());
     }
 
     #[test]

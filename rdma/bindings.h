@@ -3,6 +3,7 @@
 #include <linux/dma-direction.h>
 #include <linux/in.h>
 #include <linux/scatterlist.h>
+#include <rdma/ib_cm.h>
 #include <rdma/ib_verbs.h>
 #include <rdma/rdma_cm.h>
 #include "helpers.h"

@@ -8,6 +8,7 @@ use crate::bindings;
 use crate::cq::Cq;
 use crate::device::Device;
 use crate::mr::{Access, FrMr};
+use crate::pages::BlockMr;
 use crate::pd::Pd;
 use crate::wr::{Completion, Posted, Sge, CHAIN_CQE};
 use core::cell::Cell;
@@ -152,14 +153,23 @@ impl ConnParam<'_> {
 /// Its SGEs and MR are borrowed from the request's owner (see
 /// [`Qp::post_send`]), which keeps them alive until the chain completes.
 #[allow(missing_docs)] // The fields are documented on their variants.
+#[derive(Clone, Copy)]
 pub enum SendOp<'a> {
     /// SEND of `sge` (or of nothing).
     Send { sge: Option<Sge<'a>> },
     /// RDMA WRITE of `sge` to the peer's `remote_addr`/`rkey`, with immediate
     /// data `imm` (host order).
     WriteImm { sge: Option<Sge<'a>>, remote_addr: u64, rkey: u32, imm: u32 },
+    /// RDMA WRITE of `sge` to the peer's `remote_addr`/`rkey`.
+    Write { sge: Sge<'a>, remote_addr: u64, rkey: u32 },
+    /// SEND of `sge` (or of nothing) with immediate data `imm` (host order).
+    SendImm { sge: Option<Sge<'a>>, imm: u32 },
+    /// Empty SEND that invalidates the peer's `rkey` on arrival.
+    SendInv { rkey: u32 },
     /// Fast registration of `mr` with `access`.
     Reg { mr: &'a FrMr, access: Access },
+    /// Fast registration of a page block's MR with its current key.
+    RegBlock { mr: &'a BlockMr, access: Access },
     /// Local invalidation of `rkey`.
     LocalInv { rkey: u32 },
 }
@@ -167,26 +177,66 @@ pub enum SendOp<'a> {
 /// Longest send chain.
 pub const MAX_CHAIN: usize = 4;
 
+/// A send chain of up to [`MAX_CHAIN`] operations whose length is only known
+/// at run time (see [`Qp::post_chain`]).
+#[derive(Clone, Copy)]
+pub struct Chain<'a> {
+    ops: [Option<SendOp<'a>>; MAX_CHAIN],
+    n: usize,
+}
+
+impl<'a> Chain<'a> {
+    /// An empty chain.
+    pub fn new() -> Self {
+        Self { ops: [None; MAX_CHAIN], n: 0 }
+    }
+
+    /// Appends `op`; fails when the chain is full.
+    pub fn push(&mut self, op: SendOp<'a>) -> Result {
+        let slot = self.ops.get_mut(self.n).ok_or(EINVAL)?;
+        *slot = Some(op);
+        self.n += 1;
+        Ok(())
+    }
+
+    fn from_array<const N: usize>(a: [SendOp<'a>; N]) -> Result<Self> {
+        let mut c = Self::new();
+        for op in a {
+            c.push(op)?;
+        }
+        Ok(c)
+    }
+}
+
+impl Default for Chain<'_> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Posts a send chain on the raw QP `qp`.
 ///
 /// # Safety
 ///
 /// `qp` must be a live QP.
-unsafe fn post_send_raw<T: Completion, const N: usize>(
+unsafe fn post_send_raw<T: Completion>(
     qp: *mut bindings::ib_qp,
     owner: KBox<Posted<T>>,
-    ops: impl for<'a> FnOnce(&'a T) -> Result<[SendOp<'a>; N]>,
+    ops: impl for<'a> FnOnce(&'a T) -> Result<Chain<'a>>,
 ) -> Result {
-    if N == 0 || N > MAX_CHAIN {
-        return Err(EINVAL);
-    }
     let mut sges = [bindings::ib_sge::default(); MAX_CHAIN];
     let mut has_sge = [false; MAX_CHAIN];
     let mut rdma = [bindings::ib_rdma_wr::default(); MAX_CHAIN];
     let mut reg = [bindings::ib_reg_wr::default(); MAX_CHAIN];
     let mut is_reg = [false; MAX_CHAIN];
     // First the values, while the owner is borrowed; no pointers yet.
-    for (i, op) in ops(owner.get())?.iter().enumerate() {
+    let chain = ops(owner.get())?;
+    let n = chain.n;
+    if n == 0 {
+        return Err(EINVAL);
+    }
+    for (i, op) in chain.ops.iter().take(n).enumerate() {
+        let Some(op) = op else { return Err(EINVAL) };
         let sge = match op {
             SendOp::Send { sge } => {
                 rdma[i].wr.opcode = bindings::ib_wr_opcode_IB_WR_SEND;
@@ -198,6 +248,32 @@ unsafe fn post_send_raw<T: Completion, const N: usize>(
                 rdma[i].wr.opcode = bindings::ib_wr_opcode_IB_WR_RDMA_WRITE_WITH_IMM;
                 rdma[i].wr.ex.imm_data = imm.to_be();
                 sge
+            }
+            SendOp::Write { sge, remote_addr, rkey } => {
+                rdma[i].remote_addr = *remote_addr;
+                rdma[i].rkey = *rkey;
+                rdma[i].wr.opcode = bindings::ib_wr_opcode_IB_WR_RDMA_WRITE;
+                sges[i] = sge.raw();
+                has_sge[i] = true;
+                &None
+            }
+            SendOp::SendImm { sge, imm } => {
+                rdma[i].wr.opcode = bindings::ib_wr_opcode_IB_WR_SEND_WITH_IMM;
+                rdma[i].wr.ex.imm_data = imm.to_be();
+                sge
+            }
+            SendOp::SendInv { rkey } => {
+                rdma[i].wr.opcode = bindings::ib_wr_opcode_IB_WR_SEND_WITH_INV;
+                rdma[i].wr.ex.invalidate_rkey = *rkey;
+                &None
+            }
+            SendOp::RegBlock { mr, access } => {
+                reg[i].mr = mr.as_ptr();
+                reg[i].key = mr.rkey();
+                reg[i].access = access.raw();
+                reg[i].wr.opcode = bindings::ib_wr_opcode_IB_WR_REG_MR;
+                is_reg[i] = true;
+                &None
             }
             SendOp::Reg { mr, access } => {
                 reg[i].mr = mr.as_ptr();
@@ -222,8 +298,8 @@ unsafe fn post_send_raw<T: Completion, const N: usize>(
     let cqe = Posted::into_cqe(owner);
     let (sp, rp, gp) = (sges.as_mut_ptr(), rdma.as_mut_ptr(), reg.as_mut_ptr());
     let mut wrs: [*mut bindings::ib_send_wr; MAX_CHAIN] = [core::ptr::null_mut(); MAX_CHAIN];
-    for i in 0..N {
-        // SAFETY: `i < N <= MAX_CHAIN`, so every pointer is inside its local
+    for i in 0..n {
+        // SAFETY: `i < n <= MAX_CHAIN`, so every pointer is inside its local
         // array, which outlives the post below.
         unsafe {
             let wr = if is_reg[i] {
@@ -235,7 +311,7 @@ unsafe fn post_send_raw<T: Completion, const N: usize>(
                 (*wr).sg_list = sp.add(i);
                 (*wr).num_sge = 1;
             }
-            if i == N - 1 {
+            if i == n - 1 {
                 (*wr).__bindgen_anon_1.wr_cqe = cqe;
                 (*wr).send_flags = bindings::ib_send_flags_IB_SEND_SIGNALED as i32;
             } else {
@@ -328,6 +404,16 @@ impl Qp {
         ops: impl for<'a> FnOnce(&'a T) -> Result<[SendOp<'a>; N]>,
     ) -> Result {
         // SAFETY: live QP (type invariant).
+        unsafe { post_send_raw(self.ptr.as_ptr(), owner, |o| Chain::from_array(ops(o)?)) }
+    }
+
+    /// Like [`Qp::post_send`], for a chain built at run time.
+    pub fn post_chain<T: Completion>(
+        &self,
+        owner: KBox<Posted<T>>,
+        ops: impl for<'a> FnOnce(&'a T) -> Result<Chain<'a>>,
+    ) -> Result {
+        // SAFETY: live QP (type invariant).
         unsafe { post_send_raw(self.ptr.as_ptr(), owner, ops) }
     }
 
@@ -391,6 +477,27 @@ impl IdRef<'_> {
         crate::to_result(unsafe { bindings::rdma_accept(self.id.as_ptr(), &mut p) })
     }
 
+    /// Rejects the connect request this event is for, with `private_data`
+    /// for the peer (consumer-defined reason).  An id nobody adopted is then
+    /// destroyed by rdma_cm when the handler returns; an adopted one stays
+    /// its owner's to drop (later, from another context).
+    pub fn reject(&self, private_data: &[u8]) -> Result {
+        if !self.connect_request {
+            return Err(EINVAL);
+        }
+        let len = u8::try_from(private_data.len()).map_err(|_| EINVAL)?;
+        // SAFETY: live id inside its connect request event; the data is
+        // valid for the call, which copies it.
+        crate::to_result(unsafe {
+            bindings::rdma_reject(
+                self.id.as_ptr(),
+                private_data.as_ptr().cast(),
+                len,
+                bindings::ib_cm_rej_reason_IB_CM_REJ_CONSUMER_DEFINED as u8,
+            )
+        })
+    }
+
     /// Posts on the id's QP, if it has one (see [`Qp::post_send`]).
     pub fn post_send<T: Completion, const N: usize>(
         &self,
@@ -404,7 +511,7 @@ impl IdRef<'_> {
             return Err(crate::code::enotconn());
         }
         // SAFETY: as above.
-        unsafe { post_send_raw(qp, owner, ops) }
+        unsafe { post_send_raw(qp, owner, |o| Chain::from_array(ops(o)?)) }
     }
 }
 
@@ -506,6 +613,9 @@ impl<T: Handler> CmId<T> {
         attr.cap.max_recv_wr = caps.max_recv_wr;
         attr.cap.max_send_sge = caps.max_send_sge;
         attr.cap.max_recv_sge = caps.max_recv_sge;
+        // SAFETY: `attr` is ours; the handler's context is this id, which
+        // outlives its QP.
+        unsafe { bindings::rrs_qp_init_attr_set_event(&mut attr, self.raw()) };
         // SAFETY: live id bound to `pd`'s device; `attr` is valid for the call.
         crate::to_result(unsafe { bindings::rdma_create_qp(self.raw(), pd.as_ptr(), &mut attr) })?;
         // SAFETY: set by the successful call above.

@@ -8,14 +8,24 @@ use core::ptr::NonNull;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
-/// A completion queue polled by the RDMA core in softirq context.
+/// Where a CQ's completions run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Poll {
+    /// In softirq context: fast, but completion handlers must not sleep.
+    Softirq,
+    /// In a workqueue (process context): handlers may sleep and allocate
+    /// with `GFP_KERNEL`, e.g. to submit block IO.
+    Workqueue,
+}
+
+/// A completion queue polled by the RDMA core.
 ///
 /// Completions are dispatched to the `done` callback of each work request's
-/// `ib_cqe` (see [`crate::wr`]); those callbacks must not sleep.
+/// `ib_cqe` (see [`crate::wr`]), in the context chosen with [`Poll`].
 ///
 /// # Invariants
 ///
-/// `ptr` is a CQ from `ib_alloc_cq` with `IB_POLL_SOFTIRQ`, not yet freed.
+/// `ptr` is a CQ from `ib_alloc_cq`, not yet freed.
 pub struct Cq {
     ptr: NonNull<bindings::ib_cq>,
 }
@@ -27,7 +37,7 @@ unsafe impl Sync for Cq {}
 
 impl Cq {
     /// Allocates a CQ with `entries` entries on completion vector `vector`.
-    pub fn new(dev: Device<'_>, entries: u32, vector: u32) -> Result<Arc<Self>> {
+    pub fn new(dev: Device<'_>, entries: u32, vector: u32, poll: Poll) -> Result<Arc<Self>> {
         let entries = i32::try_from(entries).map_err(|_| EINVAL)?;
         let vector = i32::try_from(vector).map_err(|_| EINVAL)?;
         // SAFETY: `dev` is registered; no private data is attached.
@@ -37,7 +47,10 @@ impl Cq {
                 core::ptr::null_mut(),
                 entries,
                 vector,
-                bindings::ib_poll_context_IB_POLL_SOFTIRQ,
+                match poll {
+                    Poll::Softirq => bindings::ib_poll_context_IB_POLL_SOFTIRQ,
+                    Poll::Workqueue => bindings::ib_poll_context_IB_POLL_WORKQUEUE,
+                },
             )
         })?;
         Ok(Arc::new(Self { ptr }, GFP_KERNEL)?)

@@ -51,6 +51,18 @@ impl<'a> Device<'a> {
         unsafe { (*self.as_ptr()).phys_port_cnt }
     }
 
+    /// Largest work queue of a QP.
+    pub fn max_qp_wr(&self) -> u32 {
+        // SAFETY: registered device; attributes are read-only after registration.
+        unsafe { bindings::rrs_dev_max_qp_wr(self.as_ptr()) }
+    }
+
+    /// Number of completion vectors.
+    pub fn num_comp_vectors(&self) -> u32 {
+        // SAFETY: as above.
+        unsafe { bindings::rrs_dev_num_comp_vectors(self.as_ptr()) }
+    }
+
     /// Largest fast-registration page list the device supports.
     pub fn max_fast_reg_pages(&self) -> u32 {
         // SAFETY: `attrs` is filled in before registration and read-only after.

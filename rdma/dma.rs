@@ -19,7 +19,7 @@ pub enum Direction {
 }
 
 impl Direction {
-    fn raw(self) -> bindings::dma_data_direction {
+    pub(crate) fn raw(self) -> bindings::dma_data_direction {
         match self {
             Direction::ToDevice => bindings::dma_data_direction_DMA_TO_DEVICE,
             Direction::FromDevice => bindings::dma_data_direction_DMA_FROM_DEVICE,

@@ -138,3 +138,67 @@ struct ib_qp *rrs_cm_id_qp(struct rdma_cm_id *id)
 	return id->qp;
 }
 EXPORT_SYMBOL_GPL(rrs_cm_id_qp);
+
+/* A block of 2^order physically contiguous, zeroed pages. */
+struct page *rrs_alloc_pages(unsigned int order)
+{
+	return alloc_pages(GFP_KERNEL | __GFP_ZERO, order);
+}
+EXPORT_SYMBOL_GPL(rrs_alloc_pages);
+
+void rrs_free_pages(struct page *page, unsigned int order)
+{
+	__free_pages(page, order);
+}
+EXPORT_SYMBOL_GPL(rrs_free_pages);
+
+void *rrs_page_address(struct page *page)
+{
+	return page_address(page);
+}
+EXPORT_SYMBOL_GPL(rrs_page_address);
+
+u64 rrs_ib_dma_map_page(struct ib_device *dev, struct page *page, size_t size,
+			enum dma_data_direction dir)
+{
+	return ib_dma_map_page(dev, page, 0, size, dir);
+}
+EXPORT_SYMBOL_GPL(rrs_ib_dma_map_page);
+
+void rrs_ib_dma_unmap_page(struct ib_device *dev, u64 addr, size_t size,
+			   enum dma_data_direction dir)
+{
+	ib_dma_unmap_page(dev, addr, size, dir);
+}
+EXPORT_SYMBOL_GPL(rrs_ib_dma_unmap_page);
+
+/*
+ * QP event handler of every QP we create: a receive that arrives before the
+ * connection manager saw the peer's RTU must move the id to established,
+ * which only rdma_notify() does (upstream RTRS does the same).
+ */
+static void rrs_qp_event(struct ib_event *ev, void *ctx)
+{
+	if (ev->event == IB_EVENT_COMM_EST)
+		rdma_notify(ctx, IB_EVENT_COMM_EST);
+}
+
+void rrs_qp_init_attr_set_event(struct ib_qp_init_attr *attr,
+				struct rdma_cm_id *id)
+{
+	attr->event_handler = rrs_qp_event;
+	attr->qp_context = id;
+}
+EXPORT_SYMBOL_GPL(rrs_qp_init_attr_set_event);
+
+u32 rrs_dev_max_qp_wr(struct ib_device *dev)
+{
+	return dev->attrs.max_qp_wr;
+}
+EXPORT_SYMBOL_GPL(rrs_dev_max_qp_wr);
+
+u32 rrs_dev_num_comp_vectors(struct ib_device *dev)
+{
+	return dev->num_comp_vectors;
+}
+EXPORT_SYMBOL_GPL(rrs_dev_num_comp_vectors);

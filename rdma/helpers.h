@@ -40,4 +40,16 @@ u32 rrs_pd_local_dma_lkey(struct ib_pd *pd);
 struct ib_device *rrs_cm_id_device(struct rdma_cm_id *id);
 struct ib_qp *rrs_cm_id_qp(struct rdma_cm_id *id);
 
+struct page *rrs_alloc_pages(unsigned int order);
+void rrs_free_pages(struct page *page, unsigned int order);
+void *rrs_page_address(struct page *page);
+u64 rrs_ib_dma_map_page(struct ib_device *dev, struct page *page, size_t size,
+			enum dma_data_direction dir);
+void rrs_ib_dma_unmap_page(struct ib_device *dev, u64 addr, size_t size,
+			   enum dma_data_direction dir);
+void rrs_qp_init_attr_set_event(struct ib_qp_init_attr *attr,
+				struct rdma_cm_id *id);
+u32 rrs_dev_max_qp_wr(struct ib_device *dev);
+u32 rrs_dev_num_comp_vectors(struct ib_device *dev);
+
 #endif

@@ -12,10 +12,12 @@
 //! | [`device::Device`] | `struct ib_device`, borrowed              |
 //! | [`device::Registration`] | a registered `struct ib_client`     |
 //! | [`pd::Pd`]         | `struct ib_pd`                            |
-//! | [`cq::Cq`]         | `struct ib_cq` polled in softirq context  |
+//! | [`cq::Cq`]         | `struct ib_cq` (softirq or workqueue)     |
 //! | [`cm::CmId`]       | `struct rdma_cm_id` and its RC `ib_qp`    |
 //! | [`mr::FrMr`]       | a fast-registration `struct ib_mr`        |
 //! | [`dma::DmaBuf`]    | a kmalloc buffer with its DMA mapping     |
+//! | [`pages::PageBlock`] | `alloc_pages()` memory, copied only     |
+//! | [`pages::BlockMr`] | a page block's DMA mapping and its MR     |
 //! | [`wr::Posted`]     | a work request's `struct ib_cqe` + owner  |
 //!
 //! Ownership follows the `ibverbs` crate: an object holds an [`Arc`] to what it
@@ -36,6 +38,7 @@ pub mod cq;
 pub mod device;
 pub mod dma;
 pub mod mr;
+pub mod pages;
 pub mod pd;
 pub mod wr;
 
@@ -69,6 +72,18 @@ pub mod code {
     /// `EPROTO`.
     pub fn eproto() -> Error {
         errno(kernel::bindings::EPROTO)
+    }
+    /// `ECONNRESET`.
+    pub fn econnreset() -> Error {
+        errno(kernel::bindings::ECONNRESET)
+    }
+    /// `EMSGSIZE`.
+    pub fn emsgsize() -> Error {
+        errno(kernel::bindings::EMSGSIZE)
+    }
+    /// `ENOTSUPP`-like `EOPNOTSUPP`.
+    pub fn eopnotsupp() -> Error {
+        errno(kernel::bindings::EOPNOTSUPP)
     }
 }
 

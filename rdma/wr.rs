@@ -18,7 +18,8 @@ use kernel::types::Opaque;
 /// A scatter/gather entry: local DMA memory with its lkey, borrowed from the
 /// [`crate::dma::DmaBuf`] it covers for `'a`.
 ///
-/// Only built from memory this crate mapped ([`crate::dma::DmaBuf::sge`]),
+/// Only built from memory this crate mapped ([`crate::dma::DmaBuf::sge`],
+/// [`crate::pages::BlockMr::sge`]),
 /// so safe code cannot point the device at arbitrary memory; and because it
 /// borrows its buffer, a request can only name buffers of its owner (see
 /// [`crate::cm::Qp::post_send`]).
@@ -27,7 +28,7 @@ pub struct Sge<'a> {
     pub(crate) addr: u64,
     pub(crate) length: u32,
     pub(crate) lkey: u32,
-    pub(crate) _buf: PhantomData<&'a crate::dma::DmaBuf>,
+    pub(crate) _buf: PhantomData<&'a ()>,
 }
 
 impl Sge<'_> {

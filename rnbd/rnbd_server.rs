@@ -1,38 +1,414 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! RNBD server (skeleton).
+//! RNBD server: serves block devices to RNBD clients over RTRS, wire
+//! compatible with upstream 6.12 `rnbd-server.ko`.
 //!
-//! Loads on top of `rtrs-server.ko`; the block device part arrives with the
-//! data-path issue.
+//! # Objects and lifetimes
+//!
+//! - `RnbdServer` (the module) owns the RTRS [`Server`] and the registry of
+//!   opened devices ([`Devs`]).
+//! - `SrvSess`: one RTRS session; created when its first path is up and
+//!   released when RTRS reports the session gone.  Holds the session's
+//!   devices by device id (the id the client uses in every IO).
+//! - `SessDev`: a device opened for one session; bios in flight hold it, so
+//!   the block device is put when the last of them completed.
+//! - `SrvDev`: a block device opened by one or more sessions, for the
+//!   read-write exclusivity check (one `rw`, two with `migration`).
+//!
+//! Every callback here runs in process context: RTRS requests come from its
+//! workqueue-polled CQs, bio completions from the `blk` crate's work items.
 
+use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use kernel::prelude::*;
+use kernel::str::CStr;
+use kernel::sync::{new_mutex, Arc, Mutex};
+use proto::rnbd::{self as wire, AccessMode, MsgIo, MsgType, Op, OpFlags, OpenRsp};
+use proto::wire::{Le16, Le32, Le64};
+use rtrs_core::Slots;
+use rtrs_server::{Io, Server, Sess, SessOps};
 
 module! {
     type: RnbdServer,
     name: "rnbd_server",
     author: "rnbd-rs developers",
-    description: "RDMA Network Block Device server (rnbd-rs)",
+    description: "RDMA Network Block Device Server (rnbd-rs)",
     license: "GPL",
 }
 
-struct RnbdServer;
+/// `struct rnbd_srv_params` of params_server.c.
+#[repr(C)]
+struct RawParams {
+    port_nr: u16,
+    dev_search_path: [u8; wire::PATH_MAX],
+}
 
-impl kernel::Module for RnbdServer {
-    fn init(_module: &'static ThisModule) -> Result<Self> {
-        let (maj, min) = rtrs_server::protocol_version();
-        pr_info!(
-            "loaded (skeleton), RNBD protocol {}.{} over RTRS {}.{}\n",
-            proto::rnbd::VERSION_MAJOR,
-            proto::rnbd::VERSION_MINOR,
-            maj,
-            min
-        );
-        Ok(Self)
+// The module's C shim: fills the struct from the module parameters (a
+// reference is a valid, writable pointer to the whole struct, hence `safe`).
+unsafe extern "C" {
+    safe fn rnbd_srv_params_get(out: &mut RawParams);
+}
+
+/// A name of at most `NAME_MAX` bytes.
+#[derive(Clone, Copy)]
+struct Name {
+    b: [u8; wire::NAME_MAX + 1],
+    n: usize,
+}
+
+impl Name {
+    fn new(s: &[u8]) -> Self {
+        let mut b = [0u8; wire::NAME_MAX + 1];
+        let n = s.len().min(wire::NAME_MAX);
+        b[..n].copy_from_slice(&s[..n]);
+        Self { b, n }
+    }
+
+    fn get(&self) -> &[u8] {
+        &self.b[..self.n]
+    }
+
+    fn show(&self) -> &str {
+        core::str::from_utf8(self.get()).unwrap_or("?")
     }
 }
 
-impl Drop for RnbdServer {
+/// A block device opened by one or more sessions.
+struct SrvDev {
+    name: Name,
+    /// Read-write openers (`rw` and `migration`).
+    open_write_cnt: AtomicU32,
+    /// Sessions that opened it; changed under the registry's lock.
+    users: AtomicU32,
+}
+
+impl SrvDev {
+    /// Takes a write slot for `mode`: none for `ro`, the only one for `rw`,
+    /// one of two for `migration` (upstream's rule).
+    fn get_write(&self, mode: AccessMode, sess: &Name) -> Result {
+        let max = match mode {
+            AccessMode::Ro => return Ok(()),
+            AccessMode::Rw => 1,
+            AccessMode::Migration => 2,
+        };
+        self.open_write_cnt
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| (c < max).then_some(c + 1))
+            .map(|_| ())
+            .map_err(|c| {
+                pr_err!(
+                    "Mapping device '{}' for session {} with {} permissions failed. Device already opened as 'RW' by {} client(s), access mode {}.\n",
+                    self.name.show(),
+                    sess.show(),
+                    if mode == AccessMode::Rw { "RW" } else { "migration" },
+                    c,
+                    mode.as_str()
+                );
+                EPERM
+            })
+    }
+}
+
+/// The opened devices, by name.
+type Devs = Mutex<Slots<Arc<SrvDev>>>;
+
+/// A device opened by one session.
+struct SessDev {
+    bdev: Arc<blk::Bdev>,
+    dev: Arc<SrvDev>,
+    devs: Arc<Module>,
+    mode: AccessMode,
+    /// The name the client asked for (upstream `pathname`).
+    pathname: Name,
+}
+
+impl Drop for SessDev {
     fn drop(&mut self) {
-        pr_info!("unloaded\n");
+        if self.mode != AccessMode::Ro {
+            self.dev.open_write_cnt.fetch_sub(1, Ordering::AcqRel);
+        }
+        self.devs.put_dev(&self.dev);
+    }
+}
+
+/// Module-wide state shared with the sessions.
+///
+/// Lock order: a session's `devs`, then `devs` here.
+#[pin_data]
+struct Module {
+    search_path: KVec<u8>,
+    #[pin]
+    devs: Devs,
+}
+
+impl Module {
+    /// The registered device `name`, or a new one; counts the caller as a
+    /// user until [`Module::put_dev`].
+    fn get_dev(&self, name: &[u8]) -> Result<Arc<SrvDev>> {
+        let mut g = self.devs.lock();
+        if let Some(d) = g.iter().find(|d| d.name.get() == name) {
+            d.users.fetch_add(1, Ordering::Relaxed);
+            return Ok(d.clone());
+        }
+        let d = Arc::new(
+            SrvDev { name: Name::new(name), open_write_cnt: AtomicU32::new(0), users: AtomicU32::new(1) },
+            GFP_KERNEL,
+        )?;
+        g.insert(d.clone())?;
+        Ok(d)
+    }
+
+    /// Drops a user of `dev`; the registry forgets it with the last one.
+    fn put_dev(&self, dev: &Arc<SrvDev>) {
+        let mut g = self.devs.lock();
+        if dev.users.fetch_sub(1, Ordering::Relaxed) == 1 {
+            g.take_where(|d| Arc::ptr_eq(d, dev), drop);
+        }
+    }
+}
+
+/// One RTRS session.
+#[pin_data]
+struct SrvSess {
+    m: Arc<Module>,
+    rtrs: Arc<Sess>,
+    name: Name,
+    /// Protocol major version agreed in SESS_INFO.
+    ver: AtomicU8,
+    /// Devices by device id.
+    #[pin]
+    devs: Mutex<Slots<Arc<SessDev>>>,
+}
+
+impl SrvSess {
+    fn dev(&self, id: u32) -> Option<Arc<SessDev>> {
+        self.devs.lock().get(id as usize).cloned()
+    }
+
+    fn sess_info(&self, io: &Io) -> Result {
+        let m = wire::SessInfo::from_bytes(io.usr()).map_err(|_| EINVAL)?;
+        let ver = m.ver.min(wire::VERSION_MAJOR);
+        self.ver.store(ver, Ordering::Relaxed);
+        let mut rsp = wire::SessInfo::new(true);
+        rsp.ver = ver;
+        io.write_data(0, &rsp.to_bytes())
+    }
+
+    fn open(&self, io: &Io) -> Result {
+        let (mode, dev_name) = wire::Open::parse(io.usr()).map_err(|e| {
+            pr_err!("Invalid open request on session {}: {:?}\n", self.name.show(), e);
+            EINVAL
+        })?;
+        if io.data_len() < OpenRsp::SIZE {
+            return Err(EINVAL);
+        }
+        let mut devs = self.devs.lock();
+        let found = devs.iter_indexed().find(|(_, d)| d.pathname.get() == dev_name).map(|(i, d)| (i, d.clone()));
+        let (id, sd) = match found {
+            Some(x) => x,
+            None => {
+                let mut path = KVec::from_elem(0u8, wire::PATH_MAX, GFP_KERNEL)?;
+                let Some(n) = wire::full_path(&self.m.search_path, self.name.get(), dev_name, &mut path) else {
+                    pr_err!(
+                        "Opening device for session {} failed, invalid device path '{}'\n",
+                        self.name.show(),
+                        core::str::from_utf8(dev_name).unwrap_or("?")
+                    );
+                    return Err(EINVAL);
+                };
+                let cpath = CStr::from_bytes_with_nul(&path[..=n]).map_err(|_| EINVAL)?;
+                let bdev = blk::Bdev::open(cpath, mode != AccessMode::Ro).inspect_err(|e| {
+                    pr_err!(
+                        "Opening device '{}' on session {} failed, failed to open the block device, err: {:?}\n",
+                        core::str::from_utf8(&path[..n]).unwrap_or("?"),
+                        self.name.show(),
+                        e
+                    )
+                })?;
+                let mut nb = [0u8; 64];
+                let nl = bdev.name(&mut nb);
+                let dev = self.m.get_dev(&nb[..nl])?;
+                if let Err(e) = dev.get_write(mode, &self.name) {
+                    self.m.put_dev(&dev);
+                    return Err(e);
+                }
+                let sd = Arc::new(
+                    SessDev { bdev: Arc::new(bdev, GFP_KERNEL)?, dev, devs: self.m.clone(), mode, pathname: Name::new(dev_name) },
+                    GFP_KERNEL,
+                )?;
+                let id = devs.insert(sd.clone())?;
+                pr_info!("{} {}: Opened device '{}'\n", self.name.show(), sd.pathname.show(), sd.dev.name.show());
+                (id, sd)
+            }
+        };
+        drop(devs);
+        let l = sd.bdev.limits();
+        let mut rsp = OpenRsp::zeroed();
+        rsp.hdr = wire::MsgHdr::new(MsgType::OpenRsp);
+        rsp.device_id = Le32::new(id as u32);
+        rsp.nsectors = Le64::new(l.nr_sectors);
+        rsp.logical_block_size = Le16::new(l.logical_block_size);
+        rsp.physical_block_size = Le16::new(l.physical_block_size);
+        rsp.max_segments = Le16::new(l.max_segments);
+        rsp.max_hw_sectors = Le32::new(l.max_hw_sectors);
+        rsp.max_write_zeroes_sectors = Le32::new(l.max_write_zeroes_sectors);
+        rsp.max_discard_sectors = Le32::new(l.max_discard_sectors);
+        rsp.discard_granularity = Le32::new(l.discard_granularity);
+        rsp.discard_alignment = Le32::new(l.discard_alignment);
+        rsp.secure_discard = Le16::new(l.max_secure_erase_sectors.min(u16::MAX as u32) as u16);
+        rsp.cache_policy = if l.write_cache { wire::CACHE_WRITEBACK } else { 0 } | if l.fua { wire::CACHE_FUA } else { 0 };
+        io.write_data(0, &rsp.to_bytes())
+    }
+
+    fn close(&self, io: &Io) {
+        let Ok(m) = wire::Close::from_bytes(io.usr()) else { return };
+        let sd = self.devs.lock().remove(m.device_id.get() as usize);
+        if let Some(sd) = sd {
+            pr_info!("{} {}: Device closed\n", self.name.show(), sd.pathname.show());
+        }
+    }
+
+    /// Checks an IO request and submits its bio; the answer goes out when
+    /// the bio completes.
+    fn io(&self, io: Io) {
+        let r = (|| -> Result<(Arc<SessDev>, blk::Request)> {
+            let m = MsgIo::from_bytes(io.usr()).map_err(|_| EINVAL)?;
+            let f = OpFlags::try_from(m.rw.get()).map_err(|e| {
+                pr_err!("Invalid IO operation on session {}: {:?}\n", self.name.show(), e);
+                EINVAL
+            })?;
+            let id = m.device_id.get();
+            let sd = self.dev(id).ok_or_else(|| {
+                pr_err!("Got I/O request on session {} for unknown device id {}\n", self.name.show(), id);
+                rdma::code::enotconn()
+            })?;
+            let op = match f.op {
+                Op::Read => blk::Op::Read,
+                Op::Write => blk::Op::Write,
+                Op::Flush => blk::Op::Flush,
+                Op::Discard => blk::Op::Discard,
+                Op::SecureErase => blk::Op::SecureErase,
+                Op::WriteZeroes => blk::Op::WriteZeroes,
+            };
+            if op.writes() && sd.mode == AccessMode::Ro {
+                return Err(EPERM);
+            }
+            let bi_size = m.bi_size.get();
+            // Data operations carry exactly their data; the others none.
+            let ok = if op.has_data() { bi_size as usize == io.data_len() && bi_size != 0 } else { io.data_len() == 0 };
+            if !ok {
+                pr_err!("Datalen mismatch: bi_size {}, data {}\n", bi_size, io.data_len());
+                return Err(EINVAL);
+            }
+            let prio = if self.ver.load(Ordering::Relaxed) < wire::VERSION_MAJOR { 0 } else { m.prio.get() };
+            Ok((sd, blk::Request { op, sync: f.sync, fua: f.fua, sector: m.sector.get(), bi_size, prio }))
+        })();
+        let (sd, req) = match r {
+            Ok(x) => x,
+            Err(e) => return io.respond(e.to_errno()),
+        };
+        let data = io.data().cloned();
+        let len = io.data_len();
+        let bdev = sd.bdev.clone();
+        let data = if req.op.has_data() { data.as_ref().map(|b| (b, len)) } else { None };
+        // On a submission error the closure (and `io` in it) is dropped,
+        // which answers -EIO.
+        let _ = blk::submit(&bdev, req, data, move |status| {
+            io.respond(status);
+            drop(sd);
+        });
+    }
+}
+
+impl SessOps for SrvSess {
+    fn rdma_ev(&self, io: Io) {
+        let ty = match wire::msg_type(io.usr()) {
+            Ok(t) => t,
+            Err(e) => {
+                pr_warn!("Received unexpected message from session {}: {:?}\n", self.name.show(), e);
+                return io.respond(EINVAL.to_errno());
+            }
+        };
+        match ty {
+            MsgType::Io => self.io(io),
+            MsgType::Close => {
+                self.close(&io);
+                io.respond(0);
+            }
+            MsgType::Open => {
+                let r = self.open(&io);
+                io.respond(r.err().map_or(0, |e| e.to_errno()));
+            }
+            MsgType::SessInfo => {
+                let r = self.sess_info(&io);
+                io.respond(r.err().map_or(0, |e| e.to_errno()));
+            }
+            t => {
+                pr_warn!("Received unexpected message type {:?} from session {}\n", t, self.name.show());
+                io.respond(EINVAL.to_errno());
+            }
+        }
+    }
+
+    fn disconnected(&self) {
+        let mut devs = KVec::new();
+        self.devs.lock().take_where(|_| true, |d| {
+            let _ = devs.push(d, GFP_KERNEL);
+        });
+        drop(devs);
+        pr_info!("RTRS Session {} disconnected\n", self.name.show());
+    }
+}
+
+/// Hands new sessions to [`SrvSess`].
+struct Ops {
+    m: Arc<Module>,
+}
+
+impl rtrs_server::Ops for Ops {
+    fn connected(&self, sess: &Arc<Sess>) -> Result<Arc<dyn SessOps>> {
+        let mut n = [0u8; 256];
+        let len = sess.name(&mut n);
+        let s = Arc::pin_init(
+            pin_init!(SrvSess {
+                m: self.m.clone(),
+                rtrs: sess.clone(),
+                name: Name::new(&n[..len]),
+                ver: AtomicU8::new(wire::VERSION_MAJOR),
+                devs <- new_mutex!(Slots::new()),
+            }),
+            GFP_KERNEL,
+        )?;
+        Ok(s)
+    }
+}
+
+struct RnbdServer {
+    _server: Server,
+}
+
+impl kernel::Module for RnbdServer {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        let mut p = KBox::new(RawParams { port_nr: 0, dev_search_path: [0; wire::PATH_MAX] }, GFP_KERNEL)?;
+        rnbd_srv_params_get(&mut p);
+        let n = p.dev_search_path.iter().position(|&c| c == 0).unwrap_or(0);
+        let mut search_path = KVec::new();
+        search_path.extend_from_slice(&p.dev_search_path[..n], GFP_KERNEL)?;
+        let m = Arc::pin_init(
+            pin_init!(Module {
+                search_path,
+                devs <- new_mutex!(Slots::new()),
+            }),
+            GFP_KERNEL,
+        )?;
+        let server = Server::open(Arc::new(Ops { m }, GFP_KERNEL)?, p.port_nr).inspect_err(|e| {
+            pr_err!("rtrs_srv_open(), err: {:?}\n", e);
+        })?;
+        pr_info!(
+            "Loaded, RNBD protocol {}.{}, port {}, dev_search_path '{}'\n",
+            wire::VERSION_MAJOR,
+            wire::VERSION_MINOR,
+            p.port_nr,
+            core::str::from_utf8(&p.dev_search_path[..n]).unwrap_or("?")
+        );
+        Ok(Self { _server: server })
     }
 }

@@ -28,6 +28,77 @@ pub fn protocol_version() -> (u8, u8) {
     (proto::rtrs::VERSION_MAJOR, proto::rtrs::VERSION_MINOR)
 }
 
+/// An unordered set of values in a `KVec` of slots: removal frees a slot
+/// instead of shifting (the 6.12 `KVec` has no `remove` or `truncate`), and
+/// insertion reuses free slots before it grows the vector.
+pub struct Slots<T> {
+    v: KVec<Option<T>>,
+}
+
+impl<T> Default for Slots<T> {
+    fn default() -> Self {
+        Self { v: KVec::new() }
+    }
+}
+
+impl<T> Slots<T> {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `x` in the lowest free slot and returns the slot's index.
+    pub fn insert(&mut self, x: T) -> Result<usize> {
+        if let Some((i, s)) = self.v.iter_mut().enumerate().find(|(_, s)| s.is_none()) {
+            *s = Some(x);
+            return Ok(i);
+        }
+        self.v.push(Some(x), GFP_KERNEL)?;
+        Ok(self.v.len() - 1)
+    }
+
+    /// The value in slot `i`.
+    pub fn get(&self, i: usize) -> Option<&T> {
+        self.v.get(i)?.as_ref()
+    }
+
+    /// Takes the value out of slot `i`.
+    pub fn remove(&mut self, i: usize) -> Option<T> {
+        self.v.get_mut(i)?.take()
+    }
+
+    /// The values with their slot indexes.
+    pub fn iter_indexed(&self) -> impl Iterator<Item = (usize, &T)> {
+        self.v.iter().enumerate().filter_map(|(i, s)| s.as_ref().map(|x| (i, x)))
+    }
+
+    /// Removes and returns every value for which `f` is true.
+    pub fn take_where(&mut self, mut f: impl FnMut(&T) -> bool, mut out: impl FnMut(T)) {
+        for s in self.v.iter_mut() {
+            if s.as_ref().is_some_and(&mut f) {
+                if let Some(x) = s.take() {
+                    out(x);
+                }
+            }
+        }
+    }
+
+    /// The values.
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.v.iter().flatten()
+    }
+
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    /// True if there are none.
+    pub fn is_empty(&self) -> bool {
+        self.iter().next().is_none()
+    }
+}
+
 /// Device callbacks: log each RDMA device as it comes and goes.
 struct Devices;
 

@@ -1,11 +1,52 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! RTRS server (skeleton).
+//! RTRS server: passive side of the RDMA transport, wire-compatible with
+//! upstream 6.12 `rtrs-server.ko`.
 //!
-//! Loads on top of `rtrs-core.ko` and links to it through Rust; the
-//! transport itself arrives with the data-path issue.
+//! # Objects and lifetimes
+//!
+//! - [`Server`]: the listener and the [`Ctx`] shared by everything it
+//!   accepted.  Dropping it stops listening and closes every session.
+//! - [`Sess`]: one client session (all connections that carry the same
+//!   `paths_uuid`), with its `sess_queue_depth` chunks of `max_chunk_size`
+//!   bytes, allocated once when the session appears.
+//! - `Path`: one path of a session (`sess_uuid`): a PD, one MR per chunk and
+//!   `con_num` connections (cid 0 is the admin connection).
+//! - `Con`: an rdma_cm id and its RC QP, with a CQ polled in a workqueue, so
+//!   that every completion handler runs in process context and may submit
+//!   block IO.
+//! - [`Io`]: one request handed to the user (RNBD); it owns its chunk until
+//!   it is answered with [`Io::respond`] (or dropped, which answers -EIO).
+//!
+//! References go down (session → path → connection → id).  The handler of a
+//! connection's id refers back to its path, and a session to the context;
+//! those cycles are broken by the close work, which is the only place that
+//! drops connections.  Work request owners and [`Io`]s hold the path, never
+//! a connection, so no completion handler can drop a QP (which would wait
+//! for the very handler that drops it).
+//!
+//! # Locking
+//!
+//! `Ctx::sessions` → `Sess::inner` → `Path::cons`, in this order only.
+//! Every post to a QP happens under `Path::cons` (a mutex), so posting is
+//! process context only; answers from other contexts are deferred to a work
+//! item (see [`Io::respond`]).
 
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use kernel::prelude::*;
+use kernel::sync::{new_condvar, new_mutex, Arc, CondVar, Mutex};
+use kernel::time::msecs_to_jiffies;
+use proto::rtrs::{self as wire, ConnReq, ConnRsp, Imm, InfoReq, IoReq, ReadReq, SgDesc};
+use proto::wire::{Le16, Le32, Le64};
+use rdma::cm::{Chain, CmId, ConnParam, Event, EventKind, Handler, IdRef, QpCaps, SendOp, SockAddr};
+use rdma::cq::{Cq, Poll};
+use rdma::dma::{Direction, DmaBuf};
+use rdma::mr::Access;
+use rdma::pages::{BlockMr, PageBlock};
+use rdma::pd::Pd;
+use rdma::wr::{Completion, Opcode, Posted, Status, WorkCompletion};
+use rdma::code::{econnreset, enotconn};
+use rtrs_core::Slots;
 
 module! {
     type: RtrsServer,
@@ -15,12 +56,1045 @@ module! {
     license: "GPL",
 }
 
-/// The RTRS protocol version this server speaks.
+// Accessors of params_server.c, this module's C shim for its parameters
+// (plain reads of module-owned variables, hence `safe`).
+unsafe extern "C" {
+    safe fn rtrs_srv_param_always_invalidate() -> bool;
+    safe fn rtrs_srv_param_max_chunk_size() -> i32;
+    safe fn rtrs_srv_param_sess_queue_depth() -> i32;
+}
+
+/// Largest user header (upstream `MAX_HDR_SIZE`, one page).
+const MAX_HDR_SIZE: u32 = kernel::page::PAGE_SIZE as u32;
+
+/// The module parameters, checked.
+#[derive(Clone, Copy, Debug)]
+struct Params {
+    always_invalidate: bool,
+    chunk_size: u32,
+    queue_depth: u32,
+}
+
+impl Params {
+    fn get() -> Result<Self> {
+        let qd = rtrs_srv_param_sess_queue_depth();
+        let chunk = rtrs_srv_param_max_chunk_size();
+        // Upstream accepts 1, but the immediate then has no buffer id bits.
+        if qd < 2 || qd > wire::MAX_SESS_QUEUE_DEPTH as i32 {
+            pr_err!("Invalid sess_queue_depth value {}, has to be >= 2, <= {}.\n", qd, wire::MAX_SESS_QUEUE_DEPTH);
+            return Err(EINVAL);
+        }
+        if chunk < wire::MIN_CHUNK_SIZE as i32 || !(chunk as u32).is_power_of_two() {
+            pr_err!(
+                "Invalid max_chunk_size value {}, has to be >= {} and should be power of two.\n",
+                chunk,
+                wire::MIN_CHUNK_SIZE
+            );
+            return Err(EINVAL);
+        }
+        let (qd, chunk) = (qd as u32, chunk as u32);
+        let bits = |v: u32| 32 - (v - 1).leading_zeros();
+        if bits(qd) + bits(chunk) > wire::IMM_PAYLOAD_BITS {
+            pr_err!(
+                "RDMA immediate size ({}b) not enough to encode {} buffers of size {}B. Reduce 'sess_queue_depth' or 'max_chunk_size' parameters.\n",
+                wire::IMM_PAYLOAD_BITS,
+                qd,
+                chunk
+            );
+            return Err(EINVAL);
+        }
+        Ok(Self { always_invalidate: rtrs_srv_param_always_invalidate(), chunk_size: chunk, queue_depth: qd })
+    }
+
+    fn max_io(&self) -> u32 {
+        self.chunk_size - MAX_HDR_SIZE
+    }
+}
+
+/// What the user of the server (RNBD) provides.
+pub trait Ops: Send + Sync + 'static {
+    /// The first path of `sess` is up.  Returns the session's handler, which
+    /// receives its requests until [`SessOps::disconnected`].
+    fn connected(&self, sess: &Arc<Sess>) -> Result<Arc<dyn SessOps>>;
+}
+
+/// Per-session callbacks of the user.
+pub trait SessOps: Send + Sync + 'static {
+    /// A request arrived.  Runs in process context; `io` must be answered
+    /// (from any context) with [`Io::respond`].
+    fn rdma_ev(&self, io: Io);
+    /// The last path of the session is gone.  Requests handed out before may
+    /// still be answered; their answers are dropped.
+    fn disconnected(&self);
+}
+
+/// State shared by the listener and every session it accepted.
+#[pin_data]
+struct Ctx {
+    ops: Arc<dyn Ops>,
+    params: Params,
+    #[pin]
+    sessions: Mutex<Slots<Arc<Sess>>>,
+    /// Notified when a session goes away.
+    #[pin]
+    gone: CondVar,
+}
+
+/// A client session.
 ///
-/// Not inlined: until the transport API arrives, this call is what makes the
-/// module above depend on this one (rustc inlines small functions across
-/// crates, which would leave modprobe without a symbol dependency).
-#[inline(never)]
+/// Shared: the context lists it while it has paths, and every path refers to
+/// it.  `inner` holds the paths and the user's handler.
+#[pin_data]
+pub struct Sess {
+    ctx: Arc<Ctx>,
+    paths_uuid: [u8; 16],
+    params: Params,
+    chunks: KVec<Arc<PageBlock>>,
+    #[pin]
+    inner: Mutex<SessInner>,
+}
+
+struct SessInner {
+    paths: Slots<Arc<Path>>,
+    paths_up: u32,
+    user: Option<Arc<dyn SessOps>>,
+    /// Name of the first path that came up (upstream's session name).
+    name: Name,
+}
+
+/// A path name as the client sent it (checked: no NUL, `/` or `.`).
+#[derive(Clone, Copy)]
+struct Name {
+    b: [u8; wire::NAME_MAX],
+    n: usize,
+}
+
+impl Name {
+    const fn empty() -> Self {
+        Self { b: [0; wire::NAME_MAX], n: 0 }
+    }
+
+    fn set(&mut self, s: &[u8]) {
+        let n = s.len().min(wire::NAME_MAX);
+        self.b[..n].copy_from_slice(&s[..n]);
+        self.n = n;
+    }
+
+    fn get(&self) -> &[u8] {
+        &self.b[..self.n]
+    }
+}
+
+impl Sess {
+    /// The session's name: the path name the client sent (upstream
+    /// `rtrs_srv_get_path_name`).
+    pub fn name(&self, out: &mut [u8; wire::NAME_MAX + 1]) -> usize {
+        let g = self.inner.lock();
+        let n = g.name.n;
+        out[..n].copy_from_slice(g.name.get());
+        out[n] = 0;
+        n
+    }
+
+    /// Requests the client may have in flight.
+    pub fn queue_depth(&self) -> u32 {
+        self.params.queue_depth
+    }
+
+    /// Bytes of data one request may carry.
+    pub fn max_io_size(&self) -> u32 {
+        self.params.max_io()
+    }
+
+    /// Closes every path (the client sees its connections drop).
+    pub fn close(&self) {
+        let paths: KVec<Arc<Path>> = {
+            let g = self.inner.lock();
+            let mut v = KVec::new();
+            for p in g.paths.iter() {
+                if v.push(p.clone(), GFP_KERNEL).is_err() {
+                    break;
+                }
+            }
+            v
+        };
+        for p in paths.iter() {
+            p.close();
+        }
+    }
+
+    fn user(&self) -> Option<Arc<dyn SessOps>> {
+        self.inner.lock().user.clone()
+    }
+}
+
+const CONNECTING: u8 = 0;
+const CONNECTED: u8 = 1;
+const CLOSING: u8 = 2;
+const CLOSED: u8 = 3;
+
+/// One path of a session.
+#[pin_data]
+struct Path {
+    sess: Arc<Sess>,
+    uuid: [u8; 16],
+    con_num: u16,
+    pd: Arc<Pd>,
+    /// One MR per chunk, index = buffer id.
+    mrs: KVec<BlockMr>,
+    /// A request owns its chunk from its arrival to its answer's completion.
+    busy: KVec<AtomicBool>,
+    mem_bits: u32,
+    state: AtomicU8,
+    /// Chunks owned by requests.
+    inflight: AtomicU32,
+    #[pin]
+    cons: Mutex<PathCons>,
+    /// Notified when `inflight` drops to zero.
+    #[pin]
+    drained: CondVar,
+}
+
+struct PathCons {
+    cons: KVec<Option<Con>>,
+    established: bool,
+    name: Name,
+}
+
+/// A connection: its id and QP.  Dropped only by the close work.
+struct Con {
+    id: CmId<ConEvents>,
+}
+
+/// Handler of a connection's rdma_cm events.
+struct ConEvents {
+    path: Arc<Path>,
+}
+
+impl Handler for ConEvents {
+    fn event(&self, _id: &IdRef<'_>, ev: &Event<'_>) {
+        match ev.kind {
+            EventKind::Established => {}
+            EventKind::Rejected | EventKind::ConnectError | EventKind::Unreachable => {
+                pr_err!("CM error (CM event: {:?}, err: {})\n", ev.kind, ev.status);
+                self.path.close();
+            }
+            EventKind::Disconnected | EventKind::AddrChange | EventKind::TimewaitExit | EventKind::DeviceRemoval => {
+                self.path.close()
+            }
+            k => pr_err!("Ignoring unexpected CM event {:?}, err {}\n", k, ev.status),
+        }
+    }
+}
+
+impl Path {
+    fn params(&self) -> &Params {
+        &self.sess.params
+    }
+
+    fn state(&self) -> u8 {
+        self.state.load(Ordering::SeqCst)
+    }
+
+    /// Starts closing the path (idempotent, any context).
+    fn close(self: &Arc<Self>) {
+        let was = self.state.load(Ordering::SeqCst);
+        if was >= CLOSING {
+            return;
+        }
+        if self.state.compare_exchange(was, CLOSING, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+            // Somebody else moved it; if it became CONNECTED, try again.
+            return self.close();
+        }
+        let p = self.clone();
+        if kernel::workqueue::system_unbound().try_spawn(GFP_ATOMIC, move || p.close_work()).is_err() {
+            pr_err!("cannot queue the close of a path (out of memory); it stays half open\n");
+        }
+    }
+
+    /// Tears the path down: disconnect, wait for the requests in flight, drop
+    /// the connections (which drains their QPs), tell the session.
+    fn close_work(self: Arc<Self>) {
+        {
+            let g = self.cons.lock();
+            for c in g.cons.iter().flatten() {
+                let _ = c.id.disconnect();
+            }
+        }
+        {
+            let mut g = self.cons.lock();
+            while self.inflight.load(Ordering::SeqCst) != 0 {
+                let _ = self.drained.wait_interruptible_timeout(&mut g, msecs_to_jiffies(100));
+            }
+        }
+        let (cons, established) = {
+            let mut g = self.cons.lock();
+            let cons = core::mem::take(&mut g.cons);
+            let e = core::mem::replace(&mut g.established, false);
+            (cons, e)
+        };
+        drop(cons);
+        self.state.store(CLOSED, Ordering::SeqCst);
+        let sess = self.sess.clone();
+        let (user, empty) = {
+            let mut g = sess.inner.lock();
+            g.paths.take_where(|p| Arc::ptr_eq(p, &self), drop);
+            let mut user = None;
+            if established {
+                g.paths_up -= 1;
+                if g.paths_up == 0 {
+                    user = g.user.take();
+                }
+            }
+            (user, g.paths.is_empty())
+        };
+        if let Some(u) = user {
+            u.disconnected();
+        }
+        if empty {
+            let ctx = sess.ctx.clone();
+            ctx.sessions.lock().take_where(|s| Arc::ptr_eq(s, &sess), drop);
+            ctx.gone.notify_all();
+        }
+    }
+
+    /// Posts a send chain on connection `cid` (process context).
+    fn post<T: Completion>(&self, cid: u16, owner: T, ops: impl for<'a> FnOnce(&'a T) -> Result<Chain<'a>>) -> Result {
+        let owner = Posted::new(owner, GFP_KERNEL)?;
+        let g = self.cons.lock();
+        let qp = g.cons.get(cid as usize).and_then(|c| c.as_ref()).and_then(|c| c.id.qp()).ok_or_else(enotconn)?;
+        qp.post_chain(owner, ops)
+    }
+
+    /// Posts an empty receive for RDMA WRITE WITH IMM on connection `cid`.
+    fn post_recv_io(self: &Arc<Self>, cid: u16) -> Result {
+        let owner = Posted::new(IoRecv { path: self.clone(), cid }, GFP_KERNEL)?;
+        let g = self.cons.lock();
+        let qp = g.cons.get(cid as usize).and_then(|c| c.as_ref()).and_then(|c| c.id.qp()).ok_or_else(enotconn)?;
+        qp.post_recv(owner, |_| Ok(None))
+    }
+
+    /// A request arrived in chunk `payload` names.
+    fn io_req(self: &Arc<Self>, cid: u16, payload: u32) {
+        let p = *self.params();
+        let Some((id, off)) = wire::io_req_split(payload, self.mem_bits, p.queue_depth).filter(|&(_, off)| off < p.chunk_size)
+        else {
+            pr_err!("Wrong msg_id/offset in immediate {:#x}\n", payload);
+            return self.close();
+        };
+        if self.busy[id as usize].swap(true, Ordering::AcqRel) {
+            pr_err!("Client reused chunk {} while its request is in flight\n", id);
+            return self.close();
+        }
+        self.inflight.fetch_add(1, Ordering::SeqCst);
+        let guard = ChunkGuard { path: self.clone(), id };
+        if self.state() != CONNECTED {
+            return;
+        }
+        if p.always_invalidate {
+            // The chunk's rkey is revoked before anything of the request is
+            // read, so the client cannot change it under us any more.
+            let rkey = self.mrs[id as usize].rkey();
+            let r = self.post(cid, Inval { guard, cid, off }, |_| {
+                let mut c = Chain::new();
+                c.push(SendOp::LocalInv { rkey })?;
+                Ok(c)
+            });
+            if let Err(e) = r {
+                pr_err!("Posting LOCAL_INV failed: {:?}\n", e);
+                self.close();
+            }
+        } else {
+            process_io_req(guard, cid, off);
+        }
+    }
+
+    fn send_hb_ack(self: &Arc<Self>) {
+        let imm = Imm::HbAck.encode();
+        let r = self.post(0, Plain { path: self.clone(), what: "HB ACK" }, |_| {
+            let mut c = Chain::new();
+            c.push(SendOp::WriteImm { sge: None, remote_addr: 0, rkey: 0, imm })?;
+            Ok(c)
+        });
+        if let Err(e) = r {
+            pr_err!("send HB ACK failed, errno: {:?}\n", e);
+            self.close();
+        }
+    }
+
+    /// The admin connection received the info request: the path is complete.
+    fn info_req(self: &Arc<Self>, name: &[u8]) -> Result {
+        let p = *self.params();
+        for cid in 0..self.con_num {
+            let n = if cid == 0 { wire::SERVICE_CON_QUEUE_DEPTH } else { p.queue_depth };
+            for _ in 0..n {
+                self.post_recv_io(cid)?;
+            }
+        }
+        if self.sess.ctx.name_taken(name, &self.sess.paths_uuid) {
+            pr_err!("pathname is duplicated\n");
+            return Err(EPERM);
+        }
+        self.cons.lock().name.set(name);
+        if self.state.compare_exchange(CONNECTING, CONNECTED, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+            return Err(EINVAL);
+        }
+        // Path up: the first path of the session tells the user.
+        {
+            let sess = &self.sess;
+            let first = {
+                let mut g = sess.inner.lock();
+                g.paths_up += 1;
+                if g.paths_up == 1 {
+                    g.name.set(name);
+                }
+                g.paths_up == 1
+            };
+            self.cons.lock().established = true;
+            if first {
+                let user = sess.ctx.ops.connected(sess)?;
+                sess.inner.lock().user = Some(user);
+            }
+        }
+        // Register every chunk, then send their descriptors: the send queue
+        // executes in order, so the keys are valid when the client sees them.
+        for i in 0..self.mrs.len() {
+            self.post(0, Plain { path: self.clone(), what: "REG_MR" }, |o| {
+                let mut c = Chain::new();
+                c.push(SendOp::RegBlock { mr: &o.path.mrs[i], access: Access::REMOTE_WRITE })?;
+                Ok(c)
+            })?;
+        }
+        let len = wire::InfoRspHdr::SIZE + self.mrs.len() * SgDesc::SIZE;
+        let mut buf = DmaBuf::new(&self.pd, len, Direction::ToDevice, GFP_KERNEL)?;
+        buf.with_cpu_mut(|b| {
+            let h = wire::InfoRspHdr {
+                ty: Le16::new(wire::MsgType::InfoRsp as u16),
+                sg_cnt: Le16::new(self.mrs.len() as u16),
+                reserved: [0; 4],
+            };
+            b[..wire::InfoRspHdr::SIZE].copy_from_slice(&h.to_bytes());
+            for (i, mr) in self.mrs.iter().enumerate() {
+                let d = SgDesc { addr: Le64::new(mr.iova()), key: Le32::new(mr.rkey()), len: Le32::new(mr.len() as u32) };
+                let o = wire::InfoRspHdr::SIZE + i * SgDesc::SIZE;
+                b[o..o + SgDesc::SIZE].copy_from_slice(&d.to_bytes());
+            }
+        });
+        self.post(0, InfoRsp { path: self.clone(), buf }, |o| {
+            let mut c = Chain::new();
+            c.push(SendOp::Send { sge: Some(o.buf.sge(0, len)?) })?;
+            Ok(c)
+        })
+    }
+}
+
+/// A chunk owned by a request: released (and the path told) on drop.
+struct ChunkGuard {
+    path: Arc<Path>,
+    id: u32,
+}
+
+impl Drop for ChunkGuard {
+    fn drop(&mut self) {
+        self.path.busy[self.id as usize].store(false, Ordering::Release);
+        if self.path.inflight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.path.drained.notify_all();
+        }
+    }
+}
+
+/// Owner of work requests that only need the path on failure.
+struct Plain {
+    path: Arc<Path>,
+    what: &'static str,
+}
+
+impl Completion for Plain {
+    fn done(self, wc: &WorkCompletion) {
+        if wc.status != Status::Success {
+            if let Status::Error(s) = wc.status {
+                pr_err!("{} failed: status {}\n", self.what, s);
+            }
+            self.path.close();
+        }
+    }
+}
+
+/// The info response and its buffer.
+struct InfoRsp {
+    path: Arc<Path>,
+    buf: DmaBuf,
+}
+
+impl Completion for InfoRsp {
+    fn done(self, wc: &WorkCompletion) {
+        if wc.status != Status::Success {
+            pr_err!("Sess info response send failed: {:?}\n", wc.status);
+            self.path.close();
+        }
+    }
+}
+
+/// The receive of the info request on the admin connection.
+struct InfoRecv {
+    path: Arc<Path>,
+    buf: DmaBuf,
+}
+
+impl Completion for InfoRecv {
+    fn done(self, wc: &WorkCompletion) {
+        let path = self.path.clone();
+        if wc.status != Status::Success || wc.opcode != Opcode::Recv {
+            if wc.status != Status::Flushed {
+                pr_err!("Sess info request receive failed: {:?}\n", wc.status);
+            }
+            return path.close();
+        }
+        if (wc.byte_len as usize) < InfoReq::SIZE {
+            pr_err!("Sess info request is malformed: size {}\n", wc.byte_len);
+            return path.close();
+        }
+        let mut name = [0u8; wire::NAME_MAX];
+        let r = self.buf.with_cpu(|b| match InfoReq::parse(b) {
+            Ok((_, n)) => {
+                name[..n.len()].copy_from_slice(n);
+                Ok(n.len())
+            }
+            Err(e) => Err(e),
+        });
+        let n = match r {
+            Ok(n) => n,
+            Err(e) => {
+                pr_err!("Sess info request is malformed: {:?}\n", e);
+                return path.close();
+            }
+        };
+        if let Err(e) = path.info_req(&name[..n]) {
+            pr_err!("processing the info request failed: {:?}\n", e);
+            path.close();
+        }
+    }
+}
+
+/// An empty receive for RDMA WRITE WITH IMM (requests and heartbeats).
+struct IoRecv {
+    path: Arc<Path>,
+    cid: u16,
+}
+
+impl Completion for IoRecv {
+    fn done(self, wc: &WorkCompletion) {
+        let Self { path, cid } = self;
+        if wc.status != Status::Success {
+            if wc.status != Status::Flushed {
+                pr_err!("receive failed: {:?}\n", wc.status);
+            }
+            return path.close();
+        }
+        let (Opcode::RecvRdmaWithImm, Some(imm)) = (wc.opcode, wc.imm) else {
+            pr_err!("Unexpected WC type: {:?}\n", wc.opcode);
+            return path.close();
+        };
+        if let Err(e) = path.post_recv_io(cid) {
+            pr_err!("rtrs_post_recv(), err: {:?}\n", e);
+            return path.close();
+        }
+        match Imm::try_from(imm) {
+            Ok(Imm::IoReq { payload }) => path.io_req(cid, payload),
+            Ok(Imm::HbMsg) => path.send_hb_ack(),
+            Ok(Imm::HbAck) => {}
+            _ => pr_warn!("Unknown IMM {:#x}\n", imm),
+        }
+    }
+}
+
+/// The local invalidation of a chunk before its request is read.
+struct Inval {
+    guard: ChunkGuard,
+    cid: u16,
+    off: u32,
+}
+
+impl Completion for Inval {
+    fn done(self, wc: &WorkCompletion) {
+        if wc.status != Status::Success {
+            pr_err!("Failed IB_WR_LOCAL_INV: {:?}\n", wc.status);
+            return self.guard.path.close();
+        }
+        process_io_req(self.guard, self.cid, self.off);
+    }
+}
+
+/// Reads and checks the request in the guarded chunk and hands it to the user.
+fn process_io_req(guard: ChunkGuard, cid: u16, off: u32) {
+    let path = guard.path.clone();
+    let p = *path.params();
+    let mr = &path.mrs[guard.id as usize];
+    mr.sync_for_cpu();
+    // A private copy: the client may still write the chunk (always_invalidate
+    // =N), and what was checked must be what is used.
+    let mut hdr = [0u8; wire::IO_MSG_MAX];
+    let n = (p.chunk_size - off).min(wire::IO_MSG_MAX as u32) as usize;
+    if mr.block().read(off as usize, &mut hdr[..n]).is_err() {
+        return path.close();
+    }
+    let req = match wire::parse_io_req(&hdr[..n], off as usize, p.max_io()) {
+        Ok(r) => r,
+        Err(proto::wire::WireError::BadValue { field: "rtrs msg type" | "io msg type", value }) => {
+            pr_err!("Processing I/O request failed, unknown message type received: {:#x}\n", value);
+            return path.close();
+        }
+        Err(e) => {
+            pr_err!("Invalid I/O request in chunk {}: {:?}\n", guard.id, e);
+            return Io::new(guard, cid, None, 0, KVec::new()).respond(EINVAL.to_errno());
+        }
+    };
+    let (usr_len, read) = match req {
+        IoReq::Write { usr_len } => (usr_len, None),
+        IoReq::Read(r) => (r.usr_len, Some(r)),
+    };
+    let data_len = off - usr_len;
+    if let Some(ReadReq { desc: Some(d), .. }) = read {
+        // The data comes from the chunk's first `data_len` bytes; a longer
+        // buffer would be filled with whatever the chunk held before.
+        if d.len.get() > data_len {
+            pr_err!("Read of {} bytes into a request of {}\n", d.len.get(), data_len);
+            return Io::new(guard, cid, read, 0, KVec::new()).respond(EINVAL.to_errno());
+        }
+    }
+    let Ok(mut usr) = KVec::from_elem(0u8, usr_len as usize, GFP_KERNEL) else {
+        return Io::new(guard, cid, read, 0, KVec::new()).respond(ENOMEM.to_errno());
+    };
+    if mr.block().read(data_len as usize, &mut usr).is_err() {
+        return Io::new(guard, cid, read, 0, KVec::new()).respond(EINVAL.to_errno());
+    }
+    let io = Io::new(guard, cid, read, data_len, usr);
+    match path.sess.user() {
+        Some(u) => u.rdma_ev(io),
+        None => io.respond(enotconn().to_errno()),
+    }
+}
+
+/// A request handed to the user.  Owns its chunk until answered.
+pub struct Io {
+    guard: Option<ChunkGuard>,
+    cid: u16,
+    read: Option<ReadReq>,
+    data_len: u32,
+    usr: KVec<u8>,
+}
+
+impl Io {
+    fn new(guard: ChunkGuard, cid: u16, read: Option<ReadReq>, data_len: u32, usr: KVec<u8>) -> Self {
+        Self { guard: Some(guard), cid, read, data_len, usr }
+    }
+
+    fn chunk(&self) -> Option<&BlockMr> {
+        let g = self.guard.as_ref()?;
+        Some(&g.path.mrs[g.id as usize])
+    }
+
+    /// The user header (a private copy).
+    pub fn usr(&self) -> &[u8] {
+        &self.usr
+    }
+
+    /// True for a read (the server sends data), false for a write.
+    pub fn is_read(&self) -> bool {
+        self.read.is_some()
+    }
+
+    /// Bytes of data: written by the client, or to be sent back for a read.
+    pub fn data_len(&self) -> usize {
+        self.data_len as usize
+    }
+
+    /// The chunk whose first [`Io::data_len`] bytes hold the data.
+    pub fn data(&self) -> Option<&Arc<PageBlock>> {
+        self.chunk().map(|m| m.block())
+    }
+
+    /// Copies `src` into the data at `off` (within [`Io::data_len`]).
+    pub fn write_data(&self, off: usize, src: &[u8]) -> Result {
+        let end = off.checked_add(src.len()).ok_or(EINVAL)?;
+        if end > self.data_len() {
+            return Err(EINVAL);
+        }
+        self.chunk().ok_or(EINVAL)?.block().write(off, src)
+    }
+
+    /// Answers the request with `status` (0 or a negative errno), sending the
+    /// data of a successful read.  Callable from any context: the answer is
+    /// posted from a work item.
+    pub fn respond(mut self, status: i32) {
+        let Some(guard) = self.guard.take() else { return };
+        let cid = self.cid;
+        let read = self.read;
+        let path = guard.path.clone();
+        let r = kernel::workqueue::system().try_spawn(GFP_ATOMIC, move || respond_now(guard, cid, read, status));
+        if r.is_err() {
+            pr_err!("cannot queue an IO answer (out of memory)\n");
+            path.close();
+        }
+    }
+}
+
+impl Drop for Io {
+    fn drop(&mut self) {
+        if self.guard.is_some() {
+            let io = Io { guard: self.guard.take(), cid: self.cid, read: self.read, data_len: 0, usr: KVec::new() };
+            io.respond(EIO.to_errno());
+        }
+    }
+}
+
+/// The answer's work requests and the rkey message they send.
+struct Resp {
+    guard: ChunkGuard,
+    rkey_msg: Option<DmaBuf>,
+}
+
+impl Completion for Resp {
+    fn done(self, wc: &WorkCompletion) {
+        if wc.status != Status::Success {
+            if let Status::Error(s) = wc.status {
+                pr_err!("IO response failed: status {}\n", s);
+            }
+            self.guard.path.close();
+        }
+    }
+}
+
+/// Posts the answer (process context).
+fn respond_now(guard: ChunkGuard, cid: u16, read: Option<ReadReq>, status: i32) {
+    let path = guard.path.clone();
+    if path.state() != CONNECTED {
+        return;
+    }
+    let p = *path.params();
+    let id = guard.id;
+    let mr = &path.mrs[id as usize];
+    let desc = read.and_then(|r| r.desc);
+    let need_inval = read.map(|r| r.need_inval).unwrap_or(false);
+    let send_data = status == 0 && desc.is_some();
+    let imm = Imm::IoRsp { msg_id: id, errno: status, with_inval: need_inval }.encode();
+    let rkey_msg = if p.always_invalidate {
+        // The chunk gets a key the client has not seen, registered before the
+        // answer and announced with it.
+        mr.bump_key();
+        let m = wire::RkeyRsp {
+            ty: Le16::new(wire::MsgType::RkeyRsp as u16),
+            buf_id: Le16::new(id as u16),
+            rkey: Le32::new(mr.rkey()),
+        };
+        match DmaBuf::new(&path.pd, wire::RkeyRsp::SIZE, Direction::ToDevice, GFP_KERNEL) {
+            Ok(mut b) => {
+                b.with_cpu_mut(|s| s.copy_from_slice(&m.to_bytes()));
+                Some(b)
+            }
+            Err(_) => return path.close(),
+        }
+    } else {
+        None
+    };
+    if send_data {
+        mr.sync_for_device();
+    }
+    let r = path.post(cid, Resp { guard, rkey_msg }, |o| {
+        let mr = &o.guard.path.mrs[o.guard.id as usize];
+        let mut c = Chain::new();
+        if send_data {
+            if let Some(d) = desc {
+                c.push(SendOp::Write { sge: mr.sge(0, d.len.get() as usize)?, remote_addr: d.addr.get(), rkey: d.key.get() })?;
+            }
+            if o.rkey_msg.is_some() {
+                c.push(SendOp::RegBlock { mr, access: Access::REMOTE_WRITE })?;
+            }
+            if need_inval {
+                if let Some(d) = desc {
+                    c.push(SendOp::SendInv { rkey: d.key.get() })?;
+                }
+            }
+        } else {
+            if need_inval {
+                if let Some(d) = desc {
+                    c.push(SendOp::SendInv { rkey: d.key.get() })?;
+                }
+            }
+            if o.rkey_msg.is_some() {
+                c.push(SendOp::RegBlock { mr, access: Access::REMOTE_WRITE })?;
+            }
+        }
+        match &o.rkey_msg {
+            Some(b) => c.push(SendOp::SendImm { sge: Some(b.sge(0, wire::RkeyRsp::SIZE)?), imm })?,
+            None => c.push(SendOp::WriteImm { sge: None, remote_addr: 0, rkey: 0, imm })?,
+        }
+        Ok(c)
+    });
+    if let Err(e) = r {
+        pr_err!("IO response failed: {:?}\n", e);
+        path.close();
+    }
+}
+
+/// The listener's handler: connect requests.
+struct Listener {
+    ctx: Arc<Ctx>,
+}
+
+impl Handler for Listener {
+    fn event(&self, id: &IdRef<'_>, ev: &Event<'_>) {
+        if ev.kind != EventKind::ConnectRequest {
+            return;
+        }
+        if let Err(e) = self.ctx.connect(id, ev.private_data) {
+            let errno = e.to_errno().unsigned_abs() as u16;
+            let _ = id.reject(&ConnRsp::reject(errno).to_bytes());
+        }
+    }
+}
+
+impl Ctx {
+    /// True if a path of another session already has `name`.
+    fn name_taken(&self, name: &[u8], paths_uuid: &[u8; 16]) -> bool {
+        let sessions = self.sessions.lock();
+        for s in sessions.iter() {
+            if &s.paths_uuid == paths_uuid {
+                continue;
+            }
+            let g = s.inner.lock();
+            for p in g.paths.iter() {
+                if p.cons.lock().name.get() == name {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    fn get_or_create_sess(self: &Arc<Self>, paths_uuid: &[u8; 16], first_conn: bool) -> Result<Arc<Sess>> {
+        let mut sessions = self.sessions.lock();
+        if let Some(s) = sessions.iter().find(|s| &s.paths_uuid == paths_uuid) {
+            return Ok(s.clone());
+        }
+        if !first_conn {
+            pr_err!("Error: Not the first connection request for this session\n");
+            return Err(ENXIO);
+        }
+        let p = self.params;
+        let mut chunks = KVec::with_capacity(p.queue_depth as usize, GFP_KERNEL)?;
+        for _ in 0..p.queue_depth {
+            chunks.push(Arc::new(PageBlock::new(p.chunk_size as usize)?, GFP_KERNEL)?, GFP_KERNEL)?;
+        }
+        let sess = Arc::pin_init(
+            pin_init!(Sess {
+                ctx: self.clone(),
+                paths_uuid: *paths_uuid,
+                params: p,
+                chunks,
+                inner <- new_mutex!(SessInner { paths: Slots::new(), paths_up: 0, user: None, name: Name::empty() }),
+            }),
+            GFP_KERNEL,
+        )?;
+        sessions.insert(sess.clone())?;
+        Ok(sess)
+    }
+
+    fn drop_sess_if_empty(&self, sess: &Arc<Sess>) {
+        let mut sessions = self.sessions.lock();
+        if sess.inner.lock().paths.is_empty() {
+            sessions.take_where(|s| Arc::ptr_eq(s, sess), drop);
+            self.gone.notify_all();
+        }
+    }
+
+    /// A connect request: find or create the session and path, add the
+    /// connection and accept it.  An error rejects the request.
+    fn connect(self: &Arc<Self>, id: &IdRef<'_>, private_data: &[u8]) -> Result {
+        let req = ConnReq::parse(private_data).map_err(|e| {
+            pr_err!("Invalid RTRS connection request: {:?}\n", e);
+            econnreset()
+        })?;
+        let (cid, con_num) = (req.cid.get(), req.cid_num.get());
+        let sess = self.get_or_create_sess(&req.paths_uuid, req.first_conn())?;
+        let mut sg = sess.inner.lock();
+        let found = sg.paths.iter().find(|p| p.uuid == req.sess_uuid).cloned();
+        let path = match found {
+            Some(p) => {
+                if p.state() != CONNECTING {
+                    pr_err!("Session in wrong state\n");
+                    return Err(econnreset());
+                }
+                if p.con_num != con_num || p.cons.lock().cons.get(cid as usize).map_or(true, |c| c.is_some()) {
+                    pr_err!("Incorrect request: {}, {}\n", cid, con_num);
+                    return Err(econnreset());
+                }
+                p
+            }
+            None => {
+                if sg.paths.len() >= wire::MAX_PATHS_NUM as usize {
+                    return Err(econnreset());
+                }
+                let p = match Path::new(&sess, id, &req) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        drop(sg);
+                        self.drop_sess_if_empty(&sess);
+                        pr_err!("RTRS server session allocation failed: {:?}\n", e);
+                        return Err(e);
+                    }
+                };
+                sg.paths.insert(p.clone())?;
+                p
+            }
+        };
+        drop(sg);
+        path.add_con(id, cid)
+    }
+}
+
+impl Path {
+    fn new(sess: &Arc<Sess>, id: &IdRef<'_>, req: &ConnReq) -> Result<Arc<Self>> {
+        let dev = id.device().ok_or(ENODEV)?;
+        let pd = Pd::new(dev)?;
+        let p = sess.params;
+        let mut mrs = KVec::with_capacity(sess.chunks.len(), GFP_KERNEL)?;
+        let mut busy = KVec::with_capacity(sess.chunks.len(), GFP_KERNEL)?;
+        for c in sess.chunks.iter() {
+            mrs.push(BlockMr::new(&pd, c.clone())?, GFP_KERNEL)?;
+            busy.push(AtomicBool::new(false), GFP_KERNEL)?;
+        }
+        let mem_bits = wire::mem_bits(p.queue_depth).ok_or(EINVAL)?;
+        let con_num = req.cid_num.get();
+        let mut cons = KVec::with_capacity(con_num as usize, GFP_KERNEL)?;
+        for _ in 0..con_num {
+            cons.push(None, GFP_KERNEL)?;
+        }
+        Arc::pin_init(
+            pin_init!(Path {
+                sess: sess.clone(),
+                uuid: req.sess_uuid,
+                con_num,
+                pd,
+                mrs,
+                busy,
+                mem_bits,
+                state: AtomicU8::new(CONNECTING),
+                inflight: AtomicU32::new(0),
+                cons <- new_mutex!(PathCons { cons, established: false, name: Name::empty() }),
+                drained <- new_condvar!(),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// Adds connection `cid` for the request `id` and accepts it.  Once the
+    /// id is adopted it belongs to the path whatever happens (it cannot be
+    /// destroyed from its own connect request), so failures from there on
+    /// reject the request and close the path.
+    fn add_con(self: &Arc<Self>, id: &IdRef<'_>, cid: u16) -> Result {
+        let p = *self.params();
+        let dev = id.device().ok_or(ENODEV)?;
+        let limit = dev.max_qp_wr();
+        let (send, recv) = if cid == 0 {
+            let s = (p.queue_depth + wire::SERVICE_CON_QUEUE_DEPTH + 2).min(limit);
+            (s, (wire::SERVICE_CON_QUEUE_DEPTH + 2).min(limit))
+        } else {
+            // Up to write, reg, inval and answer per request.
+            let per = if p.always_invalidate { 5 } else { 3 };
+            ((p.queue_depth * per + 1).min(limit), (p.queue_depth + 1).min(limit))
+        };
+        let vectors = dev.num_comp_vectors().max(1);
+        let cq = Cq::new(dev, send + recv, cid as u32 % vectors, Poll::Workqueue)?;
+        let mut cm = id.adopt(Arc::new(ConEvents { path: self.clone() }, GFP_KERNEL)?)?;
+        let r = (|| -> Result {
+            let caps = QpCaps { max_send_wr: send, max_recv_wr: recv, max_send_sge: 1, max_recv_sge: 1 };
+            let qp = cm.create_qp(&self.pd, &cq, caps)?;
+            if cid == 0 {
+                let buf = DmaBuf::new(&self.pd, InfoReq::SIZE, Direction::FromDevice, GFP_KERNEL)?;
+                qp.post_recv(Posted::new(InfoRecv { path: self.clone(), buf }, GFP_KERNEL)?, |o| {
+                    Ok(Some(o.buf.sge(0, InfoReq::SIZE)?))
+                })?;
+            }
+            let rsp = ConnRsp::accept(p.queue_depth as u16, p.max_io(), MAX_HDR_SIZE, p.always_invalidate).to_bytes();
+            id.accept(&ConnParam {
+                private_data: &rsp,
+                responder_resources: 0,
+                initiator_depth: 0,
+                retry_count: 0,
+                rnr_retry_count: 7,
+            })
+        })();
+        {
+            let mut g = self.cons.lock();
+            if let Some(slot) = g.cons.get_mut(cid as usize) {
+                *slot = Some(Con { id: cm });
+            }
+        }
+        if let Err(e) = r {
+            pr_err!("accepting connection {} failed: {:?}\n", cid, e);
+            let _ = id.reject(&ConnRsp::reject(e.to_errno().unsigned_abs() as u16).to_bytes());
+            self.close();
+        }
+        Ok(())
+    }
+}
+
+/// A listening RTRS server.
+pub struct Server {
+    listener: Option<CmId<Listener>>,
+    ctx: Arc<Ctx>,
+}
+
+impl Server {
+    /// Listens on `port` (all IPv4 addresses) and serves sessions with `ops`.
+    pub fn open(ops: Arc<dyn Ops>, port: u16) -> Result<Self> {
+        let params = Params::get()?;
+        let ctx = Arc::pin_init(
+            pin_init!(Ctx {
+                ops,
+                params,
+                sessions <- new_mutex!(Slots::new()),
+                gone <- new_condvar!(),
+            }),
+            GFP_KERNEL,
+        )?;
+        let listener = CmId::new(Arc::new(Listener { ctx: ctx.clone() }, GFP_KERNEL)?)?;
+        listener.bind(SockAddr { ip: [0; 4], port })?;
+        listener.listen(64)?;
+        Ok(Self { listener: Some(listener), ctx })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // No new connections (this waits for a running connect request).
+        drop(self.listener.take());
+        loop {
+            let sessions: KVec<Arc<Sess>> = {
+                let g = self.ctx.sessions.lock();
+                let mut v = KVec::new();
+                for s in g.iter() {
+                    let _ = v.push(s.clone(), GFP_KERNEL);
+                }
+                v
+            };
+            if sessions.is_empty() {
+                break;
+            }
+            for s in sessions.iter() {
+                s.close();
+            }
+            drop(sessions);
+            let mut g = self.ctx.sessions.lock();
+            if !g.is_empty() {
+                let _ = self.ctx.gone.wait_interruptible_timeout(&mut g, msecs_to_jiffies(100));
+            }
+        }
+    }
+}
+
+/// The RTRS protocol version this server speaks.
 pub fn protocol_version() -> (u8, u8) {
     rtrs_core::protocol_version()
 }
@@ -29,14 +1103,18 @@ struct RtrsServer;
 
 impl kernel::Module for RtrsServer {
     fn init(_module: &'static ThisModule) -> Result<Self> {
+        let p = Params::get().inspect_err(|_| pr_err!("Failed to load module, invalid module parameters\n"))?;
         let (maj, min) = protocol_version();
-        pr_info!("loaded (skeleton), RTRS protocol {}.{}\n", maj, min);
+        pr_info!(
+            "Loading module rtrs_server, proto {}.{}: (max_chunk_size: {} (pure IO {}, headers {}) , sess_queue_depth: {}, always_invalidate: {})\n",
+            maj,
+            min,
+            p.chunk_size,
+            p.max_io(),
+            MAX_HDR_SIZE,
+            p.queue_depth,
+            p.always_invalidate as u8
+        );
         Ok(Self)
-    }
-}
-
-impl Drop for RtrsServer {
-    fn drop(&mut self) {
-        pr_info!("unloaded\n");
     }
 }

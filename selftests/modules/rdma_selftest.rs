@@ -146,7 +146,7 @@ impl Listener {
         }
         let dev = id.device().ok_or(ENODEV)?;
         let pd = Pd::new(dev)?;
-        let cq = Cq::new(dev, 32, 0)?;
+        let cq = Cq::new(dev, 32, 0, rdma::cq::Poll::Softirq)?;
         let mr = Arc::new(FrMr::new(DmaBuf::new(&pd, s.len, Direction::FromDevice, GFP_KERNEL)?)?, GFP_KERNEL)?;
         let mut info = DmaBuf::new(&pd, INFO_LEN, Direction::ToDevice, GFP_KERNEL)?;
         info.with_cpu_mut(|b| {
@@ -391,7 +391,7 @@ fn run_client(p: &Params) -> Result<CmId<ClientHandler>> {
     let dev = id.device().ok_or(ENODEV)?;
     pr_info!("server reachable through {}\n", dev.name());
     let pd = Pd::new(dev)?;
-    let cq = Cq::new(dev, 32, 0)?;
+    let cq = Cq::new(dev, 32, 0, rdma::cq::Poll::Softirq)?;
     id.create_qp(&pd, &cq, CAPS)?;
     let info = DmaBuf::new(&pd, INFO_LEN, Direction::FromDevice, GFP_KERNEL)?;
     let owner = Posted::new(InfoRecv { buf: info, client: client.clone() }, GFP_KERNEL)?;

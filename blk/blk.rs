@@ -1,0 +1,319 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Block devices and bios for the RNBD server (FFI layer).
+//!
+//! The 6.12 `kernel` crate can open no block device and submit no bio, so
+//! this crate wraps the few calls RNBD needs behind safe types, with the C
+//! glue in `helpers.c` (the block layer's accessors are static inlines, and a
+//! bio completes through a C callback).  Like `rdma`, it is the only place of
+//! its area with `unsafe`.
+//!
+//! - [`Bdev`]: an opened block device (`struct file`), closed on drop.
+//! - [`submit`]: one bio on a [`Bdev`], optionally over the first bytes of a
+//!   [`PageBlock`]; its completion runs the caller's closure **in process
+//!   context** (a work item), so the closure may take mutexes, post RDMA work
+//!   requests and drop anything.  The bio holds the device and the page block
+//!   until then.
+
+use core::ptr::NonNull;
+use kernel::prelude::*;
+use kernel::str::CStr;
+use kernel::sync::Arc;
+use kernel::workqueue::{self, impl_has_work, new_work, Work, WorkItem};
+use rdma::pages::PageBlock;
+
+/// Prefix of this crate's `pr_*` messages.
+const __LOG_PREFIX: &[u8] = b"blk\0";
+
+/// `struct rrs_bdev_limits` of helpers.h.
+#[repr(C)]
+#[derive(Default)]
+struct RawLimits {
+    nr_sectors: u64,
+    max_hw_sectors: u32,
+    max_write_zeroes_sectors: u32,
+    max_discard_sectors: u32,
+    discard_granularity: u32,
+    discard_alignment: u32,
+    max_secure_erase_sectors: u32,
+    physical_block_size: u16,
+    logical_block_size: u16,
+    max_segments: u16,
+    write_cache: u8,
+    fua: u8,
+}
+
+type DoneFn = unsafe extern "C" fn(ctx: *mut core::ffi::c_void, err: i32);
+
+/// `struct file`, only ever behind a pointer.
+#[repr(C)]
+struct RawFile {
+    _opaque: [u8; 0],
+    _marker: core::marker::PhantomData<(*mut u8, core::marker::PhantomPinned)>,
+}
+
+/// `struct page`, only ever behind a pointer.
+#[repr(C)]
+struct RawPage {
+    _opaque: [u8; 0],
+    _marker: core::marker::PhantomData<(*mut u8, core::marker::PhantomPinned)>,
+}
+
+extern "C" {
+    fn rrs_bdev_open(path: *const kernel::ffi::c_char, write: bool) -> *mut RawFile;
+    fn rrs_bdev_close(f: *mut RawFile);
+    fn rrs_bdev_limits(f: *mut RawFile, l: *mut RawLimits);
+    fn rrs_bdev_name(f: *mut RawFile, buf: *mut u8, len: usize) -> i32;
+    #[allow(clippy::too_many_arguments)]
+    fn rrs_bio_submit(
+        f: *mut RawFile,
+        op: u32,
+        sync: bool,
+        fua: bool,
+        sector: u64,
+        bi_size: u32,
+        prio: u16,
+        page: *mut RawPage,
+        len: u32,
+        done: DoneFn,
+        ctx: *mut core::ffi::c_void,
+    ) -> i32;
+}
+
+/// Limits and size of a block device, as RNBD's open response reports them.
+#[derive(Clone, Copy, Debug, Default)]
+#[allow(missing_docs)] // Same names and units as the block layer's accessors.
+pub struct Limits {
+    pub nr_sectors: u64,
+    pub max_hw_sectors: u32,
+    pub max_write_zeroes_sectors: u32,
+    pub max_discard_sectors: u32,
+    pub discard_granularity: u32,
+    pub discard_alignment: u32,
+    pub max_secure_erase_sectors: u32,
+    pub physical_block_size: u16,
+    pub logical_block_size: u16,
+    pub max_segments: u16,
+    pub write_cache: bool,
+    pub fua: bool,
+}
+
+/// An opened block device.
+///
+/// # Invariants
+///
+/// `file` is a block device file from `bdev_file_open_by_path`, put in `drop`.
+pub struct Bdev {
+    file: NonNull<RawFile>,
+    write: bool,
+}
+
+// SAFETY: a block device file may be used and put from any thread.
+unsafe impl Send for Bdev {}
+// SAFETY: every `&self` operation is a read of the device or a bio submission.
+unsafe impl Sync for Bdev {}
+
+impl Bdev {
+    /// Opens the block device at `path`, for writing too if `write`.
+    pub fn open(path: &CStr, write: bool) -> Result<Self> {
+        // SAFETY: `path` is NUL-terminated and valid for the call.
+        let f = unsafe { rrs_bdev_open(path.as_char_ptr(), write) };
+        let p = f as isize;
+        if (-4095..0).contains(&p) {
+            return Err(Error::from_errno(p as i32));
+        }
+        Ok(Self { file: NonNull::new(f).ok_or(ENODEV)?, write })
+    }
+
+    /// True if opened for writing.
+    pub fn writable(&self) -> bool {
+        self.write
+    }
+
+    /// Current size and limits.
+    pub fn limits(&self) -> Limits {
+        let mut l = RawLimits::default();
+        // SAFETY: live file (type invariant); `l` is valid for the call.
+        unsafe { rrs_bdev_limits(self.file.as_ptr(), &mut l) };
+        Limits {
+            nr_sectors: l.nr_sectors,
+            max_hw_sectors: l.max_hw_sectors,
+            max_write_zeroes_sectors: l.max_write_zeroes_sectors,
+            max_discard_sectors: l.max_discard_sectors,
+            discard_granularity: l.discard_granularity,
+            discard_alignment: l.discard_alignment,
+            max_secure_erase_sectors: l.max_secure_erase_sectors,
+            physical_block_size: l.physical_block_size,
+            logical_block_size: l.logical_block_size,
+            max_segments: l.max_segments,
+            write_cache: l.write_cache != 0,
+            fua: l.fua != 0,
+        }
+    }
+
+    /// The device's name (`%pg`, e.g. `nullb0`), into `buf`; returns its
+    /// length (truncated to the buffer, which stays NUL-terminated).
+    pub fn name(&self, buf: &mut [u8]) -> usize {
+        if buf.is_empty() {
+            return 0;
+        }
+        // SAFETY: live file; `buf` is writable for its length.
+        let n = unsafe { rrs_bdev_name(self.file.as_ptr(), buf.as_mut_ptr(), buf.len()) };
+        (n.max(0) as usize).min(buf.len() - 1)
+    }
+}
+
+impl Drop for Bdev {
+    fn drop(&mut self) {
+        // SAFETY: opened in `open`; bios hold an `Arc<Bdev>`, so none is in
+        // flight any more.
+        unsafe { rrs_bdev_close(self.file.as_ptr()) };
+    }
+}
+
+/// A bio operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Op {
+    /// Read into the data.
+    Read = 0,
+    /// Write the data.
+    Write = 1,
+    /// Flush the device's volatile cache (an empty write with PREFLUSH).
+    Flush = 2,
+    /// Discard `bi_size` bytes.
+    Discard = 3,
+    /// Securely erase `bi_size` bytes.
+    SecureErase = 4,
+    /// Write zeroes over `bi_size` bytes.
+    WriteZeroes = 5,
+}
+
+impl Op {
+    /// True for the operations that carry data.
+    pub fn has_data(self) -> bool {
+        matches!(self, Op::Read | Op::Write)
+    }
+
+    /// True for the operations that change the device.
+    pub fn writes(self) -> bool {
+        !matches!(self, Op::Read)
+    }
+}
+
+/// One bio.
+#[derive(Clone, Copy, Debug)]
+pub struct Request {
+    /// What to do.
+    pub op: Op,
+    /// `REQ_SYNC`.
+    pub sync: bool,
+    /// `REQ_FUA`.
+    pub fua: bool,
+    /// First sector (512 bytes).
+    pub sector: u64,
+    /// Bytes, for the operations without data.
+    pub bi_size: u32,
+    /// IO priority.
+    pub prio: u16,
+}
+
+/// A bio's completion: runs `done` from a work item with the bio's status.
+#[pin_data]
+struct BioCtx<F: FnOnce(i32) + Send + 'static> {
+    #[pin]
+    work: Work<BioCtx<F>>,
+    done: Option<F>,
+    status: i32,
+    _bdev: Arc<Bdev>,
+    _data: Option<Arc<PageBlock>>,
+}
+
+impl_has_work! {
+    impl{F: FnOnce(i32) + Send + 'static} HasWork<Self> for BioCtx<F> { self.work }
+}
+
+impl<F: FnOnce(i32) + Send + 'static> WorkItem for BioCtx<F> {
+    type Pointer = Pin<KBox<Self>>;
+
+    fn run(this: Pin<KBox<Self>>) {
+        // SAFETY: `done` and `status` are not structurally pinned.
+        let this = unsafe { Pin::into_inner_unchecked(this) };
+        let status = this.status;
+        let mut this = this;
+        if let Some(f) = this.done.take() {
+            f(status);
+        }
+    }
+}
+
+unsafe extern "C" fn bio_done<F: FnOnce(i32) + Send + 'static>(ctx: *mut core::ffi::c_void, err: i32) {
+    // SAFETY: `ctx` is the `Pin<KBox<BioCtx<F>>>` leaked by `submit`, handed
+    // back exactly once by the bio's completion.
+    let mut b = unsafe { Pin::new_unchecked(KBox::from_raw(ctx.cast::<BioCtx<F>>())) };
+    // SAFETY: `status` is not structurally pinned.
+    unsafe { b.as_mut().get_unchecked_mut().status = err };
+    // Any context (often an interrupt): defer, without allocating.
+    let _ = workqueue::system().enqueue(b);
+}
+
+/// Submits one bio on `bdev` (process context).  For [`Op::Read`] and
+/// [`Op::Write`], `data` is the page block and the byte count from its
+/// start; the other operations take none and use `req.bi_size`.  On success
+/// `done` runs later, in process context, with 0 or a negative errno; on
+/// error it is dropped without running.
+pub fn submit<F: FnOnce(i32) + Send + 'static>(
+    bdev: &Arc<Bdev>,
+    req: Request,
+    data: Option<(&Arc<PageBlock>, usize)>,
+    done: F,
+) -> Result {
+    if req.op.writes() && !bdev.write {
+        return Err(EPERM);
+    }
+    let (page, len, block) = match (req.op.has_data(), data) {
+        (true, Some((b, len))) => {
+            if len == 0 || len > b.len() || len > u32::MAX as usize {
+                return Err(EINVAL);
+            }
+            (b.first_page().cast::<RawPage>(), len as u32, Some(b.clone()))
+        }
+        (false, None) => (core::ptr::null_mut(), 0, None),
+        _ => return Err(EINVAL),
+    };
+    let ctx = KBox::pin_init(
+        pin_init!(BioCtx::<F> {
+            work <- new_work!("blk::BioCtx"),
+            done: Some(done),
+            status: 0,
+            _bdev: bdev.clone(),
+            _data: block,
+        }),
+        GFP_KERNEL,
+    )?;
+    // SAFETY: the pointer goes to the bio and comes back once in `bio_done`.
+    let raw = KBox::into_raw(unsafe { Pin::into_inner_unchecked(ctx) });
+    // SAFETY: live file; `page..page+len` is inside the block, which the
+    // context keeps alive until completion; `raw` matches `bio_done::<F>`.
+    let r = unsafe {
+        rrs_bio_submit(
+            bdev.file.as_ptr(),
+            req.op as u32,
+            req.sync,
+            req.fua,
+            req.sector,
+            req.bi_size,
+            req.prio,
+            page,
+            len,
+            bio_done::<F>,
+            raw.cast(),
+        )
+    };
+    if r != 0 {
+        // SAFETY: not submitted, so the bio will never hand it back.
+        drop(unsafe { KBox::from_raw(raw) });
+        return Err(Error::from_errno(r));
+    }
+    Ok(())
+}
