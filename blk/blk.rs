@@ -11,16 +11,18 @@
 //! - [`Bdev`]: an opened block device (`struct file`), closed on drop.
 //! - [`submit`]: one bio on a [`Bdev`], optionally over the first bytes of a
 //!   [`PageBlock`]; its completion runs the caller's closure **in process
-//!   context** (a work item), so the closure may take mutexes, post RDMA work
-//!   requests and drop anything.  The bio holds the device and the page block
-//!   until then.
+//!   context** (a work item on the caller's [`OwnedQueue`], which the caller
+//!   flushes before unloading), so the closure may take mutexes, post RDMA
+//!   work requests and drop anything.  The bio holds the device and the page
+//!   block until then.
 
 use core::ptr::NonNull;
 use kernel::prelude::*;
 use kernel::str::CStr;
 use kernel::sync::Arc;
-use kernel::workqueue::{self, impl_has_work, new_work, Work, WorkItem};
+use kernel::workqueue::{impl_has_work, new_work, Work, WorkItem};
 use rdma::pages::PageBlock;
+use rdma::wq::OwnedQueue;
 
 /// Prefix of this crate's `pr_*` messages.
 const __LOG_PREFIX: &[u8] = b"blk\0";
@@ -195,9 +197,10 @@ impl Op {
         matches!(self, Op::Read | Op::Write)
     }
 
-    /// True for the operations that change the device.
-    pub fn writes(self) -> bool {
-        !matches!(self, Op::Read)
+    /// True for the operations that change the device's data (a flush
+    /// only makes earlier writes durable).
+    pub fn modifies(self) -> bool {
+        !matches!(self, Op::Read | Op::Flush)
     }
 }
 
@@ -225,6 +228,7 @@ struct BioCtx<F: FnOnce(i32) + Send + 'static> {
     work: Work<BioCtx<F>>,
     done: Option<F>,
     status: i32,
+    wq: Arc<OwnedQueue>,
     _bdev: Arc<Bdev>,
     _data: Option<Arc<PageBlock>>,
 }
@@ -253,23 +257,32 @@ unsafe extern "C" fn bio_done<F: FnOnce(i32) + Send + 'static>(ctx: *mut core::f
     let mut b = unsafe { Pin::new_unchecked(KBox::from_raw(ctx.cast::<BioCtx<F>>())) };
     // SAFETY: `status` is not structurally pinned.
     unsafe { b.as_mut().get_unchecked_mut().status = err };
-    // Any context (often an interrupt): defer, without allocating.
-    let _ = workqueue::system().enqueue(b);
+    // Any context (often an interrupt): defer, without allocating.  The
+    // queue outlives the item: the item holds it, and its owner flushes it
+    // before dropping its own reference.
+    let wq: *const OwnedQueue = &*b.wq;
+    // SAFETY: `wq` points into the `Arc` held by `b`, which the queue keeps
+    // alive (in `b`) until the item has run.
+    let _ = unsafe { &*wq }.queue().enqueue(b);
 }
 
 /// Submits one bio on `bdev` (process context).  For [`Op::Read`] and
 /// [`Op::Write`], `data` is the page block and the byte count from its
-/// start; the other operations take none and use `req.bi_size`.  On success
-/// `done` runs later, in process context, with 0 or a negative errno; on
-/// error it is dropped without running.
+/// start; the other operations take none and use `req.bi_size` (zero for
+/// [`Op::Flush`]).  On success `done` runs later on `wq`, with 0 or a
+/// negative errno; on error it is dropped without running.
 pub fn submit<F: FnOnce(i32) + Send + 'static>(
+    wq: &Arc<OwnedQueue>,
     bdev: &Arc<Bdev>,
     req: Request,
     data: Option<(&Arc<PageBlock>, usize)>,
     done: F,
 ) -> Result {
-    if req.op.writes() && !bdev.write {
+    if req.op.modifies() && !bdev.write {
         return Err(EPERM);
+    }
+    if req.op == Op::Flush && req.bi_size != 0 {
+        return Err(EINVAL);
     }
     let (page, len, block) = match (req.op.has_data(), data) {
         (true, Some((b, len))) => {
@@ -286,6 +299,7 @@ pub fn submit<F: FnOnce(i32) + Send + 'static>(
             work <- new_work!("blk::BioCtx"),
             done: Some(done),
             status: 0,
+            wq: wq.clone(),
             _bdev: bdev.clone(),
             _data: block,
         }),

@@ -114,7 +114,7 @@ int rrs_bio_submit(struct file *f, unsigned int op, bool sync, bool fua,
 	}
 	if (len)
 		__bio_add_page(bio, page, len, 0);
-	else
+	else if (op != RRS_BIO_FLUSH)
 		bio->bi_iter.bi_size = bi_size;
 	bio->bi_iter.bi_sector = sector;
 	bio->bi_private = priv;

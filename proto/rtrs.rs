@@ -219,7 +219,7 @@ wire_struct! {
         pub magic: Le16 = 0,
         /// [`VERSION`].
         pub version: Le16 = 2,
-        /// Positive errno of a reject, 0 on accept.
+        /// Negative errno of a reject (as a 16-bit value), 0 on accept.
         pub errno: Le16 = 4,
         /// Chunks in the session.
         pub queue_depth: Le16 = 6,
@@ -353,13 +353,19 @@ impl ConnRsp {
         r
     }
 
-    /// A reject's response carrying positive `errno`.
-    pub fn reject(errno: u16) -> Self {
+    /// A reject's response carrying `errno`, negative as upstream sends it
+    /// (the C client fails the connect only for a negative value).
+    pub fn reject(errno: i16) -> Self {
         let mut r = Self::zeroed();
         r.magic = Le16::new(MAGIC);
         r.version = Le16::new(VERSION);
-        r.errno = Le16::new(errno);
+        r.errno = Le16::new(errno as u16);
         r
+    }
+
+    /// The errno of a reject, as the signed value upstream sends.
+    pub fn reject_errno(&self) -> i16 {
+        self.errno.get() as i16
     }
 
     /// Decodes an accept's response: magic, major version, a queue depth
@@ -622,7 +628,9 @@ mod hostile {
         assert!(ConnReq::parse(&ConnReq::new(3, 3, 0, [1; 16], [2; 16], false).to_bytes()).is_err());
         assert!(ConnReq::parse(&ConnReq::new(0, 0, 0, [1; 16], [2; 16], false).to_bytes()).is_err());
         assert!(ConnReq::parse(&ConnReq::new(0, 4097, 0, [1; 16], [2; 16], false).to_bytes()).is_err());
-        assert!(ConnRsp::parse(&ConnRsp::reject(5).to_bytes()).is_err());
+        assert!(ConnRsp::parse(&ConnRsp::reject(-5).to_bytes()).is_err());
+        let r = ConnRsp::from_bytes(&ConnRsp::reject(-104).to_bytes()).unwrap();
+        assert_eq!(r.reject_errno(), -104);
     }
 
     #[test]

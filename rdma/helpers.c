@@ -202,3 +202,10 @@ u32 rrs_dev_num_comp_vectors(struct ib_device *dev)
 	return dev->num_comp_vectors;
 }
 EXPORT_SYMBOL_GPL(rrs_dev_num_comp_vectors);
+
+/* alloc_workqueue() is a variadic macro. */
+struct workqueue_struct *rrs_alloc_workqueue(const char *name, unsigned int flags)
+{
+	return alloc_workqueue("%s", flags, 0, name);
+}
+EXPORT_SYMBOL_GPL(rrs_alloc_workqueue);

@@ -8,6 +8,7 @@
 #define RNBD_RS_RDMA_HELPERS_H
 
 #include <linux/scatterlist.h>
+#include <linux/workqueue.h>
 #include <rdma/ib_verbs.h>
 #include <rdma/rdma_cm.h>
 
@@ -51,5 +52,6 @@ void rrs_qp_init_attr_set_event(struct ib_qp_init_attr *attr,
 				struct rdma_cm_id *id);
 u32 rrs_dev_max_qp_wr(struct ib_device *dev);
 u32 rrs_dev_num_comp_vectors(struct ib_device *dev);
+struct workqueue_struct *rrs_alloc_workqueue(const char *name, unsigned int flags);
 
 #endif

@@ -21,7 +21,9 @@
 use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use kernel::prelude::*;
 use kernel::str::CStr;
-use kernel::sync::{new_mutex, Arc, Mutex};
+use kernel::sync::{new_condvar, new_mutex, Arc, CondVar, Mutex};
+use kernel::time::msecs_to_jiffies;
+use rdma::wq::OwnedQueue;
 use proto::rnbd::{self as wire, AccessMode, MsgIo, MsgType, Op, OpFlags, OpenRsp};
 use proto::wire::{Le16, Le32, Le64};
 use rtrs_core::Slots;
@@ -47,6 +49,11 @@ struct RawParams {
 unsafe extern "C" {
     safe fn rnbd_srv_params_get(out: &mut RawParams);
 }
+
+/// `IOPRIO_CLASS_SHIFT`.
+const IOPRIO_CLASS_SHIFT: u16 = 13;
+/// `IOPRIO_CLASS_IDLE`, the highest class.
+const IOPRIO_CLASS_IDLE: u16 = 3;
 
 /// A name of at most `NAME_MAX` bytes.
 #[derive(Clone, Copy)]
@@ -111,6 +118,7 @@ impl SrvDev {
 type Devs = Mutex<Slots<Arc<SrvDev>>>;
 
 /// A device opened by one session.
+#[pin_data(PinnedDrop)]
 struct SessDev {
     bdev: Arc<blk::Bdev>,
     dev: Arc<SrvDev>,
@@ -118,10 +126,36 @@ struct SessDev {
     mode: AccessMode,
     /// The name the client asked for (upstream `pathname`).
     pathname: Name,
+    /// Bios in flight.
+    inflight: AtomicU32,
+    #[pin]
+    idle_lock: Mutex<()>,
+    /// Notified when `inflight` drops to zero.
+    #[pin]
+    idle: CondVar,
 }
 
-impl Drop for SessDev {
-    fn drop(&mut self) {
+impl SessDev {
+    /// Waits until no bio of this device is in flight (upstream waits the
+    /// same way before it answers a close).
+    fn wait_idle(&self) {
+        let mut g = self.idle_lock.lock();
+        while self.inflight.load(Ordering::Acquire) != 0 {
+            let _ = self.idle.wait_interruptible_timeout(&mut g, msecs_to_jiffies(100));
+        }
+    }
+
+    fn bio_done(&self) {
+        if self.inflight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let _g = self.idle_lock.lock();
+            self.idle.notify_all();
+        }
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for SessDev {
+    fn drop(self: Pin<&mut Self>) {
         if self.mode != AccessMode::Ro {
             self.dev.open_write_cnt.fetch_sub(1, Ordering::AcqRel);
         }
@@ -135,6 +169,8 @@ impl Drop for SessDev {
 #[pin_data]
 struct Module {
     search_path: KVec<u8>,
+    /// Runs bio completions; flushed at unload.
+    wq: Arc<OwnedQueue>,
     #[pin]
     devs: Devs,
 }
@@ -230,8 +266,18 @@ impl SrvSess {
                     self.m.put_dev(&dev);
                     return Err(e);
                 }
-                let sd = Arc::new(
-                    SessDev { bdev: Arc::new(bdev, GFP_KERNEL)?, dev, devs: self.m.clone(), mode, pathname: Name::new(dev_name) },
+                let bdev = Arc::new(bdev, GFP_KERNEL)?;
+                let sd = Arc::pin_init(
+                    pin_init!(SessDev {
+                        bdev,
+                        dev,
+                        devs: self.m.clone(),
+                        mode,
+                        pathname: Name::new(dev_name),
+                        inflight: AtomicU32::new(0),
+                        idle_lock <- new_mutex!(()),
+                        idle <- new_condvar!(),
+                    }),
                     GFP_KERNEL,
                 )?;
                 let id = devs.insert(sd.clone())?;
@@ -262,6 +308,7 @@ impl SrvSess {
         let Ok(m) = wire::Close::from_bytes(io.usr()) else { return };
         let sd = self.devs.lock().remove(m.device_id.get() as usize);
         if let Some(sd) = sd {
+            sd.wait_idle();
             pr_info!("{} {}: Device closed\n", self.name.show(), sd.pathname.show());
         }
     }
@@ -288,17 +335,28 @@ impl SrvSess {
                 Op::SecureErase => blk::Op::SecureErase,
                 Op::WriteZeroes => blk::Op::WriteZeroes,
             };
-            if op.writes() && sd.mode == AccessMode::Ro {
+            if op.modifies() && sd.mode == AccessMode::Ro {
                 return Err(EPERM);
             }
             let bi_size = m.bi_size.get();
-            // Data operations carry exactly their data; the others none.
-            let ok = if op.has_data() { bi_size as usize == io.data_len() && bi_size != 0 } else { io.data_len() == 0 };
+            // Data operations carry exactly their data; the others none, and
+            // a flush no size either.
+            let ok = match op {
+                _ if op.has_data() => bi_size as usize == io.data_len() && bi_size != 0,
+                blk::Op::Flush => io.data_len() == 0 && bi_size == 0,
+                _ => io.data_len() == 0,
+            };
             if !ok {
                 pr_err!("Datalen mismatch: bi_size {}, data {}\n", bi_size, io.data_len());
                 return Err(EINVAL);
             }
-            let prio = if self.ver.load(Ordering::Relaxed) < wire::VERSION_MAJOR { 0 } else { m.prio.get() };
+            // Priority classes beyond IDLE (3) index past the block layer's
+            // class tables: treat them as "none" instead of trusting them.
+            let prio = match m.prio.get() {
+                _ if self.ver.load(Ordering::Relaxed) < wire::VERSION_MAJOR => 0,
+                p if p >> IOPRIO_CLASS_SHIFT > IOPRIO_CLASS_IDLE => 0,
+                p => p,
+            };
             Ok((sd, blk::Request { op, sync: f.sync, fua: f.fua, sector: m.sector.get(), bi_size, prio }))
         })();
         let (sd, req) = match r {
@@ -309,12 +367,18 @@ impl SrvSess {
         let len = io.data_len();
         let bdev = sd.bdev.clone();
         let data = if req.op.has_data() { data.as_ref().map(|b| (b, len)) } else { None };
+        sd.inflight.fetch_add(1, Ordering::AcqRel);
+        let sd2 = sd.clone();
         // On a submission error the closure (and `io` in it) is dropped,
         // which answers -EIO.
-        let _ = blk::submit(&bdev, req, data, move |status| {
+        if blk::submit(&self.m.wq, &bdev, req, data, move |status| {
             io.respond(status);
-            drop(sd);
-        });
+            sd2.bio_done();
+        })
+        .is_err()
+        {
+            sd.bio_done();
+        }
     }
 }
 
@@ -364,14 +428,12 @@ struct Ops {
 }
 
 impl rtrs_server::Ops for Ops {
-    fn connected(&self, sess: &Arc<Sess>) -> Result<Arc<dyn SessOps>> {
-        let mut n = [0u8; 256];
-        let len = sess.name(&mut n);
+    fn connected(&self, sess: &Arc<Sess>, name: &[u8]) -> Result<Arc<dyn SessOps>> {
         let s = Arc::pin_init(
             pin_init!(SrvSess {
                 m: self.m.clone(),
                 rtrs: sess.clone(),
-                name: Name::new(&n[..len]),
+                name: Name::new(name),
                 ver: AtomicU8::new(wire::VERSION_MAJOR),
                 devs <- new_mutex!(Slots::new()),
             }),
@@ -382,7 +444,17 @@ impl rtrs_server::Ops for Ops {
 }
 
 struct RnbdServer {
-    _server: Server,
+    server: Option<Server>,
+    wq: Arc<OwnedQueue>,
+}
+
+impl Drop for RnbdServer {
+    fn drop(&mut self) {
+        // Sessions first (their requests are all answered when this
+        // returns), then the bio completions that may still be returning.
+        drop(self.server.take());
+        self.wq.flush();
+    }
 }
 
 impl kernel::Module for RnbdServer {
@@ -392,9 +464,12 @@ impl kernel::Module for RnbdServer {
         let n = p.dev_search_path.iter().position(|&c| c == 0).unwrap_or(0);
         let mut search_path = KVec::new();
         search_path.extend_from_slice(&p.dev_search_path[..n], GFP_KERNEL)?;
+        let wq = OwnedQueue::new(kernel::c_str!("rnbd_server_wq"))?;
+        let mwq = wq.clone();
         let m = Arc::pin_init(
             pin_init!(Module {
                 search_path,
+                wq: mwq,
                 devs <- new_mutex!(Slots::new()),
             }),
             GFP_KERNEL,
@@ -409,6 +484,6 @@ impl kernel::Module for RnbdServer {
             p.port_nr,
             core::str::from_utf8(&p.dev_search_path[..n]).unwrap_or("?")
         );
-        Ok(Self { _server: server })
+        Ok(Self { server: Some(server), wq })
     }
 }

@@ -44,6 +44,7 @@ use rdma::dma::{Direction, DmaBuf};
 use rdma::mr::Access;
 use rdma::pages::{BlockMr, PageBlock};
 use rdma::pd::Pd;
+use rdma::wq::OwnedQueue;
 use rdma::wr::{Completion, Opcode, Posted, Status, WorkCompletion};
 use rdma::code::{econnreset, enotconn};
 use rtrs_core::Slots;
@@ -113,9 +114,11 @@ impl Params {
 
 /// What the user of the server (RNBD) provides.
 pub trait Ops: Send + Sync + 'static {
-    /// The first path of `sess` is up.  Returns the session's handler, which
-    /// receives its requests until [`SessOps::disconnected`].
-    fn connected(&self, sess: &Arc<Sess>) -> Result<Arc<dyn SessOps>>;
+    /// The first path of `sess`, named `name` by the client, is up.  Returns
+    /// the session's handler, which receives its requests until
+    /// [`SessOps::disconnected`].  Runs with the session's lock held: it must
+    /// not call back into `sess`.
+    fn connected(&self, sess: &Arc<Sess>, name: &[u8]) -> Result<Arc<dyn SessOps>>;
 }
 
 /// Per-session callbacks of the user.
@@ -133,6 +136,8 @@ pub trait SessOps: Send + Sync + 'static {
 struct Ctx {
     ops: Arc<dyn Ops>,
     params: Params,
+    /// Runs the close work; flushed before the module goes.
+    wq: Arc<OwnedQueue>,
     #[pin]
     sessions: Mutex<Slots<Arc<Sess>>>,
     /// Notified when a session goes away.
@@ -246,6 +251,8 @@ struct Path {
     busy: KVec<AtomicBool>,
     mem_bits: u32,
     state: AtomicU8,
+    /// Counted in the session's `paths_up`; changed under the session's lock.
+    established: AtomicBool,
     /// Chunks owned by requests.
     inflight: AtomicU32,
     #[pin]
@@ -257,7 +264,6 @@ struct Path {
 
 struct PathCons {
     cons: KVec<Option<Con>>,
-    established: bool,
     name: Name,
 }
 
@@ -307,7 +313,7 @@ impl Path {
             return self.close();
         }
         let p = self.clone();
-        if kernel::workqueue::system_unbound().try_spawn(GFP_ATOMIC, move || p.close_work()).is_err() {
+        if self.sess.ctx.wq.queue().try_spawn(GFP_ATOMIC, move || p.close_work()).is_err() {
             pr_err!("cannot queue the close of a path (out of memory); it stays half open\n");
         }
     }
@@ -322,17 +328,22 @@ impl Path {
             }
         }
         {
+            // Requests in the user's hands are answered (or dropped) soon;
+            // one that never comes back is a bug, logged rather than hung on.
             let mut g = self.cons.lock();
+            let mut waited = 0;
             while self.inflight.load(Ordering::SeqCst) != 0 {
+                if waited == 300 {
+                    pr_err!("path close: {} requests still in flight after 30 s\n", self.inflight.load(Ordering::SeqCst));
+                }
                 let _ = self.drained.wait_interruptible_timeout(&mut g, msecs_to_jiffies(100));
+                waited += 1;
+                if waited > 600 {
+                    break;
+                }
             }
         }
-        let (cons, established) = {
-            let mut g = self.cons.lock();
-            let cons = core::mem::take(&mut g.cons);
-            let e = core::mem::replace(&mut g.established, false);
-            (cons, e)
-        };
+        let cons = core::mem::take(&mut self.cons.lock().cons);
         drop(cons);
         self.state.store(CLOSED, Ordering::SeqCst);
         let sess = self.sess.clone();
@@ -340,7 +351,7 @@ impl Path {
             let mut g = sess.inner.lock();
             g.paths.take_where(|p| Arc::ptr_eq(p, &self), drop);
             let mut user = None;
-            if established {
+            if self.established.swap(false, Ordering::SeqCst) {
                 g.paths_up -= 1;
                 if g.paths_up == 0 {
                     user = g.user.take();
@@ -387,7 +398,7 @@ impl Path {
             return self.close();
         }
         self.inflight.fetch_add(1, Ordering::SeqCst);
-        let guard = ChunkGuard { path: self.clone(), id };
+        let guard = ChunkGuard { path: self.clone(), id, holds_chunk: true };
         if self.state() != CONNECTED {
             return;
         }
@@ -436,25 +447,21 @@ impl Path {
             return Err(EPERM);
         }
         self.cons.lock().name.set(name);
-        if self.state.compare_exchange(CONNECTING, CONNECTED, Ordering::SeqCst, Ordering::SeqCst).is_err() {
-            return Err(EINVAL);
-        }
-        // Path up: the first path of the session tells the user.
+        // Path up, all under the session's lock so that the close work sees
+        // either none or all of it: the first path of the session tells the
+        // user.
         {
             let sess = &self.sess;
-            let first = {
-                let mut g = sess.inner.lock();
-                g.paths_up += 1;
-                if g.paths_up == 1 {
-                    g.name.set(name);
-                }
-                g.paths_up == 1
-            };
-            self.cons.lock().established = true;
-            if first {
-                let user = sess.ctx.ops.connected(sess)?;
-                sess.inner.lock().user = Some(user);
+            let mut g = sess.inner.lock();
+            if self.state.compare_exchange(CONNECTING, CONNECTED, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+                return Err(EINVAL);
             }
+            if g.paths_up == 0 {
+                g.name.set(name);
+                g.user = Some(sess.ctx.ops.connected(sess, name)?);
+            }
+            g.paths_up += 1;
+            self.established.store(true, Ordering::SeqCst);
         }
         // Register every chunk, then send their descriptors: the send queue
         // executes in order, so the keys are valid when the client sees them.
@@ -488,15 +495,29 @@ impl Path {
     }
 }
 
-/// A chunk owned by a request: released (and the path told) on drop.
+/// A chunk owned by a request, and the request counted in flight.
+///
+/// The chunk is released just before the answer is posted ([`ChunkGuard::
+/// release_chunk`]): the client may reuse it as soon as it sees the answer,
+/// which can be before the answer's own send completion reaches us.  The
+/// in-flight count drops with the guard, after that completion.
 struct ChunkGuard {
     path: Arc<Path>,
     id: u32,
+    holds_chunk: bool,
+}
+
+impl ChunkGuard {
+    fn release_chunk(&mut self) {
+        if core::mem::replace(&mut self.holds_chunk, false) {
+            self.path.busy[self.id as usize].store(false, Ordering::Release);
+        }
+    }
 }
 
 impl Drop for ChunkGuard {
     fn drop(&mut self) {
-        self.path.busy[self.id as usize].store(false, Ordering::Release);
+        self.release_chunk();
         if self.path.inflight.fetch_sub(1, Ordering::SeqCst) == 1 {
             self.path.drained.notify_all();
         }
@@ -724,26 +745,21 @@ impl Io {
     }
 
     /// Answers the request with `status` (0 or a negative errno), sending the
-    /// data of a successful read.  Callable from any context: the answer is
-    /// posted from a work item.
+    /// data of a successful read.  Process context only (it takes the path's
+    /// mutex to post); the `blk` crate runs bio completions in a work item
+    /// for this reason.
     pub fn respond(mut self, status: i32) {
-        let Some(guard) = self.guard.take() else { return };
-        let cid = self.cid;
-        let read = self.read;
-        let path = guard.path.clone();
-        let r = kernel::workqueue::system().try_spawn(GFP_ATOMIC, move || respond_now(guard, cid, read, status));
-        if r.is_err() {
-            pr_err!("cannot queue an IO answer (out of memory)\n");
-            path.close();
+        if let Some(guard) = self.guard.take() {
+            respond_now(guard, self.cid, self.read, status);
         }
     }
 }
 
 impl Drop for Io {
     fn drop(&mut self) {
-        if self.guard.is_some() {
-            let io = Io { guard: self.guard.take(), cid: self.cid, read: self.read, data_len: 0, usr: KVec::new() };
-            io.respond(EIO.to_errno());
+        // Never leave a request unanswered: the client would wait forever.
+        if let Some(guard) = self.guard.take() {
+            respond_now(guard, self.cid, self.read, EIO.to_errno());
         }
     }
 }
@@ -766,7 +782,7 @@ impl Completion for Resp {
 }
 
 /// Posts the answer (process context).
-fn respond_now(guard: ChunkGuard, cid: u16, read: Option<ReadReq>, status: i32) {
+fn respond_now(mut guard: ChunkGuard, cid: u16, read: Option<ReadReq>, status: i32) {
     let path = guard.path.clone();
     if path.state() != CONNECTED {
         return;
@@ -800,6 +816,7 @@ fn respond_now(guard: ChunkGuard, cid: u16, read: Option<ReadReq>, status: i32) 
     if send_data {
         mr.sync_for_device();
     }
+    guard.release_chunk();
     let r = path.post(cid, Resp { guard, rkey_msg }, |o| {
         let mr = &o.guard.path.mrs[o.guard.id as usize];
         let mut c = Chain::new();
@@ -848,8 +865,7 @@ impl Handler for Listener {
             return;
         }
         if let Err(e) = self.ctx.connect(id, ev.private_data) {
-            let errno = e.to_errno().unsigned_abs() as u16;
-            let _ = id.reject(&ConnRsp::reject(errno).to_bytes());
+            let _ = id.reject(&ConnRsp::reject(e.to_errno() as i16).to_bytes());
         }
     }
 }
@@ -944,12 +960,16 @@ impl Ctx {
                         return Err(e);
                     }
                 };
-                sg.paths.insert(p.clone())?;
+                if let Err(e) = sg.paths.insert(p.clone()) {
+                    drop(sg);
+                    self.drop_sess_if_empty(&sess);
+                    return Err(e);
+                }
                 p
             }
         };
         drop(sg);
-        path.add_con(id, cid)
+        path.add_con(id, cid).inspect_err(|_| path.close())
     }
 }
 
@@ -981,7 +1001,8 @@ impl Path {
                 mem_bits,
                 state: AtomicU8::new(CONNECTING),
                 inflight: AtomicU32::new(0),
-                cons <- new_mutex!(PathCons { cons, established: false, name: Name::empty() }),
+                established: AtomicBool::new(false),
+                cons <- new_mutex!(PathCons { cons, name: Name::empty() }),
                 drained <- new_condvar!(),
             }),
             GFP_KERNEL,
@@ -1006,7 +1027,15 @@ impl Path {
         };
         let vectors = dev.num_comp_vectors().max(1);
         let cq = Cq::new(dev, send + recv, cid as u32 % vectors, Poll::Workqueue)?;
-        let mut cm = id.adopt(Arc::new(ConEvents { path: self.clone() }, GFP_KERNEL)?)?;
+        let handler = Arc::new(ConEvents { path: self.clone() }, GFP_KERNEL)?;
+        // Held until the id is stored: the close work takes the connections
+        // under this lock, and an adopted id must end up in the path (it
+        // cannot be destroyed from its own connect request).
+        let mut g = self.cons.lock();
+        if self.state() != CONNECTING || g.cons.get(cid as usize).map_or(true, |c| c.is_some()) {
+            return Err(econnreset());
+        }
+        let mut cm = id.adopt(handler)?;
         let r = (|| -> Result {
             let caps = QpCaps { max_send_wr: send, max_recv_wr: recv, max_send_sge: 1, max_recv_sge: 1 };
             let qp = cm.create_qp(&self.pd, &cq, caps)?;
@@ -1025,15 +1054,13 @@ impl Path {
                 rnr_retry_count: 7,
             })
         })();
-        {
-            let mut g = self.cons.lock();
-            if let Some(slot) = g.cons.get_mut(cid as usize) {
-                *slot = Some(Con { id: cm });
-            }
+        if let Some(slot) = g.cons.get_mut(cid as usize) {
+            *slot = Some(Con { id: cm });
         }
+        drop(g);
         if let Err(e) = r {
             pr_err!("accepting connection {} failed: {:?}\n", cid, e);
-            let _ = id.reject(&ConnRsp::reject(e.to_errno().unsigned_abs() as u16).to_bytes());
+            let _ = id.reject(&ConnRsp::reject(e.to_errno() as i16).to_bytes());
             self.close();
         }
         Ok(())
@@ -1050,10 +1077,12 @@ impl Server {
     /// Listens on `port` (all IPv4 addresses) and serves sessions with `ops`.
     pub fn open(ops: Arc<dyn Ops>, port: u16) -> Result<Self> {
         let params = Params::get()?;
+        let wq = OwnedQueue::new(kernel::c_str!("rtrs_server_wq"))?;
         let ctx = Arc::pin_init(
             pin_init!(Ctx {
                 ops,
                 params,
+                wq,
                 sessions <- new_mutex!(Slots::new()),
                 gone <- new_condvar!(),
             }),
@@ -1091,6 +1120,8 @@ impl Drop for Server {
                 let _ = self.ctx.gone.wait_interruptible_timeout(&mut g, msecs_to_jiffies(100));
             }
         }
+        // The last close works may still be returning.
+        self.ctx.wq.flush();
     }
 }
 

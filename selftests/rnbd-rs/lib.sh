@@ -128,7 +128,7 @@ cleanup_data() {
 
 # Memory-backed null_blk in the server guest, the backing device of the
 # data tests: /dev/nullb0, 1 GiB (pages are allocated on first write).
-srv_nullb() { srv modprobe null_blk nr_devices=1 memory_backed=1 gb=1 bs=512 && srv test -b /dev/nullb0; }
+srv_nullb() { srv modprobe null_blk nr_devices=1 memory_backed=1 discard=1 gb=1 bs=512 && srv test -b /dev/nullb0; }
 
 # wait_for <secs> <command...>: poll until the command succeeds.
 wait_for() {
@@ -138,10 +138,11 @@ wait_for() {
 	return 1
 }
 
-# fio write+verify of $2 over device $1 with block sizes from 512 B to 128 KiB.
+# fio write+verify of $2 over device $1 with block sizes from 512 B to 128 KiB
+# ($3: fio's rw, randwrite by default).
 fio_verify() {
 	fio --name=verify --filename="$1" --direct=1 --ioengine=libaio --iodepth=16 \
-		--rw=randwrite --bsrange=512-128k --bs_unaligned=0 --size="$2" \
+		--rw="${3:-randwrite}" --bsrange=512-128k --bs_unaligned=0 --size="$2" \
 		--verify=crc32c --verify_fatal=1 --do_verify=1 --randrepeat=0 \
 		--output=/tmp/fio-verify.log >/dev/null 2>&1 ||
 		{ sed 's/^/# /' /tmp/fio-verify.log | tail -20; return 1; }
