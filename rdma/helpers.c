@@ -181,6 +181,9 @@ static void rrs_qp_event(struct ib_event *ev, void *ctx)
 {
 	if (ev->event == IB_EVENT_COMM_EST)
 		rdma_notify(ctx, IB_EVENT_COMM_EST);
+	else
+		pr_info("rdma: QP event %s (%d)\n", ib_event_msg(ev->event),
+			ev->event);
 }
 
 void rrs_qp_init_attr_set_event(struct ib_qp_init_attr *attr,

@@ -302,7 +302,9 @@ impl Path {
         self.state.load(Ordering::SeqCst)
     }
 
-    /// Starts closing the path (idempotent, any context).
+    /// Starts closing the path (idempotent, any context).  Logs where the
+    /// close came from, once.
+    #[track_caller]
     fn close(self: &Arc<Self>) {
         let was = self.state.load(Ordering::SeqCst);
         if was >= CLOSING {
@@ -312,6 +314,14 @@ impl Path {
             // Somebody else moved it; if it became CONNECTED, try again.
             return self.close();
         }
+        let at = core::panic::Location::caller();
+        pr_info!(
+            "closing path (state {}, {} requests in flight; {}:{})\n",
+            was,
+            self.inflight.load(Ordering::Relaxed),
+            at.file(),
+            at.line()
+        );
         let p = self.clone();
         if self.sess.ctx.wq.queue().try_spawn(GFP_ATOMIC, move || p.close_work()).is_err() {
             pr_err!("cannot queue the close of a path (out of memory); it stays half open\n");

@@ -143,7 +143,7 @@ wait_for() {
 fio_verify() {
 	fio --name=verify --filename="$1" --direct=1 --ioengine=libaio --iodepth=16 \
 		--rw="${3:-randwrite}" --bsrange=512-128k --bs_unaligned=0 --size="$2" \
-		--verify=crc32c --verify_fatal=1 --do_verify=1 --randrepeat=0 \
+		--verify=crc32c --verify_fatal=1 --do_verify=1 --randrepeat=0 --verify_state_save=0 \
 		--output=/tmp/fio-verify.log >/dev/null 2>&1 ||
 		{ sed 's/^/# /' /tmp/fio-verify.log | tail -20; return 1; }
 }
