@@ -6,6 +6,7 @@
 #include <linux/device.h>
 #include <linux/dma-mapping.h>
 #include <linux/export.h>
+#include <linux/slab.h>
 #include "helpers.h"
 
 /*
@@ -212,3 +213,53 @@ struct workqueue_struct *rrs_alloc_workqueue(const char *name, unsigned int flag
 	return alloc_workqueue("%s", flags, 0, name);
 }
 EXPORT_SYMBOL_GPL(rrs_alloc_workqueue);
+
+/*
+ * Delayed work for Rust (the 6.12 kernel crate has none): a delayed_work that
+ * calls fn(ctx).  The Rust owner (rdma::timer::Timer) frees it after
+ * cancel_delayed_work_sync().
+ */
+struct rrs_dwork {
+	struct delayed_work dw;
+	void (*fn)(void *ctx);
+	void *ctx;
+};
+
+static void rrs_dwork_run(struct work_struct *w)
+{
+	struct rrs_dwork *d = container_of(to_delayed_work(w), struct rrs_dwork, dw);
+
+	d->fn(d->ctx);
+}
+
+struct rrs_dwork *rrs_dwork_new(void (*fn)(void *ctx), void *ctx)
+{
+	struct rrs_dwork *d = kzalloc(sizeof(*d), GFP_KERNEL);
+
+	if (!d)
+		return NULL;
+	INIT_DELAYED_WORK(&d->dw, rrs_dwork_run);
+	d->fn = fn;
+	d->ctx = ctx;
+	return d;
+}
+EXPORT_SYMBOL_GPL(rrs_dwork_new);
+
+bool rrs_dwork_schedule(struct rrs_dwork *d, struct workqueue_struct *wq,
+			unsigned int ms)
+{
+	return queue_delayed_work(wq, &d->dw, msecs_to_jiffies(ms));
+}
+EXPORT_SYMBOL_GPL(rrs_dwork_schedule);
+
+void rrs_dwork_cancel_sync(struct rrs_dwork *d)
+{
+	cancel_delayed_work_sync(&d->dw);
+}
+EXPORT_SYMBOL_GPL(rrs_dwork_cancel_sync);
+
+void rrs_dwork_free(struct rrs_dwork *d)
+{
+	kfree(d);
+}
+EXPORT_SYMBOL_GPL(rrs_dwork_free);

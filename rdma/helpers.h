@@ -53,5 +53,11 @@ void rrs_qp_init_attr_set_event(struct ib_qp_init_attr *attr,
 u32 rrs_dev_max_qp_wr(struct ib_device *dev);
 u32 rrs_dev_num_comp_vectors(struct ib_device *dev);
 struct workqueue_struct *rrs_alloc_workqueue(const char *name, unsigned int flags);
+struct rrs_dwork;
+struct rrs_dwork *rrs_dwork_new(void (*fn)(void *ctx), void *ctx);
+bool rrs_dwork_schedule(struct rrs_dwork *d, struct workqueue_struct *wq,
+			unsigned int ms);
+void rrs_dwork_cancel_sync(struct rrs_dwork *d);
+void rrs_dwork_free(struct rrs_dwork *d);
 
 #endif

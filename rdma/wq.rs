@@ -47,6 +47,10 @@ impl OwnedQueue {
         unsafe { Queue::from_raw(self.ptr.as_ptr().cast()) }
     }
 
+    pub(crate) fn raw(&self) -> *mut bindings::workqueue_struct {
+        self.ptr.as_ptr()
+    }
+
     /// Waits until everything queued so far has run.
     pub fn flush(&self) {
         // SAFETY: live queue.

@@ -44,6 +44,7 @@ use rdma::dma::{Direction, DmaBuf};
 use rdma::mr::Access;
 use rdma::pages::{BlockMr, PageBlock};
 use rdma::pd::Pd;
+use rdma::timer::{Tick, Timer};
 use rdma::wq::OwnedQueue;
 use rdma::wr::{Completion, Opcode, Posted, Status, WorkCompletion};
 use rdma::code::{econnreset, enotconn};
@@ -253,6 +254,8 @@ struct Path {
     state: AtomicU8,
     /// Counted in the session's `paths_up`; changed under the session's lock.
     established: AtomicBool,
+    /// Heartbeats sent and not answered yet.
+    hb_missed: AtomicU32,
     /// Chunks owned by requests.
     inflight: AtomicU32,
     #[pin]
@@ -265,6 +268,44 @@ struct Path {
 struct PathCons {
     cons: KVec<Option<Con>>,
     name: Name,
+    /// Heartbeat, from the info request to the close.
+    hb: Option<Timer<HbTick>>,
+}
+
+/// The path's heartbeat: every 5 s send HB_MSG on the admin connection
+/// unless the last one is still unanswered; any immediate from the client
+/// answers it.  More than 5 missed closes the path (upstream's rule).
+struct HbTick {
+    path: Arc<Path>,
+}
+
+impl Tick for HbTick {
+    fn tick(&self) {
+        let p = &self.path;
+        if p.state() != CONNECTED {
+            return;
+        }
+        let missed = p.hb_missed.fetch_add(1, Ordering::AcqRel);
+        if missed > wire::HB_MISSED_MAX {
+            pr_err!("HB missed max reached.\n");
+            return p.close();
+        }
+        if missed == 0 {
+            let imm = Imm::HbMsg.encode();
+            let r = p.post(0, Plain { path: p.clone(), what: "HB" }, |_| {
+                let mut c = Chain::new();
+                c.push(SendOp::WriteImm { sge: None, remote_addr: 0, rkey: 0, imm })?;
+                Ok(c)
+            });
+            if let Err(e) = r {
+                pr_err!("HB send failed, errno: {:?}\n", e);
+                return p.close();
+            }
+        }
+        if let Some(t) = p.cons.lock().hb.as_ref() {
+            t.arm(wire::HB_INTERVAL_MS);
+        }
+    }
 }
 
 /// A connection: its id and QP.  Dropped only by the close work.
@@ -331,6 +372,9 @@ impl Path {
     /// Tears the path down: disconnect, wait for the requests in flight, drop
     /// the connections (which drains their QPs), tell the session.
     fn close_work(self: Arc<Self>) {
+        // No more heartbeats (dropping the timer waits for a running tick).
+        let hb = self.cons.lock().hb.take();
+        drop(hb);
         {
             let g = self.cons.lock();
             for c in g.cons.iter().flatten() {
@@ -472,6 +516,17 @@ impl Path {
             }
             g.paths_up += 1;
             self.established.store(true, Ordering::SeqCst);
+        }
+        let hb = Timer::new(Arc::new(HbTick { path: self.clone() }, GFP_KERNEL)?, &self.sess.ctx.wq)?;
+        hb.arm(wire::HB_INTERVAL_MS);
+        // Only while connected: the close work takes the timer under this
+        // lock after the state left CONNECTED, and would miss a later one.
+        let mut g = self.cons.lock();
+        if self.state() == CONNECTED {
+            g.hb = Some(hb);
+        } else {
+            drop(g);
+            drop(hb);
         }
         // Register every chunk, then send their descriptors: the send queue
         // executes in order, so the keys are valid when the client sees them.
@@ -626,6 +681,8 @@ impl Completion for IoRecv {
             pr_err!("Unexpected WC type: {:?}\n", wc.opcode);
             return path.close();
         };
+        // Any message shows the client is alive.
+        path.hb_missed.store(0, Ordering::Release);
         if let Err(e) = path.post_recv_io(cid) {
             pr_err!("rtrs_post_recv(), err: {:?}\n", e);
             return path.close();
@@ -1012,7 +1069,8 @@ impl Path {
                 state: AtomicU8::new(CONNECTING),
                 inflight: AtomicU32::new(0),
                 established: AtomicBool::new(false),
-                cons <- new_mutex!(PathCons { cons, name: Name::empty() }),
+                hb_missed: AtomicU32::new(0),
+                cons <- new_mutex!(PathCons { cons, name: Name::empty(), hb: None }),
                 drained <- new_condvar!(),
             }),
             GFP_KERNEL,

@@ -20,12 +20,12 @@ for line in open(sys.argv[1]):
     p = line.split()
     if len(p) == 3 and p[1] in ("lat", "iops", "bw"):
         rows.setdefault(p[0], {})[p[1]] = float(p[2])
-ref = rows.get("rnbd-c", {})
+ref = rows.get("rnbd-clt=c-srv=c-inv=N", {})
 def ratio(t, k):
     return "%.2f" % (rows[t][k] / ref[k]) if ref.get(k) and k in rows[t] else "-"
-print("\nkernel flavour: %s, TCG guests over soft-RoCE; ratios are to rnbd-c, same run" % sys.argv[2])
-print("%-16s %14s %7s %12s %7s %12s %7s" % ("target", "QD1 lat (us)", "ratio", "QD32x2 IOPS", "ratio", "128k MiB/s", "ratio"))
+print("\nkernel flavour: %s, TCG guests over soft-RoCE; ratios are to rnbd-clt=c-srv=c-inv=N, same run" % sys.argv[2])
+print("%-28s %14s %7s %12s %7s %12s %7s" % ("target", "QD1 lat (us)", "ratio", "QD32x2 IOPS", "ratio", "128k MiB/s", "ratio"))
 for t, v in rows.items():
-    print("%-16s %14.1f %7s %12.0f %7s %12.1f %7s" % (
+    print("%-28s %14.1f %7s %12.0f %7s %12.1f %7s" % (
         t, v.get("lat", 0), ratio(t, "lat"), v.get("iops", 0), ratio(t, "iops"), v.get("bw", 0), ratio(t, "bw")))
 PY
