@@ -66,6 +66,7 @@ extern "C" {
     fn rrs_bdev_close(f: *mut RawFile);
     fn rrs_bdev_limits(f: *mut RawFile, l: *mut RawLimits);
     fn rrs_bdev_name(f: *mut RawFile, buf: *mut u8, len: usize) -> i32;
+    fn rrs_bdev_disk_kobj(f: *mut RawFile) -> *mut core::ffi::c_void;
     #[allow(clippy::too_many_arguments)]
     fn rrs_bio_submit(
         f: *mut RawFile,
@@ -151,6 +152,13 @@ impl Bdev {
             write_cache: l.write_cache != 0,
             fua: l.fua != 0,
         }
+    }
+
+    /// The whole disk's sysfs directory (for `block_dev` links).
+    pub fn disk_kobj(&self) -> Option<rdma::sysfs::KobjRef<'_>> {
+        // SAFETY: live file; the disk's device lives at least as long as the
+        // opened block device.
+        unsafe { rdma::sysfs::KobjRef::from_raw(rrs_bdev_disk_kobj(self.file.as_ptr())) }
     }
 
     /// The device's name (`%pg`, e.g. `nullb0`), into `buf`; returns its

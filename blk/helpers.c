@@ -124,3 +124,10 @@ int rrs_bio_submit(struct file *f, unsigned int op, bool sync, bool fua,
 	return 0;
 }
 EXPORT_SYMBOL_GPL(rrs_bio_submit);
+
+/* The whole disk's kobject, target of upstream's block_dev links. */
+struct kobject *rrs_bdev_disk_kobj(struct file *f)
+{
+	return &disk_to_dev(file_bdev(f)->bd_disk)->kobj;
+}
+EXPORT_SYMBOL_GPL(rrs_bdev_disk_kobj);

@@ -60,4 +60,30 @@ bool rrs_dwork_schedule(struct rrs_dwork *d, struct workqueue_struct *wq,
 void rrs_dwork_cancel_sync(struct rrs_dwork *d);
 void rrs_dwork_free(struct rrs_dwork *d);
 
+/* rdma/sysfs.c */
+struct rrs_kobj;
+struct kobject;
+struct class;
+struct device;
+struct rrs_kobj_vt {
+	ssize_t (*show)(void *ctx, unsigned int idx, char *buf);
+	ssize_t (*store)(void *ctx, unsigned int idx, const char *buf, size_t n);
+	void (*release)(void *ctx);
+};
+struct rrs_kobj *rrs_kobj_create(struct kobject *parent, const char *name,
+				 const char *const *names, const u16 *modes,
+				 unsigned int n, void *ctx,
+				 const struct rrs_kobj_vt *vt);
+void rrs_kobj_destroy(struct rrs_kobj *k);
+struct kobject *rrs_kobj_kobj(struct rrs_kobj *k);
+struct kobject *rrs_dir_create(struct kobject *parent, const char *name);
+void rrs_dir_destroy(struct kobject *kobj);
+struct class *rrs_class_create(const char *name);
+void rrs_class_destroy(struct class *cls);
+struct device *rrs_class_device_create(struct class *cls, const char *name);
+void rrs_class_device_destroy(struct device *dev);
+struct kobject *rrs_device_kobj(struct device *dev);
+int rrs_sysfs_link(struct kobject *from, struct kobject *to, const char *name);
+void rrs_sysfs_unlink(struct kobject *from, const char *name);
+
 #endif

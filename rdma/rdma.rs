@@ -40,6 +40,7 @@ pub mod dma;
 pub mod mr;
 pub mod pages;
 pub mod pd;
+pub mod sysfs;
 pub mod timer;
 pub mod wq;
 pub mod wr;

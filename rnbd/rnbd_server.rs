@@ -23,6 +23,7 @@ use kernel::prelude::*;
 use kernel::str::CStr;
 use kernel::sync::{new_condvar, new_mutex, Arc, CondVar, Mutex};
 use kernel::time::msecs_to_jiffies;
+use rdma::sysfs::{Attr, Attrs, Class, Dir, Emit, KobjRef, Link, PlainDir};
 use rdma::wq::OwnedQueue;
 use proto::rnbd::{self as wire, AccessMode, MsgIo, MsgType, Op, OpFlags, OpenRsp};
 use proto::wire::{Le16, Le32, Le64};
@@ -79,8 +80,30 @@ impl Name {
     }
 }
 
+/// `ctl/devices/<dev>/` of a device: the `block_dev` link and `sessions/`.
+/// Fields drop in order: the link and `sessions` before their directory.
+struct DevSysfs {
+    _link: Link,
+    sessions: PlainDir,
+    _dir: PlainDir,
+}
+
+impl DevSysfs {
+    fn new(parent: KobjRef<'_>, name: &[u8], bdev: &blk::Bdev) -> Result<Self> {
+        let mut b = [0u8; 65];
+        let n = name.len().min(64);
+        b[..n].copy_from_slice(&name[..n]);
+        let cname = CStr::from_bytes_with_nul(&b[..=n]).map_err(|_| EINVAL)?;
+        let dir = PlainDir::new(parent, cname)?;
+        let sessions = PlainDir::new(dir.kobj(), kernel::c_str!("sessions"))?;
+        let link = Link::new(dir.kobj(), bdev.disk_kobj().ok_or(ENODEV)?, kernel::c_str!("block_dev"))?;
+        Ok(Self { _link: link, sessions, _dir: dir })
+    }
+}
+
 /// A block device opened by one or more sessions.
 struct SrvDev {
+    sysfs: DevSysfs,
     name: Name,
     /// Read-write openers (`rw` and `migration`).
     open_write_cnt: AtomicU32,
@@ -120,6 +143,8 @@ type Devs = Mutex<Slots<Arc<SrvDev>>>;
 /// A device opened by one session.
 #[pin_data(PinnedDrop)]
 struct SessDev {
+    /// `ctl/devices/<dev>/sessions/<sess>/`; goes before `dev`, its parent.
+    sysfs: Option<Dir>,
     bdev: Arc<blk::Bdev>,
     dev: Arc<SrvDev>,
     devs: Arc<Module>,
@@ -168,6 +193,9 @@ impl PinnedDrop for SessDev {
 /// Lock order: a session's `devs`, then `devs` here.
 #[pin_data]
 struct Module {
+    /// `/sys/class/rnbd-server/ctl/devices`, before the class it is in.
+    devices: PlainDir,
+    class: Class,
     search_path: KVec<u8>,
     /// Runs bio completions; flushed at unload.
     wq: Arc<OwnedQueue>,
@@ -178,14 +206,15 @@ struct Module {
 impl Module {
     /// The registered device `name`, or a new one; counts the caller as a
     /// user until [`Module::put_dev`].
-    fn get_dev(&self, name: &[u8]) -> Result<Arc<SrvDev>> {
+    fn get_dev(&self, name: &[u8], bdev: &blk::Bdev) -> Result<Arc<SrvDev>> {
         let mut g = self.devs.lock();
         if let Some(d) = g.iter().find(|d| d.name.get() == name) {
             d.users.fetch_add(1, Ordering::Relaxed);
             return Ok(d.clone());
         }
+        let sysfs = DevSysfs::new(self.devices.kobj(), name, bdev)?;
         let d = Arc::new(
-            SrvDev { name: Name::new(name), open_write_cnt: AtomicU32::new(0), users: AtomicU32::new(1) },
+            SrvDev { sysfs, name: Name::new(name), open_write_cnt: AtomicU32::new(0), users: AtomicU32::new(1) },
             GFP_KERNEL,
         )?;
         g.insert(d.clone())?;
@@ -210,13 +239,77 @@ struct SrvSess {
     /// Protocol major version agreed in SESS_INFO.
     ver: AtomicU8,
     /// Devices by device id.
+    devs: Arc<DevTable>,
+}
+
+/// A session's devices by id.  A slot holding `None` is an id that was
+/// force-closed on the server while the client may still use it: it is not
+/// given to another device until the client closes it (upstream `keep_id`).
+#[pin_data]
+struct DevTable {
     #[pin]
-    devs: Mutex<Slots<Arc<SessDev>>>,
+    devs: Mutex<Slots<Option<Arc<SessDev>>>>,
+}
+
+impl DevTable {
+    /// `force_close`: the device goes, its id stays reserved.
+    fn force_close(&self, id: usize) {
+        let sd = self.devs.lock().get_mut(id).and_then(|s| s.take());
+        if let Some(sd) = sd {
+            sd.wait_idle();
+            pr_info!("{}: force closed\n", sd.pathname.show());
+        }
+    }
+}
+
+/// Attributes of `sessions/<sess>/`.
+struct SessDevAttrs {
+    mode: AccessMode,
+    pathname: Name,
+    table: Arc<DevTable>,
+    wq: Arc<OwnedQueue>,
+    id: usize,
+}
+
+static SESS_DEV_ATTRS: [Attr; 4] = [
+    Attr { name: kernel::c_str!("read_only"), mode: 0o444 },
+    Attr { name: kernel::c_str!("access_mode"), mode: 0o444 },
+    Attr { name: kernel::c_str!("mapping_path"), mode: 0o444 },
+    Attr { name: kernel::c_str!("force_close"), mode: 0o644 },
+];
+
+impl Attrs for SessDevAttrs {
+    fn show(&self, idx: usize, out: &mut Emit<'_>) -> Result {
+        use core::fmt::Write;
+        let r = match idx {
+            0 => writeln!(out, "{}", (self.mode == AccessMode::Ro) as u8),
+            1 => writeln!(out, "{}", self.mode.as_str()),
+            2 => writeln!(out, "{}", self.pathname.show()),
+            3 => writeln!(out, "Usage: echo 1 > force_close"),
+            _ => return Err(EINVAL),
+        };
+        r.map_err(|_| EINVAL)
+    }
+
+    fn store(&self, idx: usize, input: &[u8]) -> Result {
+        if idx != 3 {
+            return Err(EACCES);
+        }
+        let v = input.strip_suffix(b"\n").unwrap_or(input);
+        if v != b"1" {
+            pr_err!("{}: force_close: invalid value\n", self.pathname.show());
+            return Err(EINVAL);
+        }
+        pr_info!("{}: force close requested\n", self.pathname.show());
+        // Not from here: closing removes this very file.
+        let (t, id) = (self.table.clone(), self.id);
+        self.wq.queue().try_spawn(GFP_KERNEL, move || t.force_close(id)).map_err(|_| ENOMEM)
+    }
 }
 
 impl SrvSess {
     fn dev(&self, id: u32) -> Option<Arc<SessDev>> {
-        self.devs.lock().get(id as usize).cloned()
+        self.devs.devs.lock().get(id as usize).cloned().flatten()
     }
 
     fn sess_info(&self, io: &Io) -> Result {
@@ -236,8 +329,12 @@ impl SrvSess {
         if io.data_len() < OpenRsp::SIZE {
             return Err(EINVAL);
         }
-        let mut devs = self.devs.lock();
-        let found = devs.iter_indexed().find(|(_, d)| d.pathname.get() == dev_name).map(|(i, d)| (i, d.clone()));
+        let mut devs = self.devs.devs.lock();
+        let found = devs
+            .iter_indexed()
+            .filter_map(|(i, d)| d.as_ref().map(|d| (i, d)))
+            .find(|(_, d)| d.pathname.get() == dev_name)
+            .map(|(i, d)| (i, d.clone()));
         let (id, sd) = match found {
             Some(x) => x,
             None => {
@@ -261,14 +358,31 @@ impl SrvSess {
                 })?;
                 let mut nb = [0u8; 64];
                 let nl = bdev.name(&mut nb);
-                let dev = self.m.get_dev(&nb[..nl])?;
+                let dev = self.m.get_dev(&nb[..nl], &bdev)?;
                 if let Err(e) = dev.get_write(mode, &self.name) {
                     self.m.put_dev(&dev);
                     return Err(e);
                 }
                 let bdev = Arc::new(bdev, GFP_KERNEL)?;
+                // The id is the slot the insert below takes (lock held).
+                let id = devs.next_free();
+                let attrs = Arc::new(
+                    SessDevAttrs {
+                        mode,
+                        pathname: Name::new(dev_name),
+                        table: self.devs.clone(),
+                        wq: self.m.wq.clone(),
+                        id,
+                    },
+                    GFP_KERNEL,
+                )?;
+                let mut sb = [0u8; wire::NAME_MAX + 1];
+                sb[..self.name.n].copy_from_slice(self.name.get());
+                let sname = CStr::from_bytes_with_nul(&sb[..=self.name.n]).map_err(|_| EINVAL)?;
+                let sysfs = Dir::new(dev.sysfs.sessions.kobj(), sname, &SESS_DEV_ATTRS, attrs)?;
                 let sd = Arc::pin_init(
                     pin_init!(SessDev {
+                        sysfs: Some(sysfs),
                         bdev,
                         dev,
                         devs: self.m.clone(),
@@ -280,7 +394,8 @@ impl SrvSess {
                     }),
                     GFP_KERNEL,
                 )?;
-                let id = devs.insert(sd.clone())?;
+                let got = devs.insert(Some(sd.clone()))?;
+                debug_assert_eq!(got, id);
                 pr_info!("{} {}: Opened device '{}'\n", self.name.show(), sd.pathname.show(), sd.dev.name.show());
                 (id, sd)
             }
@@ -306,7 +421,7 @@ impl SrvSess {
 
     fn close(&self, io: &Io) {
         let Ok(m) = wire::Close::from_bytes(io.usr()) else { return };
-        let sd = self.devs.lock().remove(m.device_id.get() as usize);
+        let sd = self.devs.devs.lock().remove(m.device_id.get() as usize).flatten();
         if let Some(sd) = sd {
             sd.wait_idle();
             pr_info!("{} {}: Device closed\n", self.name.show(), sd.pathname.show());
@@ -414,7 +529,7 @@ impl SessOps for SrvSess {
 
     fn disconnected(&self) {
         let mut devs = KVec::new();
-        self.devs.lock().take_where(|_| true, |d| {
+        self.devs.devs.lock().take_where(|_| true, |d| {
             let _ = devs.push(d, GFP_KERNEL);
         });
         drop(devs);
@@ -429,13 +544,14 @@ struct Ops {
 
 impl rtrs_server::Ops for Ops {
     fn connected(&self, sess: &Arc<Sess>, name: &[u8]) -> Result<Arc<dyn SessOps>> {
+        let devs = Arc::pin_init(pin_init!(DevTable { devs <- new_mutex!(Slots::new()) }), GFP_KERNEL)?;
         let s = Arc::pin_init(
             pin_init!(SrvSess {
                 m: self.m.clone(),
                 rtrs: sess.clone(),
                 name: Name::new(name),
                 ver: AtomicU8::new(wire::VERSION_MAJOR),
-                devs <- new_mutex!(Slots::new()),
+                devs,
             }),
             GFP_KERNEL,
         )?;
@@ -466,8 +582,12 @@ impl kernel::Module for RnbdServer {
         search_path.extend_from_slice(&p.dev_search_path[..n], GFP_KERNEL)?;
         let wq = OwnedQueue::new(kernel::c_str!("rnbd_server_wq"))?;
         let mwq = wq.clone();
+        let class = Class::new(kernel::c_str!("rnbd-server"), kernel::c_str!("ctl"))?;
+        let devices = PlainDir::new(class.ctl(), kernel::c_str!("devices"))?;
         let m = Arc::pin_init(
             pin_init!(Module {
+                devices,
+                class,
                 search_path,
                 wq: mwq,
                 devs <- new_mutex!(Slots::new()),

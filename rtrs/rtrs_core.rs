@@ -57,9 +57,19 @@ impl<T> Slots<T> {
         Ok(self.v.len() - 1)
     }
 
+    /// The index the next [`Slots::insert`] will use.
+    pub fn next_free(&self) -> usize {
+        self.v.iter().position(|s| s.is_none()).unwrap_or(self.v.len())
+    }
+
     /// The value in slot `i`.
     pub fn get(&self, i: usize) -> Option<&T> {
         self.v.get(i)?.as_ref()
+    }
+
+    /// The value in slot `i`, mutably.
+    pub fn get_mut(&mut self, i: usize) -> Option<&mut T> {
+        self.v.get_mut(i)?.as_mut()
     }
 
     /// Takes the value out of slot `i`.

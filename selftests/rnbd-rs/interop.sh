@@ -25,6 +25,14 @@ reads_zero() { cmp -s -n "$2" <(dd if="$1" bs=64k iflag=skip_bytes,count_bytes s
 fill() { dd if=/dev/urandom of="$1" bs=64k seek="$3" count="$2" oflag=direct,seek_bytes iflag=count_bytes status=none; }
 discard_zeroes() { fill "$1" 1048576 4194304 && blkdiscard -f -o 4194304 -l 1048576 "$1" && reads_zero "$1" 1048576 4194304; }
 wzero_zeroes() { fill "$1" 1048576 8388608 && blkdiscard -f -z -o 8388608 -l 1048576 "$1" && reads_zero "$1" 1048576 8388608; }
+# The server's sysfs shows the mapping as upstream's does.
+srv_sysfs_ok() {
+	local d=/sys/class/rnbd-server/ctl/devices/nullb0
+	srv "test -L $d/block_dev && test -d $d/block_dev/ &&
+		[ \"\$(cat $d/sessions/interop/access_mode)\" = rw ] &&
+		[ \"\$(cat $d/sessions/interop/mapping_path)\" = /dev/nullb0 ] &&
+		[ \"\$(cat $d/sessions/interop/read_only)\" = 0 ]"
+}
 has_discard() { [ "$(cat /sys/block/"$(basename "$1")"/queue/discard_max_bytes)" != 0 ]; }
 
 interop_cell() {
@@ -52,6 +60,7 @@ interop_cell() {
 	check "$cell: map_device" map
 	check "$cell: /dev/rnbd0 appears" wait_for 30 test -b /dev/rnbd0
 	check "$cell: /dev/rnbd0 has the server device's size" same_size
+	check "$cell: server sysfs shows the mapping" srv_sysfs_ok
 	check "$cell: fio randrw 512B-128KiB crc32c verify over $INTEROP_FIO_SIZE" fio_verify /dev/rnbd0 "$INTEROP_FIO_SIZE" randrw
 	check "$cell: ext4 mkfs, mount, file checksum after remount" ext4_roundtrip /dev/rnbd0
 	if has_discard /dev/rnbd0; then

@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * C glue of rdma::sysfs: a kobject with a group of attributes whose show and
+ * store go to Rust, a class with its "ctl" device, plain directories and
+ * links.  It exists because kobject attributes are C callbacks found by
+ * container_of(); the policy (what to show, what a store does) is Rust's.
+ */
+#include <linux/device.h>
+#include <linux/err.h>
+#include <linux/export.h>
+#include <linux/kobject.h>
+#include <linux/slab.h>
+#include <linux/sysfs.h>
+#include "helpers.h"
+
+struct rrs_kobj {
+	struct kobject kobj;
+	void *ctx;
+	const struct rrs_kobj_vt *vt;
+	unsigned int n;
+	struct attribute_group grp;
+	struct attribute **attrs;
+	struct kobj_attribute *kattrs;
+};
+
+static struct rrs_kobj *to_rrs(struct kobject *kobj)
+{
+	return container_of(kobj, struct rrs_kobj, kobj);
+}
+
+static ssize_t rrs_show(struct kobject *kobj, struct kobj_attribute *a,
+			char *buf)
+{
+	struct rrs_kobj *k = to_rrs(kobj);
+
+	return k->vt->show(k->ctx, a - k->kattrs, buf);
+}
+
+static ssize_t rrs_store(struct kobject *kobj, struct kobj_attribute *a,
+			 const char *buf, size_t n)
+{
+	struct rrs_kobj *k = to_rrs(kobj);
+
+	return k->vt->store(k->ctx, a - k->kattrs, buf, n);
+}
+
+static void rrs_release(struct kobject *kobj)
+{
+	struct rrs_kobj *k = to_rrs(kobj);
+
+	if (k->vt)
+		k->vt->release(k->ctx);
+	kfree(k->attrs);
+	kfree(k->kattrs);
+	kfree(k);
+}
+
+static const struct kobj_type rrs_ktype = {
+	.sysfs_ops = &kobj_sysfs_ops,
+	.release = rrs_release,
+};
+
+struct rrs_kobj *rrs_kobj_create(struct kobject *parent, const char *name,
+				 const char *const *names, const u16 *modes,
+				 unsigned int n, void *ctx,
+				 const struct rrs_kobj_vt *vt)
+{
+	struct rrs_kobj *k;
+	unsigned int i;
+	int err;
+
+	k = kzalloc(sizeof(*k), GFP_KERNEL);
+	if (!k)
+		return ERR_PTR(-ENOMEM);
+	k->attrs = kcalloc(n + 1, sizeof(*k->attrs), GFP_KERNEL);
+	k->kattrs = kcalloc(n ? n : 1, sizeof(*k->kattrs), GFP_KERNEL);
+	if (!k->attrs || !k->kattrs) {
+		kfree(k->attrs);
+		kfree(k->kattrs);
+		kfree(k);
+		return ERR_PTR(-ENOMEM);
+	}
+	for (i = 0; i < n; i++) {
+		sysfs_attr_init(&k->kattrs[i].attr);
+		k->kattrs[i].attr.name = names[i];
+		k->kattrs[i].attr.mode = modes[i];
+		k->kattrs[i].show = rrs_show;
+		k->kattrs[i].store = (modes[i] & 0222) ? rrs_store : NULL;
+		k->attrs[i] = &k->kattrs[i].attr;
+	}
+	k->grp.attrs = k->attrs;
+	k->n = n;
+	/* Until the kobject exists, errors free without calling Rust back. */
+	err = kobject_init_and_add(&k->kobj, &rrs_ktype, parent, "%s", name);
+	if (err) {
+		k->vt = NULL;
+		goto put;
+	}
+	if (n) {
+		err = sysfs_create_group(&k->kobj, &k->grp);
+		if (err) {
+			kobject_del(&k->kobj);
+			goto put;
+		}
+	}
+	/* From here on the release calls Rust. */
+	k->ctx = ctx;
+	k->vt = vt;
+	return k;
+put:
+	/* Release without a vt: give the context back untouched. */
+	k->vt = NULL;
+	kobject_put(&k->kobj);
+	return ERR_PTR(err);
+}
+EXPORT_SYMBOL_GPL(rrs_kobj_create);
+
+void rrs_kobj_destroy(struct rrs_kobj *k)
+{
+	if (k->n)
+		sysfs_remove_group(&k->kobj, &k->grp);
+	kobject_del(&k->kobj);
+	kobject_put(&k->kobj);
+}
+EXPORT_SYMBOL_GPL(rrs_kobj_destroy);
+
+struct kobject *rrs_kobj_kobj(struct rrs_kobj *k)
+{
+	return &k->kobj;
+}
+EXPORT_SYMBOL_GPL(rrs_kobj_kobj);
+
+struct kobject *rrs_dir_create(struct kobject *parent, const char *name)
+{
+	return kobject_create_and_add(name, parent);
+}
+EXPORT_SYMBOL_GPL(rrs_dir_create);
+
+void rrs_dir_destroy(struct kobject *kobj)
+{
+	kobject_del(kobj);
+	kobject_put(kobj);
+}
+EXPORT_SYMBOL_GPL(rrs_dir_destroy);
+
+struct class *rrs_class_create(const char *name)
+{
+	return class_create(name);
+}
+EXPORT_SYMBOL_GPL(rrs_class_create);
+
+void rrs_class_destroy(struct class *cls)
+{
+	class_destroy(cls);
+}
+EXPORT_SYMBOL_GPL(rrs_class_destroy);
+
+struct device *rrs_class_device_create(struct class *cls, const char *name)
+{
+	return device_create(cls, NULL, MKDEV(0, 0), NULL, "%s", name);
+}
+EXPORT_SYMBOL_GPL(rrs_class_device_create);
+
+void rrs_class_device_destroy(struct device *dev)
+{
+	device_unregister(dev);
+}
+EXPORT_SYMBOL_GPL(rrs_class_device_destroy);
+
+struct kobject *rrs_device_kobj(struct device *dev)
+{
+	return &dev->kobj;
+}
+EXPORT_SYMBOL_GPL(rrs_device_kobj);
+
+int rrs_sysfs_link(struct kobject *from, struct kobject *to, const char *name)
+{
+	return sysfs_create_link(from, to, name);
+}
+EXPORT_SYMBOL_GPL(rrs_sysfs_link);
+
+void rrs_sysfs_unlink(struct kobject *from, const char *name)
+{
+	sysfs_remove_link(from, name);
+}
+EXPORT_SYMBOL_GPL(rrs_sysfs_unlink);

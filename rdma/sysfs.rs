@@ -1,0 +1,305 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! sysfs directories, attributes, links and a class with its `ctl` device
+//! (the 6.12 `kernel` crate has no kobject support).
+//!
+//! Shapes what upstream RNBD/RTRS expose: `/sys/class/<name>/ctl/...`,
+//! directories of attributes served by a Rust [`Attrs`] handler, and
+//! symlinks.  Every type removes what it created when dropped; an attribute
+//! handler lives until the kernel releases its kobject (after the directory
+//! is dropped and the last open file of it is closed).
+
+use crate::bindings;
+use core::ptr::NonNull;
+use kernel::prelude::*;
+use kernel::str::CStr;
+use kernel::sync::Arc;
+
+/// A kobject to create things under, borrowed from its owner.
+#[derive(Clone, Copy)]
+pub struct KobjRef<'a> {
+    ptr: NonNull<bindings::kobject>,
+    _p: core::marker::PhantomData<&'a ()>,
+}
+
+impl KobjRef<'_> {
+    /// The raw kobject, for the `blk` crate's block-device links.
+    ///
+    /// # Safety
+    ///
+    /// Only to pass to C that takes a kobject reference of its own.
+    pub unsafe fn raw(&self) -> *mut core::ffi::c_void {
+        self.ptr.as_ptr().cast()
+    }
+
+    /// # Safety
+    ///
+    /// `ptr` must be a live kobject for `'a`.
+    pub unsafe fn from_raw<'a>(ptr: *mut core::ffi::c_void) -> Option<KobjRef<'a>> {
+        Some(KobjRef { ptr: NonNull::new(ptr.cast())?, _p: core::marker::PhantomData })
+    }
+}
+
+/// One attribute: its name and mode (0444 read-only, 0644 read-write, 0200
+/// write-only).
+pub struct Attr {
+    /// File name.
+    pub name: &'static CStr,
+    /// Permission bits.
+    pub mode: u16,
+}
+
+/// Output of a `show`: at most one page, like `sysfs_emit`.
+pub struct Emit<'a> {
+    buf: &'a mut [u8],
+    n: usize,
+}
+
+impl core::fmt::Write for Emit<'_> {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let b = s.as_bytes();
+        let room = self.buf.len().saturating_sub(self.n + 1);
+        let k = b.len().min(room);
+        self.buf[self.n..self.n + k].copy_from_slice(&b[..k]);
+        self.n += k;
+        if k < b.len() {
+            return Err(core::fmt::Error);
+        }
+        Ok(())
+    }
+}
+
+/// Serves the attributes of a [`Dir`].  Runs in process context; the index
+/// is the attribute's position in the table given to [`Dir::new`].
+pub trait Attrs: Send + Sync + 'static {
+    /// Writes attribute `idx`'s value.
+    fn show(&self, idx: usize, out: &mut Emit<'_>) -> Result;
+    /// Handles a write of `input` to attribute `idx`.
+    fn store(&self, _idx: usize, _input: &[u8]) -> Result {
+        Err(EACCES)
+    }
+}
+
+unsafe extern "C" fn show_tramp<T: Attrs>(ctx: *mut core::ffi::c_void, idx: u32, buf: *mut u8) -> isize {
+    // SAFETY: `ctx` is the `Arc<T>` the kobject owns until its release.
+    let t = unsafe { &*(ctx as *const T) };
+    // SAFETY: sysfs passes a page-sized buffer for the call.
+    let buf = unsafe { core::slice::from_raw_parts_mut(buf, kernel::page::PAGE_SIZE) };
+    let mut e = Emit { buf, n: 0 };
+    match t.show(idx as usize, &mut e) {
+        Ok(()) => e.n as isize,
+        Err(err) => err.to_errno() as isize,
+    }
+}
+
+unsafe extern "C" fn store_tramp<T: Attrs>(ctx: *mut core::ffi::c_void, idx: u32, buf: *const u8, n: usize) -> isize {
+    // SAFETY: as in `show_tramp`.
+    let t = unsafe { &*(ctx as *const T) };
+    // SAFETY: sysfs passes `n` readable bytes for the call.
+    let input = unsafe { core::slice::from_raw_parts(buf, n) };
+    match t.store(idx as usize, input) {
+        Ok(()) => n as isize,
+        Err(err) => err.to_errno() as isize,
+    }
+}
+
+unsafe extern "C" fn release_tramp<T: Attrs>(ctx: *mut core::ffi::c_void) {
+    // SAFETY: the kobject's reference, from `Arc::into_raw` in `Dir::new`,
+    // released exactly once.
+    drop(unsafe { Arc::from_raw(ctx as *const T) });
+}
+
+struct Vt<T: Attrs>(core::marker::PhantomData<T>);
+
+impl<T: Attrs> Vt<T> {
+    const VT: bindings::rrs_kobj_vt = bindings::rrs_kobj_vt {
+        show: Some(show_tramp::<T>),
+        store: Some(store_tramp::<T>),
+        release: Some(release_tramp::<T>),
+    };
+}
+
+/// A directory with attributes served by a handler.
+///
+/// # Invariants
+///
+/// `k` is a live `rrs_kobj` until `drop`.
+pub struct Dir {
+    k: NonNull<bindings::rrs_kobj>,
+}
+
+// SAFETY: kobjects are used from any process context.
+unsafe impl Send for Dir {}
+// SAFETY: as above.
+unsafe impl Sync for Dir {}
+
+impl Dir {
+    /// Creates `parent/name` with `attrs`, served by `handler`.
+    pub fn new<T: Attrs>(parent: KobjRef<'_>, name: &CStr, attrs: &'static [Attr], handler: Arc<T>) -> Result<Self> {
+        // The names and modes are copied into arrays C keeps pointers to;
+        // the names are static.
+        let mut names = KVec::with_capacity(attrs.len(), GFP_KERNEL)?;
+        let mut modes = KVec::with_capacity(attrs.len(), GFP_KERNEL)?;
+        for a in attrs {
+            names.push(a.name.as_char_ptr(), GFP_KERNEL)?;
+            modes.push(a.mode, GFP_KERNEL)?;
+        }
+        let ctx = Arc::into_raw(handler);
+        let vt: &'static bindings::rrs_kobj_vt = &Vt::<T>::VT;
+        // SAFETY: `parent` is live; the arrays are valid for the call (C
+        // keeps only the static name pointers); `vt` matches `ctx`'s type.
+        let k = unsafe {
+            bindings::rrs_kobj_create(
+                parent.ptr.as_ptr(),
+                name.as_char_ptr(),
+                names.as_ptr(),
+                modes.as_ptr(),
+                attrs.len() as u32,
+                ctx.cast_mut().cast(),
+                vt,
+            )
+        };
+        match crate::from_err_ptr(k) {
+            Ok(k) => Ok(Self { k }),
+            Err(e) => {
+                // SAFETY: C did not keep `ctx` (it releases without calling
+                // back when creation fails).
+                drop(unsafe { Arc::from_raw(ctx) });
+                Err(e)
+            }
+        }
+    }
+
+    /// This directory, to create things under.
+    pub fn kobj(&self) -> KobjRef<'_> {
+        // SAFETY: live kobject (type invariant).
+        let p = unsafe { bindings::rrs_kobj_kobj(self.k.as_ptr()) };
+        KobjRef { ptr: NonNull::new(p).expect("kobject of a live rrs_kobj"), _p: core::marker::PhantomData }
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        // SAFETY: live; this removes the files (waiting for running show and
+        // store calls) and drops our reference.
+        unsafe { bindings::rrs_kobj_destroy(self.k.as_ptr()) };
+    }
+}
+
+/// A plain directory.
+///
+/// # Invariants
+///
+/// `k` is from `kobject_create_and_add`, removed in `drop`.
+pub struct PlainDir {
+    k: NonNull<bindings::kobject>,
+}
+
+// SAFETY: as for `Dir`.
+unsafe impl Send for PlainDir {}
+// SAFETY: as for `Dir`.
+unsafe impl Sync for PlainDir {}
+
+impl PlainDir {
+    /// Creates `parent/name`.
+    pub fn new(parent: KobjRef<'_>, name: &CStr) -> Result<Self> {
+        // SAFETY: live parent; `name` is copied.
+        let k = unsafe { bindings::rrs_dir_create(parent.ptr.as_ptr(), name.as_char_ptr()) };
+        Ok(Self { k: NonNull::new(k).ok_or(ENOMEM)? })
+    }
+
+    /// This directory.
+    pub fn kobj(&self) -> KobjRef<'_> {
+        KobjRef { ptr: self.k, _p: core::marker::PhantomData }
+    }
+}
+
+impl Drop for PlainDir {
+    fn drop(&mut self) {
+        // SAFETY: created in `new`.
+        unsafe { bindings::rrs_dir_destroy(self.k.as_ptr()) };
+    }
+}
+
+/// A symlink `from/name` → `to`, removed on drop.
+///
+/// # Invariants
+///
+/// The link exists in `from`, which the owner keeps alive longer than this.
+pub struct Link {
+    from: NonNull<bindings::kobject>,
+    name: &'static CStr,
+}
+
+// SAFETY: as for `Dir`.
+unsafe impl Send for Link {}
+// SAFETY: as for `Dir`.
+unsafe impl Sync for Link {}
+
+impl Link {
+    /// Creates the link.  The caller drops the link before `from`.
+    pub fn new(from: KobjRef<'_>, to: KobjRef<'_>, name: &'static CStr) -> Result<Self> {
+        // SAFETY: both live; sysfs takes its own reference to `to`.
+        crate::to_result(unsafe { bindings::rrs_sysfs_link(from.ptr.as_ptr(), to.ptr.as_ptr(), name.as_char_ptr()) })?;
+        Ok(Self { from: from.ptr, name })
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        // SAFETY: created in `new`; `from` outlives us (owner's contract).
+        unsafe { bindings::rrs_sysfs_unlink(self.from.as_ptr(), self.name.as_char_ptr()) };
+    }
+}
+
+/// `/sys/class/<name>` with its `ctl` device.
+///
+/// # Invariants
+///
+/// `cls` from `class_create`, `dev` from `device_create` in it; both
+/// destroyed in `drop`.
+pub struct Class {
+    cls: NonNull<bindings::class>,
+    dev: NonNull<bindings::device>,
+}
+
+// SAFETY: as for `Dir`.
+unsafe impl Send for Class {}
+// SAFETY: as for `Dir`.
+unsafe impl Sync for Class {}
+
+impl Class {
+    /// Registers class `name` and creates its device `ctl`.
+    pub fn new(name: &'static CStr, ctl: &CStr) -> Result<Self> {
+        // SAFETY: `name` is static (the class keeps the pointer).
+        let cls = crate::from_err_ptr(unsafe { bindings::rrs_class_create(name.as_char_ptr()) })?;
+        // SAFETY: live class; `ctl` is copied.
+        let dev = unsafe { bindings::rrs_class_device_create(cls.as_ptr(), ctl.as_char_ptr()) };
+        match crate::from_err_ptr(dev) {
+            Ok(dev) => Ok(Self { cls, dev }),
+            Err(e) => {
+                // SAFETY: created above, no device in it.
+                unsafe { bindings::rrs_class_destroy(cls.as_ptr()) };
+                Err(e)
+            }
+        }
+    }
+
+    /// The `ctl` device's directory.
+    pub fn ctl(&self) -> KobjRef<'_> {
+        // SAFETY: live device.
+        let p = unsafe { bindings::rrs_device_kobj(self.dev.as_ptr()) };
+        KobjRef { ptr: NonNull::new(p).expect("kobject of a device"), _p: core::marker::PhantomData }
+    }
+}
+
+impl Drop for Class {
+    fn drop(&mut self) {
+        // SAFETY: created in `new`; whatever was created under `ctl` is
+        // owned by values dropped before this one (owner's contract).
+        unsafe {
+            bindings::rrs_class_device_destroy(self.dev.as_ptr());
+            bindings::rrs_class_destroy(self.cls.as_ptr());
+        }
+    }
+}
