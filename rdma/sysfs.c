@@ -17,6 +17,8 @@ struct rrs_kobj {
 	struct kobject kobj;
 	void *ctx;
 	const struct rrs_kobj_vt *vt;
+	/* The release gives ctx back to Rust only once creation succeeded. */
+	bool owns_ctx;
 	unsigned int n;
 	struct attribute_group grp;
 	struct attribute **attrs;
@@ -48,7 +50,7 @@ static void rrs_release(struct kobject *kobj)
 {
 	struct rrs_kobj *k = to_rrs(kobj);
 
-	if (k->vt)
+	if (k->owns_ctx)
 		k->vt->release(k->ctx);
 	kfree(k->attrs);
 	kfree(k->kattrs);
@@ -84,32 +86,31 @@ struct rrs_kobj *rrs_kobj_create(struct kobject *parent, const char *name,
 		sysfs_attr_init(&k->kattrs[i].attr);
 		k->kattrs[i].attr.name = names[i];
 		k->kattrs[i].attr.mode = modes[i];
-		k->kattrs[i].show = rrs_show;
+		k->kattrs[i].show = (modes[i] & 0444) ? rrs_show : NULL;
 		k->kattrs[i].store = (modes[i] & 0222) ? rrs_store : NULL;
 		k->attrs[i] = &k->kattrs[i].attr;
 	}
 	k->grp.attrs = k->attrs;
 	k->n = n;
-	/* Until the kobject exists, errors free without calling Rust back. */
+	/* Set before the files exist: a read may come as soon as they do. */
+	k->ctx = ctx;
+	k->vt = vt;
 	err = kobject_init_and_add(&k->kobj, &rrs_ktype, parent, "%s", name);
-	if (err) {
-		k->vt = NULL;
+	if (err)
 		goto put;
-	}
 	if (n) {
 		err = sysfs_create_group(&k->kobj, &k->grp);
 		if (err) {
+			/* Waits for running show/store calls. */
 			kobject_del(&k->kobj);
 			goto put;
 		}
 	}
-	/* From here on the release calls Rust. */
-	k->ctx = ctx;
-	k->vt = vt;
+	/* From here on the release gives the context back to Rust. */
+	k->owns_ctx = true;
 	return k;
 put:
-	/* Release without a vt: give the context back untouched. */
-	k->vt = NULL;
+	/* The caller keeps its context on failure. */
 	kobject_put(&k->kobj);
 	return ERR_PTR(err);
 }
@@ -173,14 +174,20 @@ struct kobject *rrs_device_kobj(struct device *dev)
 }
 EXPORT_SYMBOL_GPL(rrs_device_kobj);
 
+/* The link holds a reference to the directory it lives in. */
 int rrs_sysfs_link(struct kobject *from, struct kobject *to, const char *name)
 {
-	return sysfs_create_link(from, to, name);
+	int err = sysfs_create_link(from, to, name);
+
+	if (!err)
+		kobject_get(from);
+	return err;
 }
 EXPORT_SYMBOL_GPL(rrs_sysfs_link);
 
 void rrs_sysfs_unlink(struct kobject *from, const char *name)
 {
 	sysfs_remove_link(from, name);
+	kobject_put(from);
 }
 EXPORT_SYMBOL_GPL(rrs_sysfs_unlink);

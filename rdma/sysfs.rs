@@ -56,16 +56,24 @@ pub struct Emit<'a> {
 }
 
 impl core::fmt::Write for Emit<'_> {
+    /// Truncates at the page, as `sysfs_emit` does.
     fn write_str(&mut self, s: &str) -> core::fmt::Result {
         let b = s.as_bytes();
         let room = self.buf.len().saturating_sub(self.n + 1);
         let k = b.len().min(room);
         self.buf[self.n..self.n + k].copy_from_slice(&b[..k]);
         self.n += k;
-        if k < b.len() {
-            return Err(core::fmt::Error);
-        }
         Ok(())
+    }
+}
+
+impl Emit<'_> {
+    /// Appends raw bytes (a name that need not be UTF-8).
+    pub fn bytes(&mut self, b: &[u8]) {
+        let room = self.buf.len().saturating_sub(self.n + 1);
+        let k = b.len().min(room);
+        self.buf[self.n..self.n + k].copy_from_slice(&b[..k]);
+        self.n += k;
     }
 }
 
@@ -225,7 +233,8 @@ impl Drop for PlainDir {
 ///
 /// # Invariants
 ///
-/// The link exists in `from`, which the owner keeps alive longer than this.
+/// The link exists in `from`, of which it holds a reference (taken by the
+/// C glue), so `from` outlives it.
 pub struct Link {
     from: NonNull<bindings::kobject>,
     name: &'static CStr,
@@ -237,7 +246,7 @@ unsafe impl Send for Link {}
 unsafe impl Sync for Link {}
 
 impl Link {
-    /// Creates the link.  The caller drops the link before `from`.
+    /// Creates the link.
     pub fn new(from: KobjRef<'_>, to: KobjRef<'_>, name: &'static CStr) -> Result<Self> {
         // SAFETY: both live; sysfs takes its own reference to `to`.
         crate::to_result(unsafe { bindings::rrs_sysfs_link(from.ptr.as_ptr(), to.ptr.as_ptr(), name.as_char_ptr()) })?;
@@ -247,7 +256,8 @@ impl Link {
 
 impl Drop for Link {
     fn drop(&mut self) {
-        // SAFETY: created in `new`; `from` outlives us (owner's contract).
+        // SAFETY: created in `new`; `from` is alive through our reference,
+        // which this drops.
         unsafe { bindings::rrs_sysfs_unlink(self.from.as_ptr(), self.name.as_char_ptr()) };
     }
 }

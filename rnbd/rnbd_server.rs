@@ -18,7 +18,7 @@
 //! Every callback here runs in process context: RTRS requests come from its
 //! workqueue-polled CQs, bio completions from the `blk` crate's work items.
 
-use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use kernel::prelude::*;
 use kernel::str::CStr;
 use kernel::sync::{new_condvar, new_mutex, Arc, CondVar, Mutex};
@@ -102,8 +102,12 @@ impl DevSysfs {
 }
 
 /// A block device opened by one or more sessions.
+#[pin_data]
 struct SrvDev {
-    sysfs: DevSysfs,
+    /// Removed with the registry entry, under the registry's lock, so that
+    /// a new entry for the same name never meets the old directory.
+    #[pin]
+    sysfs: Mutex<Option<DevSysfs>>,
     name: Name,
     /// Read-write openers (`rw` and `migration`).
     open_write_cnt: AtomicU32,
@@ -143,8 +147,11 @@ type Devs = Mutex<Slots<Arc<SrvDev>>>;
 /// A device opened by one session.
 #[pin_data(PinnedDrop)]
 struct SessDev {
-    /// `ctl/devices/<dev>/sessions/<sess>/`; goes before `dev`, its parent.
-    sysfs: Option<Dir>,
+    /// `ctl/devices/<dev>/sessions/<sess>/`; removed first in `drop`.
+    #[pin]
+    sysfs: Mutex<Option<Dir>>,
+    /// Tells this device from a later one with the same id.
+    token: u64,
     bdev: Arc<blk::Bdev>,
     dev: Arc<SrvDev>,
     devs: Arc<Module>,
@@ -181,6 +188,8 @@ impl SessDev {
 #[pinned_drop]
 impl PinnedDrop for SessDev {
     fn drop(self: Pin<&mut Self>) {
+        let dir = self.sysfs.lock().take();
+        drop(dir);
         if self.mode != AccessMode::Ro {
             self.dev.open_write_cnt.fetch_sub(1, Ordering::AcqRel);
         }
@@ -197,6 +206,8 @@ struct Module {
     devices: PlainDir,
     class: Class,
     search_path: KVec<u8>,
+    /// Source of `SessDev::token`.
+    tokens: AtomicU64,
     /// Runs bio completions; flushed at unload.
     wq: Arc<OwnedQueue>,
     #[pin]
@@ -213,8 +224,13 @@ impl Module {
             return Ok(d.clone());
         }
         let sysfs = DevSysfs::new(self.devices.kobj(), name, bdev)?;
-        let d = Arc::new(
-            SrvDev { sysfs, name: Name::new(name), open_write_cnt: AtomicU32::new(0), users: AtomicU32::new(1) },
+        let d = Arc::pin_init(
+            pin_init!(SrvDev {
+                sysfs <- new_mutex!(Some(sysfs)),
+                name: Name::new(name),
+                open_write_cnt: AtomicU32::new(0),
+                users: AtomicU32::new(1),
+            }),
             GFP_KERNEL,
         )?;
         g.insert(d.clone())?;
@@ -226,6 +242,28 @@ impl Module {
         let mut g = self.devs.lock();
         if dev.users.fetch_sub(1, Ordering::Relaxed) == 1 {
             g.take_where(|d| Arc::ptr_eq(d, dev), drop);
+            let s = dev.sysfs.lock().take();
+            drop(s);
+        }
+    }
+}
+
+/// Gives back a device's write slot and user count if an open fails after
+/// taking them.
+struct OpenUndo<'a> {
+    m: &'a Module,
+    dev: Arc<SrvDev>,
+    mode: AccessMode,
+    armed: bool,
+}
+
+impl Drop for OpenUndo<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            if self.mode != AccessMode::Ro {
+                self.dev.open_write_cnt.fetch_sub(1, Ordering::AcqRel);
+            }
+            self.m.put_dev(&self.dev);
         }
     }
 }
@@ -252,9 +290,10 @@ struct DevTable {
 }
 
 impl DevTable {
-    /// `force_close`: the device goes, its id stays reserved.
-    fn force_close(&self, id: usize) {
-        let sd = self.devs.lock().get_mut(id).and_then(|s| s.take());
+    /// `force_close`: the device goes, its id stays reserved.  `token`
+    /// makes sure it is still the device the request was for.
+    fn force_close(&self, id: usize, token: u64) {
+        let sd = self.devs.lock().get_mut(id).and_then(|s| if s.as_ref().is_some_and(|d| d.token == token) { s.take() } else { None });
         if let Some(sd) = sd {
             sd.wait_idle();
             pr_info!("{}: force closed\n", sd.pathname.show());
@@ -269,6 +308,7 @@ struct SessDevAttrs {
     table: Arc<DevTable>,
     wq: Arc<OwnedQueue>,
     id: usize,
+    token: u64,
 }
 
 static SESS_DEV_ATTRS: [Attr; 4] = [
@@ -284,7 +324,10 @@ impl Attrs for SessDevAttrs {
         let r = match idx {
             0 => writeln!(out, "{}", (self.mode == AccessMode::Ro) as u8),
             1 => writeln!(out, "{}", self.mode.as_str()),
-            2 => writeln!(out, "{}", self.pathname.show()),
+            2 => {
+                out.bytes(self.pathname.get());
+                writeln!(out)
+            }
             3 => writeln!(out, "Usage: echo 1 > force_close"),
             _ => return Err(EINVAL),
         };
@@ -302,8 +345,8 @@ impl Attrs for SessDevAttrs {
         }
         pr_info!("{}: force close requested\n", self.pathname.show());
         // Not from here: closing removes this very file.
-        let (t, id) = (self.table.clone(), self.id);
-        self.wq.queue().try_spawn(GFP_KERNEL, move || t.force_close(id)).map_err(|_| ENOMEM)
+        let (t, id, token) = (self.table.clone(), self.id, self.token);
+        self.wq.queue().try_spawn(GFP_KERNEL, move || t.force_close(id, token)).map_err(|_| ENOMEM)
     }
 }
 
@@ -363,7 +406,10 @@ impl SrvSess {
                     self.m.put_dev(&dev);
                     return Err(e);
                 }
+                // Undoes the two counts above if anything below fails.
+                let mut undo = OpenUndo { m: &self.m, dev: dev.clone(), mode, armed: true };
                 let bdev = Arc::new(bdev, GFP_KERNEL)?;
+                let token = self.m.tokens.fetch_add(1, Ordering::Relaxed);
                 // The id is the slot the insert below takes (lock held).
                 let id = devs.next_free();
                 let attrs = Arc::new(
@@ -373,16 +419,22 @@ impl SrvSess {
                         table: self.devs.clone(),
                         wq: self.m.wq.clone(),
                         id,
+                        token,
                     },
                     GFP_KERNEL,
                 )?;
                 let mut sb = [0u8; wire::NAME_MAX + 1];
                 sb[..self.name.n].copy_from_slice(self.name.get());
                 let sname = CStr::from_bytes_with_nul(&sb[..=self.name.n]).map_err(|_| EINVAL)?;
-                let sysfs = Dir::new(dev.sysfs.sessions.kobj(), sname, &SESS_DEV_ATTRS, attrs)?;
+                let sysfs = {
+                    let g = dev.sysfs.lock();
+                    let parent = g.as_ref().ok_or(ENODEV)?.sessions.kobj();
+                    Dir::new(parent, sname, &SESS_DEV_ATTRS, attrs)?
+                };
                 let sd = Arc::pin_init(
                     pin_init!(SessDev {
-                        sysfs: Some(sysfs),
+                        sysfs <- new_mutex!(Some(sysfs)),
+                        token,
                         bdev,
                         dev,
                         devs: self.m.clone(),
@@ -394,6 +446,8 @@ impl SrvSess {
                     }),
                     GFP_KERNEL,
                 )?;
+                // The device owns the counts now (its drop gives them back).
+                undo.armed = false;
                 let got = devs.insert(Some(sd.clone()))?;
                 debug_assert_eq!(got, id);
                 pr_info!("{} {}: Opened device '{}'\n", self.name.show(), sd.pathname.show(), sd.dev.name.show());
@@ -589,6 +643,7 @@ impl kernel::Module for RnbdServer {
                 devices,
                 class,
                 search_path,
+                tokens: AtomicU64::new(0),
                 wq: mwq,
                 devs <- new_mutex!(Slots::new()),
             }),

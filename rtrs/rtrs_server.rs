@@ -36,6 +36,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use kernel::prelude::*;
 use kernel::sync::{new_condvar, new_mutex, Arc, CondVar, Mutex};
 use kernel::time::msecs_to_jiffies;
+use kernel::workqueue::{impl_has_work, new_work, Work, WorkItem};
 use proto::rtrs::{self as wire, ConnReq, ConnRsp, Imm, InfoReq, IoReq, ReadReq, SgDesc};
 use proto::wire::{Le16, Le32, Le64};
 use rdma::cm::{Chain, CmId, ConnParam, Event, EventKind, Handler, IdRef, QpCaps, SendOp, SockAddr};
@@ -263,6 +264,21 @@ struct Path {
     /// Notified when `inflight` drops to zero.
     #[pin]
     drained: CondVar,
+    /// The close work, allocated with the path so that closing cannot fail.
+    #[pin]
+    close_w: Work<Path>,
+}
+
+impl_has_work! {
+    impl HasWork<Self> for Path { self.close_w }
+}
+
+impl WorkItem for Path {
+    type Pointer = Arc<Path>;
+
+    fn run(this: Arc<Path>) {
+        this.close_work();
+    }
 }
 
 struct PathCons {
@@ -363,10 +379,8 @@ impl Path {
             at.file(),
             at.line()
         );
-        let p = self.clone();
-        if self.sess.ctx.wq.queue().try_spawn(GFP_ATOMIC, move || p.close_work()).is_err() {
-            pr_err!("cannot queue the close of a path (out of memory); it stays half open\n");
-        }
+        // Queued once: only the transition to CLOSING gets here.
+        let _ = self.sess.ctx.wq.queue().enqueue(self.clone());
     }
 
     /// Tears the path down: disconnect, wait for the requests in flight, drop
@@ -1072,6 +1086,7 @@ impl Path {
                 hb_missed: AtomicU32::new(0),
                 cons <- new_mutex!(PathCons { cons, name: Name::empty(), hb: None }),
                 drained <- new_condvar!(),
+                close_w <- new_work!("rtrs_server::Path::close"),
             }),
             GFP_KERNEL,
         )
