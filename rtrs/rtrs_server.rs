@@ -343,6 +343,9 @@ impl Handler for ConEvents {
                 self.path.close();
             }
             EventKind::Disconnected | EventKind::AddrChange | EventKind::TimewaitExit | EventKind::DeviceRemoval => {
+                if self.path.state() < CLOSING {
+                    pr_info!("CM event {:?}, closing the path\n", ev.kind);
+                }
                 self.path.close()
             }
             k => pr_err!("Ignoring unexpected CM event {:?}, err {}\n", k, ev.status),
@@ -535,13 +538,16 @@ impl Path {
         hb.arm(wire::HB_INTERVAL_MS);
         // Only while connected: the close work takes the timer under this
         // lock after the state left CONNECTED, and would miss a later one.
-        let mut g = self.cons.lock();
-        if self.state() == CONNECTED {
-            g.hb = Some(hb);
-        } else {
-            drop(g);
-            drop(hb);
-        }
+        let late = {
+            let mut g = self.cons.lock();
+            if self.state() == CONNECTED {
+                g.hb = Some(hb);
+                None
+            } else {
+                Some(hb)
+            }
+        };
+        drop(late);
         // Register every chunk, then send their descriptors: the send queue
         // executes in order, so the keys are valid when the client sees them.
         for i in 0..self.mrs.len() {

@@ -68,7 +68,17 @@ check() {
 	fi
 }
 
+# The soft-RoCE counters of both guests (retries, RNR, errors), printed when
+# a test failed: they tell a transport problem from a protocol one.
+dump_rdma_counters() {
+	ktap_print_msg "rdma counters, clt:"
+	rdma statistic show 2>&1 | tr ' ' '\n' | paste - - 2>/dev/null | awk '$2 != 0' | sed 's/^/# /' | head -60
+	ktap_print_msg "rdma counters, srv:"
+	srv "rdma statistic show" 2>&1 | tr ' ' '\n' | paste - - 2>/dev/null | awk '$2 != 0' | sed 's/^/# /' | head -60
+}
+
 test_end() {
+	[ "$TEST_FAILED" = 0 ] || dump_rdma_counters
 	check "no kernel warnings in either guest" check_kernel_reports
 	kmsg_both "rnbd-rs-selftest: end $TEST_NAME"
 	# The plan goes last: the number of checks depends on the path taken.
