@@ -70,11 +70,12 @@ check() {
 
 # The soft-RoCE counters of both guests (retries, RNR, errors), printed when
 # a test failed: they tell a transport problem from a protocol one.
+nonzero_counters() { # one "link rxeN/1 name value ..." line per link on stdin
+	awk '{ printf "%s", $2; for (i = 3; i < NF; i += 2) if ($(i + 1) != 0) printf " %s=%s", $i, $(i + 1); print "" }'
+}
 dump_rdma_counters() {
-	ktap_print_msg "rdma counters, clt:"
-	rdma statistic show 2>&1 | tr ' ' '\n' | paste - - 2>/dev/null | awk '$2 != 0' | sed 's/^/# /' | head -60
-	ktap_print_msg "rdma counters, srv:"
-	srv "rdma statistic show" 2>&1 | tr ' ' '\n' | paste - - 2>/dev/null | awk '$2 != 0' | sed 's/^/# /' | head -60
+	ktap_print_msg "rdma counters (non-zero), clt: $(rdma statistic show 2>&1 | nonzero_counters | tr '\n' ';')"
+	ktap_print_msg "rdma counters (non-zero), srv: $(srv "rdma statistic show" 2>&1 | nonzero_counters | tr '\n' ';')"
 }
 
 test_end() {
