@@ -47,10 +47,12 @@ start_one() {
 	# Single-threaded TCG: multi-threaded TCG raced with the kernel's text
 	# patching at boot (an int3 Oops as sched_clock flipped a static key);
 	# and with two guests on two host cores, one thread per guest is enough.
-	# tsc=reliable (below): under TCG the clocksource watchdog sometimes
-	# declares the TSC unstable mid-run and switches to HPET; in 4 of 4
-	# session losses seen so far (C and our server alike) that switch came
-	# 40-60 s before rxe's QPs died silently.  Keep one clocksource.
+	# tsc=reliable (below): under TCG the clocksource watchdog reports long
+	# stalls and sometimes declares the TSC unstable mid-run, switching to
+	# HPET.  Each of the 4 silent rxe session losses seen so far (with the
+	# C server and with ours) came 40-70 s after such a report (2 of them
+	# with the switch).  This keeps one clocksource; whether it helps is
+	# not measured yet.
 	opts="-accel tcg,thread=single"
 	for l in 0 1; do
 		opts+=" -netdev socket,id=l$l,udp=127.0.0.1:$((PORT_BASE + 10 * l + peer)),localaddr=127.0.0.1:$((PORT_BASE + 10 * l + me))"
