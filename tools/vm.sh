@@ -28,7 +28,9 @@ RUN=${RNBD_RUN:-/tmp/rnbd-rs-vms}
 PORT_BASE=${RNBD_PORT_BASE:-42100}
 MEM=${RNBD_VM_MEM:-2G}
 CPUS=${RNBD_VM_CPUS:-2}
-BOOT_TIMEOUT=${RNBD_BOOT_TIMEOUT:-300}
+# The debug kernel's boot is mostly udev coldplug (virtme-ng-init always
+# runs it when it finds udevd): 205-260 s here, over 300 s on a CI machine.
+BOOT_TIMEOUT=${RNBD_BOOT_TIMEOUT:-900}
 SHARED=$RUN/shared
 
 host_no() { case $1 in clt) echo 1 ;; srv) echo 2 ;; *) die "unknown VM '$1' (clt or srv)" ;; esac; }
