@@ -51,10 +51,9 @@ start_one() {
 	# and with two guests on two host cores, one thread per guest is enough.
 	# tsc=reliable (below): under TCG the clocksource watchdog reports long
 	# stalls and sometimes declares the TSC unstable mid-run, switching to
-	# HPET.  Each of the 4 silent rxe session losses seen so far (with the
-	# C server and with ours) came 40-70 s after such a report (2 of them
-	# with the switch).  This keeps one clocksource; whether it helps is
-	# not measured yet.
+	# HPET, whose every read is an emulated MMIO access.  (The silent
+	# session losses once blamed on this were ARP failures after such
+	# stalls: agent.sh now sets permanent neighbour entries.)
 	opts="-accel tcg,thread=single"
 	for l in 0 1; do
 		opts+=" -netdev socket,id=l$l,udp=127.0.0.1:$((PORT_BASE + 10 * l + peer)),localaddr=127.0.0.1:$((PORT_BASE + 10 * l + me))"

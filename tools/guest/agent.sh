@@ -33,6 +33,17 @@ for link in 0 1; do
 	ip link set "$dev" name "rnbd$link" 2>/dev/null && dev=rnbd$link
 	ip addr add "10.99.$link.$me/24" dev "$dev"
 	ip link set "$dev" up
+	# The peer's address is fixed, so is its MAC: a permanent neighbour
+	# entry.  With a dynamic one, a TCG stall of a few seconds made the
+	# ARP probes time out, the entry went FAILED, and rdma_cm tore down
+	# every RDMA connection to that address within a second, with no
+	# error completion and no log line (reproduced on demand by turning
+	# the client's ARP probes off: the C client and C server lost their
+	# session at the FAILED transition).  That was the "silent session
+	# loss" of the interop runs.
+	peer=$((3 - me))
+	[ "$me" -le 2 ] && ip neigh replace "10.99.$link.$peer" dev "$dev" nud permanent \
+		lladdr "$(printf '52:54:00:99:%02x:%02x' "$link" "$peer")"
 done
 modprobe rdma_rxe 2>/dev/null && for link in 0 1; do
 	rdma link add "rxe$link" type rxe netdev "rnbd$link" || log "rxe$link not created"
