@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod addr;
+pub mod map;
 #[macro_use]
 pub mod wire;
 pub mod rnbd;
