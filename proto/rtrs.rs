@@ -455,6 +455,56 @@ pub fn io_req_locate(payload: u32, mem_bits: u32, queue_depth: u32, chunk_size: 
     (off.checked_add(hdr_len)? <= chunk_size).then_some((buf_id, off))
 }
 
+/// The immediate payload of an IO request in buffer `buf_id` whose message
+/// starts at `off` (upstream `permit->mem_off + off`), or `None` if either
+/// does not fit the server's geometry.
+pub fn io_req_join(buf_id: u32, off: u32, queue_depth: u32) -> Option<u32> {
+    let bits = mem_bits(queue_depth)?;
+    (buf_id < queue_depth && off < (1 << bits)).then_some(buf_id << bits | off)
+}
+
+/// The remote buffers of an info response: calls `set(i, addr, rkey)` for
+/// each of the `queue_depth` chunks of `chunk_size` bytes.  A descriptor may
+/// cover several consecutive chunks (upstream's server merges them when it
+/// does not invalidate); the descriptors must cover all chunks exactly, and
+/// the immediate must have room for the buffer id and the offset.
+pub fn info_rsp_bufs(
+    rsp: &InfoRsp<'_>,
+    queue_depth: u32,
+    chunk_size: u32,
+    mut set: impl FnMut(u32, u64, u32),
+) -> Result<(), WireError> {
+    let n = rsp.len() as u32;
+    let bad = |field, value: u64| WireError::BadValue { field, value };
+    if n == 0 || queue_depth == 0 || queue_depth % n != 0 {
+        return Err(bad("sg_cnt", n as u64));
+    }
+    let bits = |v: u32| if v <= 1 { 0 } else { 32 - (v - 1).leading_zeros() };
+    if chunk_size == 0 || bits(n) + bits(chunk_size) > PAYLOAD_BITS {
+        return Err(bad("chunk_size", chunk_size as u64));
+    }
+    let mut i = 0u32;
+    for k in 0..rsp.len() {
+        let d = rsp.desc(k).ok_or(bad("sg_cnt", n as u64))?;
+        let (mut addr, rkey, len) = (d.addr.get(), d.key.get(), d.len.get());
+        if len == 0 || len % chunk_size != 0 {
+            return Err(bad("desc len", len as u64));
+        }
+        for _ in 0..len / chunk_size {
+            if i >= queue_depth {
+                return Err(bad("desc len", len as u64));
+            }
+            set(i, addr, rkey);
+            i += 1;
+            addr = addr.wrapping_add(chunk_size as u64);
+        }
+    }
+    if i != queue_depth {
+        return Err(bad("sg_cnt", n as u64));
+    }
+    Ok(())
+}
+
 /// Longest IO message: a read with its one descriptor.
 pub const IO_MSG_MAX: usize = RdmaReadHdr::SIZE + SgDesc::SIZE;
 
@@ -653,6 +703,41 @@ mod hostile {
         assert!(InfoRsp::parse(&r[..39]).is_err());
         r[2] = 0;
         assert!(InfoRsp::parse(&r).is_err());
+    }
+
+    #[test]
+    fn info_bufs() {
+        let mk = |descs: &[(u64, u32, u32)]| {
+            let mut r = std::vec::Vec::new();
+            r.extend_from_slice(
+                &InfoRspHdr { ty: Le16::new(1), sg_cnt: Le16::new(descs.len() as u16), reserved: [0; 4] }.to_bytes(),
+            );
+            for &(a, k, l) in descs {
+                r.extend_from_slice(&SgDesc { addr: Le64::new(a), key: Le32::new(k), len: Le32::new(l) }.to_bytes());
+            }
+            r
+        };
+        let collect = |r: &[u8], qd, cs| {
+            let rsp = InfoRsp::parse(r).unwrap();
+            let mut v = std::vec::Vec::new();
+            info_rsp_bufs(&rsp, qd, cs, |i, a, k| v.push((i, a, k))).map(|_| v)
+        };
+        // One descriptor per chunk (our server, C with always_invalidate=Y).
+        let r = mk(&[(0x1000, 7, 64), (0x9000, 8, 64)]);
+        assert_eq!(collect(&r, 2, 64), Ok(std::vec![(0, 0x1000, 7), (1, 0x9000, 8)]));
+        // Merged chunks (C with always_invalidate=N).
+        let r = mk(&[(0x1000, 7, 128), (0x9000, 8, 128)]);
+        assert_eq!(collect(&r, 4, 64).unwrap()[1], (1, 0x1040, 7));
+        // Too few, too many, ragged, not a divisor.
+        assert!(collect(&mk(&[(0, 1, 64)]), 2, 64).is_err());
+        assert!(collect(&mk(&[(0, 1, 128), (0, 1, 64)]), 2, 64).is_err());
+        assert!(collect(&mk(&[(0, 1, 96), (0, 1, 32)]), 2, 64).is_err());
+        assert!(collect(&mk(&[(0, 1, 0), (0, 1, 128)]), 2, 64).is_err());
+        assert!(collect(&mk(&[(0, 1, 64), (0, 1, 64), (0, 1, 64)]), 4, 64).is_err());
+        assert_eq!(io_req_join(3, 100, 512), Some(3 << 19 | 100));
+        assert_eq!(io_req_join(512, 0, 512), None);
+        assert_eq!(io_req_join(0, 1 << 19, 512), None);
+        assert_eq!(io_req_split(io_req_join(5, 77, 512).unwrap(), 19, 512), Some((5, 77)));
     }
 
     #[test]
