@@ -6,6 +6,7 @@
 #include <linux/device.h>
 #include <linux/dma-mapping.h>
 #include <linux/export.h>
+#include <linux/random.h>
 #include <linux/slab.h>
 #include "helpers.h"
 
@@ -263,3 +264,23 @@ void rrs_dwork_free(struct rrs_dwork *d)
 	kfree(d);
 }
 EXPORT_SYMBOL_GPL(rrs_dwork_free);
+
+/* The CPU we run on (for picking a connection; may change right after). */
+u32 rrs_raw_smp_processor_id(void)
+{
+	return raw_smp_processor_id();
+}
+EXPORT_SYMBOL_GPL(rrs_raw_smp_processor_id);
+
+u32 rrs_nr_cpu_ids(void)
+{
+	return nr_cpu_ids;
+}
+EXPORT_SYMBOL_GPL(rrs_nr_cpu_ids);
+
+/* get_random_bytes() is exported, but its header is not in bindings.h. */
+void rrs_get_random_bytes(void *buf, size_t len)
+{
+	get_random_bytes(buf, len);
+}
+EXPORT_SYMBOL_GPL(rrs_get_random_bytes);

@@ -58,6 +58,9 @@ struct rrs_dwork *rrs_dwork_new(void (*fn)(void *ctx), void *ctx);
 bool rrs_dwork_schedule(struct rrs_dwork *d, struct workqueue_struct *wq,
 			unsigned int ms);
 void rrs_dwork_cancel_sync(struct rrs_dwork *d);
+u32 rrs_raw_smp_processor_id(void);
+u32 rrs_nr_cpu_ids(void);
+void rrs_get_random_bytes(void *buf, size_t len);
 void rrs_dwork_free(struct rrs_dwork *d);
 
 /* rdma/sysfs.c */

@@ -88,6 +88,29 @@ pub mod code {
     pub fn eopnotsupp() -> Error {
         errno(kernel::bindings::EOPNOTSUPP)
     }
+    /// `ECONNABORTED`.
+    pub fn econnaborted() -> Error {
+        errno(kernel::bindings::ECONNABORTED)
+    }
+}
+
+/// The CPU the caller runs on (it may migrate right after; good for
+/// spreading work, not for per-CPU data).
+pub fn current_cpu() -> u32 {
+    // SAFETY: reads the current CPU number, no preconditions.
+    unsafe { bindings::rrs_raw_smp_processor_id() }
+}
+
+/// Number of possible CPU ids (`nr_cpu_ids`).
+pub fn nr_cpu_ids() -> u32 {
+    // SAFETY: reads a boot-time constant.
+    unsafe { bindings::rrs_nr_cpu_ids() }
+}
+
+/// Fills `buf` with random bytes (UUIDs of sessions and paths).
+pub fn random_bytes(buf: &mut [u8]) {
+    // SAFETY: `buf` is valid for writes of its length.
+    unsafe { bindings::rrs_get_random_bytes(buf.as_mut_ptr().cast(), buf.len()) }
 }
 
 /// Converts a pointer returned by the RDMA core (`ERR_PTR` convention, or

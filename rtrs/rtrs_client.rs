@@ -1,11 +1,53 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! RTRS client (skeleton).
+//! RTRS client: active side of the RDMA transport, wire-compatible with
+//! upstream 6.12 `rtrs-client.ko`.
 //!
-//! Loads on top of `rtrs-core.ko` and links to it through Rust; the
-//! transport itself arrives with the data-path issue.
+//! # Objects and lifetimes
+//!
+//! - [`Sess`]: a session to one server, named by the user, with
+//!   `queue_depth` permits (the server's chunk count).  Each permit owns a
+//!   bounce block of `chunk_size` bytes laid out like the server's chunk:
+//!   data first, then the user header and the RTRS message.  The user copies
+//!   write data into it before [`Sess::request`] and read data out of it in
+//!   its completion.
+//! - `Path`: one path (this version connects one): a PD, one MR per permit
+//!   block, the server's chunk addresses and keys, and `con_num`
+//!   connections (cid 0 is the admin connection, then one per CPU).
+//! - `Con`: an rdma_cm id and its RC QP, with a workqueue-polled CQ, so
+//!   every completion runs in process context and may post.
+//! - [`Permit`]: the right to one request in flight; returned to the pool
+//!   when dropped.
+//!
+//! A request is complete when its send completed, its answer arrived and,
+//! for a read the server did not invalidate, our local invalidation of the
+//! read buffer's key completed: only then is the user's callback called, so
+//! no buffer is handed back while the device or the peer may still touch it.
+//!
+//! # Locking
+//!
+//! `Sess::paths` → `Path::cons` → `Sess::pending`; `Sess::permits` is a
+//! leaf.  Every post to a QP happens under `Path::cons` (a mutex): requests
+//! are submitted from process context (RNBD's queue is blocking).
 
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use kernel::prelude::*;
+use kernel::sync::{new_condvar, new_mutex, Arc, CondVar, Mutex};
+use kernel::time::msecs_to_jiffies;
+use kernel::workqueue::{impl_has_work, new_work, Work, WorkItem};
+use proto::rtrs::{self as wire, ConnReq, ConnRsp, Imm, InfoReq, InfoRsp, SgDesc};
+use proto::wire::{Le16, Le32, Le64};
+use rdma::cm::{Chain, CmId, ConnParam, Event, EventKind, Handler, IdRef, QpCaps, SendOp, SockAddr};
+use rdma::code::{econnaborted, econnrefused, econnreset, ehostunreach, emsgsize, enotconn, etimedout};
+use rdma::cq::{Cq, Poll};
+use rdma::dma::{Direction, DmaBuf};
+use rdma::mr::Access;
+use rdma::pages::{BlockMr, PageBlock};
+use rdma::pd::Pd;
+use rdma::timer::{Tick, Timer};
+use rdma::wq::OwnedQueue;
+use rdma::wr::{Completion, Opcode, Posted, Status, WorkCompletion};
+use rtrs_core::Slots;
 
 module! {
     type: RtrsClient,
@@ -15,14 +57,1024 @@ module! {
     license: "GPL",
 }
 
+/// Time allowed for each step of a connection (address, route, connect).
+const CONNECT_STEP_MS: u32 = 30_000;
+/// Receives kept posted on the admin connection (heartbeats).
+const ADMIN_RECVS: u32 = 32;
+/// Largest permit count we allocate bounce blocks for.
+const MAX_PERMITS: u32 = 512;
+
 /// The RTRS protocol version this client speaks.
-///
-/// Not inlined: until the transport API arrives, this call is what makes the
-/// module above depend on this one (rustc inlines small functions across
-/// crates, which would leave modprobe without a symbol dependency).
 #[inline(never)]
 pub fn protocol_version() -> (u8, u8) {
     rtrs_core::protocol_version()
+}
+
+/// Session events for the user.
+pub trait SessEvents: Send + Sync + 'static {
+    /// The request of `permit` ended with `status` (0 or a negative errno).
+    /// Called once per [`Sess::request`], in process context, possibly from
+    /// within `request` itself: the caller must not hold a lock this takes.
+    fn io_done(&self, permit: Permit, status: i32);
+    /// The last path went down; requests in flight failed.
+    fn disconnected(&self);
+}
+
+/// What the server told us on the admin connection.
+#[derive(Clone, Copy, Debug)]
+struct Geometry {
+    queue_depth: u32,
+    max_io_size: u32,
+    max_hdr_size: u32,
+    new_rkey: bool,
+}
+
+impl Geometry {
+    fn chunk_size(&self) -> u32 {
+        self.max_io_size + self.max_hdr_size
+    }
+}
+
+/// Direction of a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dir {
+    /// The server sends data into the permit's block.
+    Read,
+    /// The permit's block carries data to the server.
+    Write,
+}
+
+/// A request between submission and completion.
+struct Pending {
+    permit: Permit,
+    dir: Dir,
+    status: i32,
+    sent: bool,
+    answered: bool,
+    /// The read buffer's key is revoked (by the server or by us).
+    invalidated: bool,
+}
+
+/// A session.
+#[pin_data]
+pub struct Sess {
+    geo: Geometry,
+    paths_uuid: [u8; 16],
+    name: KVec<u8>,
+    events: Arc<dyn SessEvents>,
+    /// Bounce block of each permit.
+    blocks: KVec<Arc<PageBlock>>,
+    wq: Arc<OwnedQueue>,
+    #[pin]
+    permits: Mutex<KVec<bool>>,
+    #[pin]
+    permit_freed: CondVar,
+    #[pin]
+    pending: Mutex<KVec<Option<Pending>>>,
+    #[pin]
+    paths: Mutex<Slots<Arc<Path>>>,
+    #[pin]
+    path_gone: CondVar,
+    closing: AtomicBool,
+}
+
+/// The right to one request in flight (a server chunk and a bounce block).
+pub struct Permit {
+    sess: Arc<Sess>,
+    id: u32,
+}
+
+impl Permit {
+    /// The permit's number (the server chunk it uses).
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// The bounce block: write data goes at offset 0, read data arrives there.
+    pub fn block(&self) -> &Arc<PageBlock> {
+        &self.sess.blocks[self.id as usize]
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let mut g = self.sess.permits.lock();
+        if let Some(b) = g.get_mut(self.id as usize) {
+            *b = false;
+        }
+        drop(g);
+        self.sess.permit_freed.notify_one();
+    }
+}
+
+impl Sess {
+    /// Connects a session named `name` to `dst` (one path) and returns it
+    /// once the path is up.  Sleeps.
+    pub fn open(name: &[u8], dst: SockAddr, events: Arc<dyn SessEvents>) -> Result<Arc<Self>> {
+        if name.is_empty() || name.len() >= wire::NAME_MAX {
+            return Err(EINVAL);
+        }
+        let mut paths_uuid = [0u8; 16];
+        rdma::random_bytes(&mut paths_uuid);
+        let mut path_uuid = [0u8; 16];
+        rdma::random_bytes(&mut path_uuid);
+        // cid 0 first: its answer carries the geometry every other
+        // connection's queues are sized by.
+        let con_num = (rdma::nr_cpu_ids() + 1).min(wire::MAX_CON_NUM as u32) as u16;
+        let req = |cid: u16| ConnReq::new(cid, con_num, 0, path_uuid, paths_uuid, true).to_bytes();
+        let (admin, geo, pd) = Link::connect(dst, &req(0), None, None)?;
+        let geo = geo.ok_or(EINVAL)?;
+        if geo.queue_depth < 2 || geo.chunk_size() > 1 << 20 || geo.max_hdr_size < 64 {
+            pr_err!("server geometry not supported: {:?}\n", geo);
+            return Err(EINVAL);
+        }
+        let mut links = KVec::with_capacity(con_num as usize, GFP_KERNEL)?;
+        links.push(admin, GFP_KERNEL)?;
+        for cid in 1..con_num {
+            let (l, _, _) = Link::connect(dst, &req(cid), Some(&geo), Some(&pd))?;
+            links.push(l, GFP_KERNEL)?;
+        }
+        let permits_n = geo.queue_depth.min(MAX_PERMITS);
+        let mut blocks = KVec::with_capacity(permits_n as usize, GFP_KERNEL)?;
+        let mut permits = KVec::with_capacity(permits_n as usize, GFP_KERNEL)?;
+        let mut pending = KVec::with_capacity(permits_n as usize, GFP_KERNEL)?;
+        for _ in 0..permits_n {
+            blocks.push(Arc::new(PageBlock::new(geo.chunk_size() as usize)?, GFP_KERNEL)?, GFP_KERNEL)?;
+            permits.push(false, GFP_KERNEL)?;
+            pending.push(None, GFP_KERNEL)?;
+        }
+        let mut nm = KVec::with_capacity(name.len(), GFP_KERNEL)?;
+        nm.extend_from_slice(name, GFP_KERNEL)?;
+        let wq = OwnedQueue::new(kernel::c_str!("rtrs_client_wq"))?;
+        let sess = Arc::pin_init(
+            pin_init!(Sess {
+                geo,
+                paths_uuid,
+                name: nm,
+                events,
+                blocks,
+                wq,
+                permits <- new_mutex!(permits),
+                permit_freed <- new_condvar!(),
+                pending <- new_mutex!(pending),
+                paths <- new_mutex!(Slots::new()),
+                path_gone <- new_condvar!(),
+                closing: AtomicBool::new(false),
+            }),
+            GFP_KERNEL,
+        )?;
+        let path = Path::new(&sess, pd, links)?;
+        sess.paths.lock().insert(path.clone())?;
+        if let Err(e) = path.start() {
+            pr_err!("path to the server did not come up: {:?}\n", e);
+            sess.close();
+            return Err(e);
+        }
+        Ok(sess)
+    }
+
+    /// The session name.
+    pub fn name(&self) -> &[u8] {
+        &self.name
+    }
+
+    /// Permits (requests in flight at most).
+    pub fn queue_depth(&self) -> u32 {
+        self.blocks.len() as u32
+    }
+
+    /// Largest data of one request.
+    pub fn max_io_size(&self) -> u32 {
+        self.geo.max_io_size
+    }
+
+    /// Largest user header.
+    pub fn max_hdr_size(&self) -> u32 {
+        self.geo.max_hdr_size
+    }
+
+    /// True while some path is connected.
+    pub fn is_connected(&self) -> bool {
+        self.paths.lock().iter().any(|p| p.state() == CONNECTED)
+    }
+
+    /// Takes a free permit; with `wait`, sleeps until one is free (or the
+    /// session closes).  Waiters are woken one per freed permit, in queue
+    /// order, so every device of the session gets its turn.
+    pub fn permit(self: &Arc<Self>, wait: bool) -> Option<Permit> {
+        let mut g = self.permits.lock();
+        loop {
+            if let Some(i) = g.iter().position(|&b| !b) {
+                g[i] = true;
+                return Some(Permit { sess: self.clone(), id: i as u32 });
+            }
+            if !wait || self.closing.load(Ordering::Acquire) {
+                return None;
+            }
+            let _ = self.permit_freed.wait_interruptible_timeout(&mut g, msecs_to_jiffies(1000));
+        }
+    }
+
+    /// Sends a request: `usr` (the user header) and, for a write, the first
+    /// `data_len` bytes of the permit's block; for a read, `data_len` bytes
+    /// come back into the block.  [`SessEvents::io_done`] follows exactly once,
+    /// possibly before this returns.
+    pub fn request(self: &Arc<Self>, permit: Permit, dir: Dir, usr: &[u8], data_len: u32) {
+        let id = permit.id;
+        let path = self.paths.lock().iter().find(|p| p.state() == CONNECTED).cloned();
+        let Some(path) = path else {
+            return self.events.io_done(permit, enotconn().to_errno());
+        };
+        let msg_len = match dir {
+            Dir::Write => wire::RdmaWrite::SIZE,
+            Dir::Read => wire::RdmaReadHdr::SIZE + SgDesc::SIZE,
+        };
+        let total = data_len as usize + usr.len() + msg_len;
+        if usr.len() > self.geo.max_hdr_size as usize
+            || data_len > self.geo.max_io_size
+            || total > self.geo.chunk_size() as usize
+        {
+            return self.events.io_done(permit, emsgsize().to_errno());
+        }
+        let mr = &path.mrs[id as usize];
+        if dir == Dir::Read {
+            // A key the server has not seen for this buffer.
+            mr.bump_key();
+        }
+        // The header goes after the data, as it lands in the server's chunk.
+        let mut hdr = [0u8; wire::RdmaReadHdr::SIZE + SgDesc::SIZE];
+        match dir {
+            Dir::Write => {
+                let m = wire::RdmaWrite { ty: Le16::new(wire::MsgType::Write as u16), usr_len: Le16::new(usr.len() as u16) };
+                hdr[..wire::RdmaWrite::SIZE].copy_from_slice(&m.to_bytes());
+            }
+            Dir::Read => {
+                let m = wire::RdmaReadHdr {
+                    ty: Le16::new(wire::MsgType::Read as u16),
+                    usr_len: Le16::new(usr.len() as u16),
+                    flags: Le16::new(wire::MSG_NEED_INVAL_F),
+                    sg_cnt: Le16::new(1),
+                };
+                hdr[..wire::RdmaReadHdr::SIZE].copy_from_slice(&m.to_bytes());
+                let d = SgDesc { addr: Le64::new(mr.iova()), key: Le32::new(mr.rkey()), len: Le32::new(data_len) };
+                hdr[wire::RdmaReadHdr::SIZE..].copy_from_slice(&d.to_bytes());
+            }
+        }
+        let block = permit.block().clone();
+        if block.write(data_len as usize, usr).is_err()
+            || block.write(data_len as usize + usr.len(), &hdr[..msg_len]).is_err()
+        {
+            return self.events.io_done(permit, EINVAL.to_errno());
+        }
+        let off = data_len + usr.len() as u32;
+        let Some(payload) = wire::io_req_join(id, off, self.geo.queue_depth) else {
+            return self.events.io_done(permit, EINVAL.to_errno());
+        };
+        let imm = Imm::IoReq { payload }.encode();
+        let (raddr, rkey) = path.rbuf(id);
+        {
+            let mut g = self.pending.lock();
+            let slot = &mut g[id as usize];
+            if slot.is_some() {
+                drop(g);
+                pr_err!("permit {} already in flight\n", id);
+                return self.events.io_done(permit, EINVAL.to_errno());
+            }
+            *slot = Some(Pending { permit, dir, status: 0, sent: false, answered: false, invalidated: dir == Dir::Write });
+        }
+        mr.sync_for_device();
+        let cid = 1 + (rdma::current_cpu() % (path.con_num as u32 - 1)) as u16;
+        let r = path.post(cid, Sent { path: path.clone(), id }, |o| {
+            let mr = &o.path.mrs[o.id as usize];
+            let mut c = Chain::new();
+            match dir {
+                Dir::Write => {
+                    c.push(SendOp::WriteImm { sge: Some(mr.sge(0, total)?), remote_addr: raddr, rkey, imm })?;
+                }
+                Dir::Read => {
+                    c.push(SendOp::RegBlock { mr, access: Access::REMOTE_WRITE })?;
+                    c.push(SendOp::WriteImm {
+                        sge: Some(mr.sge(data_len as usize, usr.len() + msg_len)?),
+                        remote_addr: raddr + data_len as u64,
+                        rkey,
+                        imm,
+                    })?;
+                }
+            }
+            Ok(c)
+        });
+        if let Err(e) = r {
+            // Never posted: nothing of it is in the device's hands.
+            let p = self.pending.lock()[id as usize].take();
+            if let Some(p) = p {
+                self.events.io_done(p.permit, e.to_errno());
+            }
+        }
+    }
+
+    /// Marks progress on request `id`; completes it when everything is done.
+    fn progress(&self, id: u32, f: impl FnOnce(&mut Pending)) {
+        let fin = {
+            let mut g = self.pending.lock();
+            let Some(slot) = g.get_mut(id as usize) else { return };
+            let Some(p) = slot.as_mut() else { return };
+            f(p);
+            if p.sent && p.answered && p.invalidated {
+                slot.take()
+            } else {
+                None
+            }
+        };
+        if let Some(p) = fin {
+            self.events.io_done(p.permit, p.status);
+        }
+    }
+
+    /// Fails every request in flight (their QPs are drained).
+    fn fail_pending(&self) {
+        loop {
+            let p = {
+                let mut g = self.pending.lock();
+                g.iter_mut().find_map(|s| s.take())
+            };
+            match p {
+                Some(p) => self.events.io_done(p.permit, econnaborted().to_errno()),
+                None => break,
+            }
+        }
+    }
+
+    /// Closes every path and waits until they are down.  Requests in flight
+    /// fail.  Sleeps.
+    pub fn close(&self) {
+        self.closing.store(true, Ordering::Release);
+        self.permit_freed.notify_all();
+        let paths: KVec<Arc<Path>> = {
+            let g = self.paths.lock();
+            let mut v = KVec::new();
+            for p in g.iter() {
+                let _ = v.push(p.clone(), GFP_KERNEL);
+            }
+            v
+        };
+        for p in paths.iter() {
+            p.close();
+        }
+        drop(paths);
+        let mut g = self.paths.lock();
+        while !g.is_empty() {
+            let _ = self.path_gone.wait_interruptible_timeout(&mut g, msecs_to_jiffies(100));
+        }
+        drop(g);
+        self.wq.flush();
+    }
+}
+
+/// One connection while it is being established, then for its life.
+struct Link {
+    id: CmId<ConEvents>,
+    ctl: Arc<ConEvents>,
+}
+
+const C_IDLE: u8 = 0;
+const C_ADDR: u8 = 1;
+const C_ROUTE: u8 = 2;
+const C_UP: u8 = 3;
+const C_ERR: u8 = 4;
+
+/// Handler of a connection's rdma_cm events: reports the connect steps to
+/// the connecting thread, then errors to the path.
+#[pin_data]
+struct ConEvents {
+    #[pin]
+    st: Mutex<ConSt>,
+    #[pin]
+    cv: CondVar,
+}
+
+struct ConSt {
+    phase: u8,
+    err: i32,
+    rsp: Option<ConnRsp>,
+    path: Option<Arc<Path>>,
+}
+
+impl Handler for ConEvents {
+    fn event(&self, _id: &IdRef<'_>, ev: &Event<'_>) {
+        let mut g = self.st.lock();
+        let fail = |g: &mut ConSt, e: i32| {
+            if g.phase != C_UP {
+                g.phase = C_ERR;
+                g.err = e;
+            }
+        };
+        match ev.kind {
+            EventKind::AddrResolved => g.phase = C_ADDR,
+            EventKind::RouteResolved => g.phase = C_ROUTE,
+            EventKind::Established => match ConnRsp::parse(ev.private_data) {
+                Ok(r) if r.errno.get() == 0 => {
+                    g.rsp = Some(r);
+                    g.phase = C_UP;
+                }
+                Ok(r) => {
+                    pr_err!("Invalid RTRS message: errno {}\n", r.reject_errno());
+                    fail(&mut g, econnreset().to_errno());
+                }
+                Err(e) => {
+                    pr_err!("Invalid RTRS connection response: {:?}\n", e);
+                    fail(&mut g, econnreset().to_errno());
+                }
+            },
+            EventKind::Rejected => {
+                let errno = ConnRsp::from_bytes(ev.private_data)
+                    .ok()
+                    .filter(|r| r.magic.get() == wire::MAGIC)
+                    .map(|r| r.reject_errno() as i32)
+                    .filter(|&e| e < 0)
+                    .unwrap_or(econnrefused().to_errno());
+                pr_err!("Connect rejected: status {}, errno {}\n", ev.status, errno);
+                fail(&mut g, errno);
+            }
+            EventKind::AddrError | EventKind::RouteError => {
+                pr_warn!("CM error (CM event: {:?}, err: {})\n", ev.kind, ev.status);
+                fail(&mut g, ehostunreach().to_errno());
+            }
+            EventKind::ConnectError | EventKind::Unreachable | EventKind::AddrChange | EventKind::TimewaitExit => {
+                pr_warn!("CM error (CM event: {:?}, err: {})\n", ev.kind, ev.status);
+                fail(&mut g, econnreset().to_errno());
+            }
+            EventKind::Disconnected | EventKind::DeviceRemoval => fail(&mut g, econnreset().to_errno()),
+            k => pr_info!("Ignoring CM event {:?}\n", k),
+        }
+        let path = g.path.clone();
+        drop(g);
+        self.cv.notify_all();
+        if let Some(p) = path {
+            if !matches!(ev.kind, EventKind::AddrResolved | EventKind::RouteResolved | EventKind::Established) {
+                p.close();
+            }
+        }
+    }
+}
+
+impl ConEvents {
+    fn wait(&self, phase: u8) -> Result {
+        let mut g = self.st.lock();
+        let mut waited = 0;
+        while g.phase < phase {
+            if waited >= CONNECT_STEP_MS {
+                return Err(etimedout());
+            }
+            let _ = self.cv.wait_interruptible_timeout(&mut g, msecs_to_jiffies(100));
+            waited += 100;
+        }
+        if g.phase == C_ERR {
+            return Err(Error::from_errno(g.err));
+        }
+        Ok(())
+    }
+}
+
+impl Link {
+    /// Connects one connection; for cid 0 (`geo` is `None`) also returns the
+    /// server's geometry and the PD every other connection shares.
+    fn connect(
+        dst: SockAddr,
+        req: &[u8; ConnReq::SIZE],
+        geo: Option<&Geometry>,
+        pd: Option<&Arc<Pd>>,
+    ) -> Result<(Self, Option<Geometry>, Arc<Pd>)> {
+        let ctl = Arc::pin_init(
+            pin_init!(ConEvents {
+                st <- new_mutex!(ConSt { phase: C_IDLE, err: 0, rsp: None, path: None }),
+                cv <- new_condvar!(),
+            }),
+            GFP_KERNEL,
+        )?;
+        let mut id = CmId::new(ctl.clone())?;
+        id.resolve_addr(dst, CONNECT_STEP_MS)?;
+        ctl.wait(C_ADDR)?;
+        let dev = id.device().ok_or(ENODEV)?;
+        let pd = match pd {
+            Some(p) => p.clone(),
+            None => Pd::new(dev)?,
+        };
+        let limit = dev.max_qp_wr();
+        let (send, recv) = match geo {
+            // Info request, heartbeats and their answers.
+            None => (64u32.min(limit), (ADMIN_RECVS + 2).min(limit)),
+            // Per request: registration + write, or a local invalidation;
+            // two receives (answer and the server's invalidation).
+            Some(g) => {
+                let qd = g.queue_depth.min(MAX_PERMITS);
+                ((qd * 3 + 2).min(limit), (qd * 2 + 2).min(limit))
+            }
+        };
+        let vectors = dev.num_comp_vectors().max(1);
+        let cid = u16::from_le_bytes([req[6], req[7]]);
+        let cq = Cq::new(dev, send + recv, cid as u32 % vectors, Poll::Workqueue)?;
+        id.create_qp(&pd, &cq, QpCaps { max_send_wr: send, max_recv_wr: recv, max_send_sge: 1, max_recv_sge: 1 })?;
+        id.resolve_route(CONNECT_STEP_MS)?;
+        ctl.wait(C_ROUTE)?;
+        id.connect(&ConnParam {
+            private_data: req,
+            responder_resources: 0,
+            initiator_depth: 0,
+            retry_count: 7,
+            rnr_retry_count: 7,
+        })?;
+        ctl.wait(C_UP)?;
+        let rsp = ctl.st.lock().rsp.ok_or(EINVAL)?;
+        let g = Geometry {
+            queue_depth: rsp.queue_depth.get() as u32,
+            max_io_size: rsp.max_io_size.get(),
+            max_hdr_size: rsp.max_hdr_size.get(),
+            new_rkey: rsp.flags.get() & wire::MSG_NEW_RKEY_F != 0,
+        };
+        if let Some(want) = geo {
+            if g.queue_depth != want.queue_depth {
+                pr_err!("Error: queue depth changed\n");
+                return Err(econnreset());
+            }
+        }
+        Ok((Self { id, ctl }, Some(g), pd))
+    }
+}
+
+const CONNECTING: u8 = 0;
+const CONNECTED: u8 = 1;
+const CLOSING: u8 = 2;
+const CLOSED: u8 = 3;
+
+/// One path of a session.
+#[pin_data]
+struct Path {
+    sess: Arc<Sess>,
+    con_num: u16,
+    pd: Arc<Pd>,
+    /// MR of each permit's block.
+    mrs: KVec<BlockMr>,
+    /// The server's chunk of each permit: address and (changing) rkey.
+    raddr: KVec<AtomicU64Pair>,
+    state: AtomicU8,
+    hb_missed: AtomicU32,
+    #[pin]
+    cons: Mutex<PathCons>,
+    #[pin]
+    close_w: Work<Path>,
+}
+
+/// A remote chunk's address and key.
+struct AtomicU64Pair {
+    addr: core::sync::atomic::AtomicU64,
+    rkey: AtomicU32,
+}
+
+struct PathCons {
+    cons: KVec<Link>,
+    hb: Option<Timer<HbTick>>,
+}
+
+impl_has_work! {
+    impl HasWork<Self> for Path { self.close_w }
+}
+
+impl WorkItem for Path {
+    type Pointer = Arc<Path>;
+
+    fn run(this: Arc<Path>) {
+        this.close_work();
+    }
+}
+
+impl Path {
+    fn new(sess: &Arc<Sess>, pd: Arc<Pd>, links: KVec<Link>) -> Result<Arc<Self>> {
+        let n = sess.blocks.len();
+        let mut mrs = KVec::with_capacity(n, GFP_KERNEL)?;
+        let mut raddr = KVec::with_capacity(n, GFP_KERNEL)?;
+        for b in sess.blocks.iter() {
+            mrs.push(BlockMr::new(&pd, b.clone())?, GFP_KERNEL)?;
+            raddr.push(AtomicU64Pair { addr: core::sync::atomic::AtomicU64::new(0), rkey: AtomicU32::new(0) }, GFP_KERNEL)?;
+        }
+        let con_num = links.len() as u16;
+        let p = Arc::pin_init(
+            pin_init!(Path {
+                sess: sess.clone(),
+                con_num,
+                pd,
+                mrs,
+                raddr,
+                state: AtomicU8::new(CONNECTING),
+                hb_missed: AtomicU32::new(0),
+                cons <- new_mutex!(PathCons { cons: links, hb: None }),
+                close_w <- new_work!("rtrs_client::Path::close"),
+            }),
+            GFP_KERNEL,
+        )?;
+        // From now on connection errors close the path.
+        for l in p.cons.lock().cons.iter() {
+            l.ctl.st.lock().path = Some(p.clone());
+        }
+        Ok(p)
+    }
+
+    fn state(&self) -> u8 {
+        self.state.load(Ordering::SeqCst)
+    }
+
+    fn rbuf(&self, id: u32) -> (u64, u32) {
+        let r = &self.raddr[id as usize];
+        (r.addr.load(Ordering::Acquire), r.rkey.load(Ordering::Acquire))
+    }
+
+    /// Posts receives, exchanges the info messages, starts the heartbeat.
+    fn start(self: &Arc<Self>) -> Result {
+        let geo = self.sess.geo;
+        let info_len = wire::InfoRspHdr::SIZE + geo.queue_depth as usize * SgDesc::SIZE;
+        let info = Arc::pin_init(
+            pin_init!(InfoWait { st <- new_mutex!(None), cv <- new_condvar!() }),
+            GFP_KERNEL,
+        )?;
+        {
+            let buf = DmaBuf::new(&self.pd, info_len, Direction::FromDevice, GFP_KERNEL)?;
+            let owner = Posted::new(InfoRecv { path: self.clone(), buf, wait: info.clone() }, GFP_KERNEL)?;
+            let g = self.cons.lock();
+            let qp = g.cons[0].id.qp().ok_or_else(enotconn)?;
+            qp.post_recv(owner, |o| Ok(Some(o.buf.sge(0, info_len)?)))?;
+        }
+        for _ in 0..ADMIN_RECVS {
+            self.post_recv(0)?;
+        }
+        for cid in 1..self.con_num {
+            for _ in 0..(self.sess.queue_depth() * 2) {
+                self.post_recv(cid)?;
+            }
+        }
+        let req = InfoReq::new(&self.sess.name).ok_or(EINVAL)?.to_bytes();
+        let mut buf = DmaBuf::new(&self.pd, InfoReq::SIZE, Direction::ToDevice, GFP_KERNEL)?;
+        buf.with_cpu_mut(|b| b.copy_from_slice(&req));
+        self.post(0, SendBuf { path: self.clone(), _buf: buf, what: "info request" }, |o| {
+            let mut c = Chain::new();
+            c.push(SendOp::Send { sge: Some(o._buf.sge(0, InfoReq::SIZE)?) })?;
+            Ok(c)
+        })?;
+        // The answer, or a failure that closed the path.
+        let mut g = info.st.lock();
+        let mut waited = 0;
+        while g.is_none() {
+            if waited >= CONNECT_STEP_MS || self.state() >= CLOSING {
+                return Err(etimedout());
+            }
+            let _ = info.cv.wait_interruptible_timeout(&mut g, msecs_to_jiffies(100));
+            waited += 100;
+        }
+        let r = g.take().unwrap_or(Err(EINVAL));
+        drop(g);
+        r?;
+        if self.state.compare_exchange(CONNECTING, CONNECTED, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+            return Err(enotconn());
+        }
+        let hb = Timer::new(Arc::new(HbTick { path: self.clone() }, GFP_KERNEL)?, &self.sess.wq)?;
+        hb.arm(wire::HB_INTERVAL_MS);
+        let late = {
+            let mut g = self.cons.lock();
+            if self.state() == CONNECTED {
+                g.hb = Some(hb);
+                None
+            } else {
+                Some(hb)
+            }
+        };
+        drop(late);
+        Ok(())
+    }
+
+    /// Posts a send chain on connection `cid` (process context).
+    fn post<T: Completion>(&self, cid: u16, owner: T, ops: impl for<'a> FnOnce(&'a T) -> Result<Chain<'a>>) -> Result {
+        let owner = Posted::new(owner, GFP_KERNEL)?;
+        let g = self.cons.lock();
+        let qp = g.cons.get(cid as usize).and_then(|c| c.id.qp()).ok_or_else(enotconn)?;
+        qp.post_chain(owner, ops)
+    }
+
+    /// Posts a receive on `cid`: with a buffer for the server's rkey
+    /// messages if it sends them, empty otherwise.
+    fn post_recv(self: &Arc<Self>, cid: u16) -> Result {
+        let buf = if self.sess.geo.new_rkey {
+            Some(DmaBuf::new(&self.pd, wire::RkeyRsp::SIZE, Direction::FromDevice, GFP_KERNEL)?)
+        } else {
+            None
+        };
+        let owner = Posted::new(Recv { path: self.clone(), cid, buf }, GFP_KERNEL)?;
+        let g = self.cons.lock();
+        let qp = g.cons.get(cid as usize).and_then(|c| c.id.qp()).ok_or_else(enotconn)?;
+        qp.post_recv(owner, |o| match &o.buf {
+            Some(b) => Ok(Some(b.sge(0, wire::RkeyRsp::SIZE)?)),
+            None => Ok(None),
+        })
+    }
+
+    fn send_hb(self: &Arc<Self>, imm: Imm) {
+        let r = self.post(0, SendBuf { path: self.clone(), _buf: (), what: "HB" }, |_| {
+            let mut c = Chain::new();
+            c.push(SendOp::WriteImm { sge: None, remote_addr: 0, rkey: 0, imm: imm.encode() })?;
+            Ok(c)
+        });
+        if let Err(e) = r {
+            pr_err!("HB send failed, errno: {:?}\n", e);
+            self.close();
+        }
+    }
+
+    /// An answer to request `msg_id`.
+    fn io_rsp(self: &Arc<Self>, cid: u16, msg_id: u32, errno: i32, with_inval: bool) {
+        let sess = &self.sess;
+        if msg_id >= sess.queue_depth() {
+            pr_err!("answer for unknown request {}\n", msg_id);
+            return self.close();
+        }
+        let mut need_inv = false;
+        let mut known = true;
+        {
+            let mut g = sess.pending.lock();
+            match g[msg_id as usize].as_mut() {
+                Some(p) if !p.answered => {
+                    p.answered = true;
+                    p.status = errno;
+                    if p.dir == Dir::Read && !p.invalidated {
+                        if with_inval {
+                            p.invalidated = true;
+                        } else {
+                            need_inv = true;
+                        }
+                    }
+                }
+                _ => known = false,
+            }
+        }
+        if !known {
+            pr_err!("answer for request {} that is not in flight\n", msg_id);
+            return self.close();
+        }
+        if need_inv {
+            // The server left our read buffer's key valid: revoke it before
+            // the data is handed back.
+            let rkey = self.mrs[msg_id as usize].rkey();
+            let r = self.post(cid, Inval { path: self.clone(), id: msg_id }, |_| {
+                let mut c = Chain::new();
+                c.push(SendOp::LocalInv { rkey })?;
+                Ok(c)
+            });
+            if let Err(e) = r {
+                pr_err!("Posting LOCAL_INV failed: {:?}\n", e);
+                self.close();
+            }
+            return;
+        }
+        sess.progress(msg_id, |_| {});
+    }
+
+    /// Starts closing the path (idempotent, any context).
+    fn close(self: &Arc<Self>) {
+        let was = self.state.load(Ordering::SeqCst);
+        if was >= CLOSING {
+            return;
+        }
+        if self.state.compare_exchange(was, CLOSING, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+            return self.close();
+        }
+        let _ = self.sess.wq.queue().enqueue(self.clone());
+    }
+
+    /// Disconnects, drains the QPs (every posted request comes back), fails
+    /// what is left in flight, tells the user if it was the last path.
+    fn close_work(self: Arc<Self>) {
+        let hb = self.cons.lock().hb.take();
+        drop(hb);
+        for l in self.cons.lock().cons.iter() {
+            let _ = l.id.disconnect();
+        }
+        let links = core::mem::take(&mut self.cons.lock().cons);
+        for l in links.iter() {
+            l.ctl.st.lock().path = None;
+        }
+        drop(links);
+        self.state.store(CLOSED, Ordering::SeqCst);
+        let sess = self.sess.clone();
+        let last = {
+            let mut g = sess.paths.lock();
+            g.take_where(|p| Arc::ptr_eq(p, &self), drop);
+            let last = g.iter().all(|p| p.state() != CONNECTED);
+            last
+        };
+        sess.fail_pending();
+        sess.path_gone.notify_all();
+        if last && !sess.closing.load(Ordering::Acquire) {
+            sess.events.disconnected();
+        }
+    }
+}
+
+/// Waits for the info response.
+#[pin_data]
+struct InfoWait {
+    #[pin]
+    st: Mutex<Option<Result>>,
+    #[pin]
+    cv: CondVar,
+}
+
+impl InfoWait {
+    fn set(&self, r: Result) {
+        *self.st.lock() = Some(r);
+        self.cv.notify_all();
+    }
+}
+
+struct InfoRecv {
+    path: Arc<Path>,
+    buf: DmaBuf,
+    wait: Arc<InfoWait>,
+}
+
+impl Completion for InfoRecv {
+    fn done(self, wc: &WorkCompletion) {
+        let Self { path, buf, wait } = self;
+        if wc.status != Status::Success || wc.opcode != Opcode::Recv {
+            if wc.status != Status::Flushed {
+                pr_err!("Path info response receive failed: {:?}\n", wc.status);
+            }
+            wait.set(Err(econnreset()));
+            return path.close();
+        }
+        let geo = path.sess.geo;
+        let n = (wc.byte_len as usize).min(buf.len());
+        let r = buf.with_cpu(|b| -> Result {
+            let rsp = InfoRsp::parse(&b[..n]).map_err(|e| {
+                pr_err!("Path info response is malformed: {:?}\n", e);
+                EINVAL
+            })?;
+            wire::info_rsp_bufs(&rsp, geo.queue_depth, geo.chunk_size(), |i, addr, rkey| {
+                if let Some(r) = path.raddr.get(i as usize) {
+                    r.addr.store(addr, Ordering::Release);
+                    r.rkey.store(rkey, Ordering::Release);
+                }
+            })
+            .map_err(|e| {
+                pr_err!("Incorrect chunk descriptors: {:?}\n", e);
+                EINVAL
+            })
+        });
+        wait.set(r);
+        if r.is_err() {
+            path.close();
+        }
+    }
+}
+
+/// A posted receive.
+struct Recv {
+    path: Arc<Path>,
+    cid: u16,
+    buf: Option<DmaBuf>,
+}
+
+impl Completion for Recv {
+    fn done(self, wc: &WorkCompletion) {
+        let Self { path, cid, buf } = self;
+        if wc.status != Status::Success {
+            if wc.status != Status::Flushed {
+                pr_err!("RDMA failed: {:?}\n", wc.status);
+            }
+            return path.close();
+        }
+        path.hb_missed.store(0, Ordering::Release);
+        if let Err(e) = path.post_recv(cid) {
+            pr_err!("post_recv failed: {:?}\n", e);
+            return path.close();
+        }
+        let imm = match (wc.opcode, wc.imm) {
+            (Opcode::RecvRdmaWithImm, Some(imm)) => imm,
+            (Opcode::Recv, Some(imm)) => {
+                // An answer with a new key for the server's chunk.
+                let Some(b) = buf.as_ref() else {
+                    pr_err!("rkey response without a buffer\n");
+                    return path.close();
+                };
+                let msg = b.with_cpu(|s| wire::RkeyRsp::from_bytes(&s[..(wc.byte_len as usize).min(s.len())]));
+                let msg = match msg {
+                    Ok(m) if m.ty.get() == wire::MsgType::RkeyRsp as u16 => m,
+                    _ => {
+                        pr_err!("rkey response is malformed: size {}\n", wc.byte_len);
+                        return path.close();
+                    }
+                };
+                let buf_id = msg.buf_id.get() as u32;
+                match Imm::try_from(imm) {
+                    Ok(Imm::IoRsp { msg_id, .. }) if msg_id == buf_id && (buf_id as usize) < path.raddr.len() => {
+                        path.raddr[buf_id as usize].rkey.store(msg.rkey.get(), Ordering::Release);
+                    }
+                    _ => {
+                        pr_err!("rkey response for buffer {} does not match its immediate {:#x}\n", buf_id, imm);
+                        return path.close();
+                    }
+                }
+                imm
+            }
+            // The server's SEND_WITH_INV of a read buffer's key: the answer
+            // that follows says so.
+            (Opcode::Recv, None) if wc.invalidated_rkey.is_some() => return,
+            (op, _) => {
+                pr_warn!("Unexpected WC type: {:?}\n", op);
+                return path.close();
+            }
+        };
+        match Imm::try_from(imm) {
+            Ok(Imm::IoRsp { msg_id, errno, with_inval }) => path.io_rsp(cid, msg_id, errno, with_inval),
+            Ok(Imm::HbMsg) => path.send_hb(Imm::HbAck),
+            Ok(Imm::HbAck) => {}
+            _ => pr_warn!("Unknown IMM type {:#x}\n", imm),
+        }
+    }
+}
+
+/// The send chain of a request.
+struct Sent {
+    path: Arc<Path>,
+    id: u32,
+}
+
+impl Completion for Sent {
+    fn done(self, wc: &WorkCompletion) {
+        if wc.status != Status::Success {
+            if let Status::Error(s) = wc.status {
+                pr_err!("IO request send failed: status {}\n", s);
+            }
+            // The path's close fails the request once the QPs are drained.
+            return self.path.close();
+        }
+        self.path.sess.progress(self.id, |p| p.sent = true);
+    }
+}
+
+/// Our local invalidation of a read buffer's key.
+struct Inval {
+    path: Arc<Path>,
+    id: u32,
+}
+
+impl Completion for Inval {
+    fn done(self, wc: &WorkCompletion) {
+        if wc.status != Status::Success {
+            pr_err!("Failed IB_WR_LOCAL_INV: {:?}\n", wc.status);
+            return self.path.close();
+        }
+        self.path.sess.progress(self.id, |p| p.invalidated = true);
+    }
+}
+
+/// A send that only needs its buffer kept until completion.
+struct SendBuf<B: Send + 'static> {
+    path: Arc<Path>,
+    _buf: B,
+    what: &'static str,
+}
+
+impl<B: Send + 'static> Completion for SendBuf<B> {
+    fn done(self, wc: &WorkCompletion) {
+        if wc.status != Status::Success {
+            if let Status::Error(s) = wc.status {
+                pr_err!("{} failed: status {}\n", self.what, s);
+            }
+            self.path.close();
+        }
+    }
+}
+
+/// The path's heartbeat (upstream's rule: every 5 s unless one is
+/// unanswered, more than 5 missed closes the path).
+struct HbTick {
+    path: Arc<Path>,
+}
+
+impl Tick for HbTick {
+    fn tick(&self) {
+        let p = &self.path;
+        if p.state() != CONNECTED {
+            return;
+        }
+        let missed = p.hb_missed.fetch_add(1, Ordering::AcqRel);
+        if missed > wire::HB_MISSED_MAX {
+            pr_err!("HB missed max reached.\n");
+            return p.close();
+        }
+        if missed == 0 {
+            p.send_hb(Imm::HbMsg);
+        }
+        if let Some(t) = p.cons.lock().hb.as_ref() {
+            t.arm(wire::HB_INTERVAL_MS);
+        }
+    }
 }
 
 struct RtrsClient;
@@ -30,7 +1082,7 @@ struct RtrsClient;
 impl kernel::Module for RtrsClient {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let (maj, min) = protocol_version();
-        pr_info!("loaded (skeleton), RTRS protocol {}.{}\n", maj, min);
+        pr_info!("Loading module rtrs_client, proto {}.{}\n", maj, min);
         Ok(Self)
     }
 }
