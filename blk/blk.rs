@@ -24,6 +24,8 @@ use kernel::workqueue::{impl_has_work, new_work, Work, WorkItem};
 use rdma::pages::PageBlock;
 use rdma::wq::OwnedQueue;
 
+pub mod mq;
+
 /// Prefix of this crate's `pr_*` messages.
 const __LOG_PREFIX: &[u8] = b"blk\0";
 

@@ -1,0 +1,380 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! blk-mq disks for the RNBD client (FFI layer; C glue in `mq_glue.c`).
+//!
+//! - [`TagSet`]: a tag set whose `queue_rq` hands every request to
+//!   [`Queue::queue_rq`] of the disk it was queued on.  The queue is
+//!   *blocking*: `queue_rq` may sleep (waiting for a transport permit,
+//!   posting under a mutex).  Shared by the disks of one session, so blk-mq
+//!   shares its tags fairly between them.
+//! - [`Disk`]: a gendisk on a tag set with its queue limits; removing it
+//!   (drop) waits for its requests to end.
+//! - [`Rq`]: one started request, owned by the driver until it is ended,
+//!   exactly once ([`Rq::end`], or -EIO on drop).
+
+use core::marker::PhantomData;
+use core::ptr::NonNull;
+use kernel::prelude::*;
+use kernel::str::CStr;
+use kernel::sync::Arc;
+use rdma::pages::PageBlock;
+use rdma::sysfs::KobjRef;
+
+use crate::Op;
+
+#[repr(C)]
+struct RawTagSet {
+    _opaque: [u8; 0],
+    _marker: PhantomData<(*mut u8, core::marker::PhantomPinned)>,
+}
+#[repr(C)]
+struct RawDisk {
+    _opaque: [u8; 0],
+    _marker: PhantomData<(*mut u8, core::marker::PhantomPinned)>,
+}
+#[repr(C)]
+struct RawPage {
+    _opaque: [u8; 0],
+    _marker: PhantomData<(*mut u8, core::marker::PhantomPinned)>,
+}
+#[repr(C)]
+struct RawRequest {
+    _opaque: [u8; 0],
+    _marker: PhantomData<(*mut u8, core::marker::PhantomPinned)>,
+}
+
+/// `struct rrs_disk_params` of mq_glue.h.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+#[allow(missing_docs)] // The block layer's limits, same names and units.
+pub struct DiskParams {
+    pub sectors: u64,
+    pub max_hw_sectors: u32,
+    pub max_segments: u32,
+    pub max_discard_sectors: u32,
+    pub discard_granularity: u32,
+    pub discard_alignment: u32,
+    pub max_write_zeroes_sectors: u32,
+    pub max_secure_erase_sectors: u32,
+    pub logical_block_size: u16,
+    pub physical_block_size: u16,
+    pub write_cache: u8,
+    pub fua: u8,
+    pub read_only: u8,
+}
+
+/// `struct rrs_rq_info` of mq_glue.h.
+#[repr(C)]
+#[derive(Default)]
+struct RawInfo {
+    sector: u64,
+    bytes: u32,
+    op: u32,
+    ioprio: u16,
+    fua: u8,
+    sync: u8,
+}
+
+type QueueRqFn = unsafe extern "C" fn(ctx: *mut core::ffi::c_void, rq: *mut RawRequest) -> i32;
+
+extern "C" {
+    fn rrs_tagset_new(nr_hw_queues: u32, depth: u32, f: QueueRqFn, owner: *mut kernel::bindings::module) -> *mut RawTagSet;
+    fn rrs_tagset_free(ts: *mut RawTagSet);
+    fn rrs_disk_new(
+        ts: *mut RawTagSet,
+        p: *const DiskParams,
+        major: i32,
+        first_minor: i32,
+        minors: i32,
+        name: *const kernel::ffi::c_char,
+        ctx: *mut core::ffi::c_void,
+    ) -> *mut RawDisk;
+    fn rrs_disk_add(d: *mut RawDisk) -> i32;
+    fn rrs_disk_del(d: *mut RawDisk, added: bool);
+    fn rrs_disk_kobj(d: *mut RawDisk) -> *mut core::ffi::c_void;
+    fn rrs_disk_openers(d: *mut RawDisk) -> i32;
+    fn rrs_disk_set_capacity(d: *mut RawDisk, sectors: u64);
+    fn rrs_rq_info(rq: *mut RawRequest, i: *mut RawInfo);
+    fn rrs_rq_start(rq: *mut RawRequest);
+    fn rrs_rq_end(rq: *mut RawRequest, err: i32);
+    fn rrs_rq_copy(rq: *mut RawRequest, block: *mut RawPage, len: usize, to_block: bool);
+    fn rrs_register_blkdev(name: *const kernel::ffi::c_char) -> i32;
+    fn rrs_unregister_blkdev(major: i32, name: *const kernel::ffi::c_char);
+}
+
+fn err_ptr<T>(p: *mut T) -> Result<NonNull<T>> {
+    let v = p as isize;
+    if (-4095..0).contains(&v) {
+        return Err(Error::from_errno(v as i32));
+    }
+    NonNull::new(p).ok_or(ENOMEM)
+}
+
+/// The driver side of a disk's queue.
+pub trait Queue: Send + Sync + 'static {
+    /// A request was queued; it is started.  May sleep.  The request must be
+    /// ended (from any context) with [`Rq::end`].
+    fn queue_rq(&self, rq: Rq);
+}
+
+unsafe extern "C" fn queue_rq_trampoline<T: Queue>(ctx: *mut core::ffi::c_void, rq: *mut RawRequest) -> i32 {
+    // SAFETY: `ctx` is the `queuedata` of a `Disk<T>`, an `Arc<T>` that the
+    // disk keeps until it is deleted, which waits for queue_rq calls.
+    let q = unsafe { &*(ctx as *const T) };
+    let Some(ptr) = NonNull::new(rq) else { return 0 };
+    // SAFETY: blk-mq hands us a request that is not started yet.
+    unsafe { rrs_rq_start(ptr.as_ptr()) };
+    q.queue_rq(Rq { ptr, ended: false });
+    0
+}
+
+/// A blk-mq tag set.
+///
+/// # Invariants
+///
+/// `ptr` is from `rrs_tagset_new` with `queue_rq_trampoline::<T>`, freed in
+/// drop, after every disk on it (disks hold an `Arc` of their tag set).
+pub struct TagSet<T: Queue> {
+    ptr: NonNull<RawTagSet>,
+    _t: PhantomData<T>,
+}
+
+// SAFETY: the tag set is only handed to the block layer, which locks it.
+unsafe impl<T: Queue> Send for TagSet<T> {}
+// SAFETY: as above.
+unsafe impl<T: Queue> Sync for TagSet<T> {}
+
+impl<T: Queue> TagSet<T> {
+    /// A tag set of `nr_hw_queues` queues of `depth` tags, for disks of
+    /// module `owner`.
+    pub fn new(nr_hw_queues: u32, depth: u32, owner: &'static ThisModule) -> Result<Arc<Self>> {
+        if nr_hw_queues == 0 || depth == 0 {
+            return Err(EINVAL);
+        }
+        // SAFETY: the trampoline matches the disks' context type `T`.
+        let ptr = err_ptr(unsafe { rrs_tagset_new(nr_hw_queues, depth, queue_rq_trampoline::<T>, owner.as_ptr()) })?;
+        Arc::new(Self { ptr, _t: PhantomData }, GFP_KERNEL).map_err(|_| {
+            // SAFETY: just allocated, no disk on it.
+            unsafe { rrs_tagset_free(ptr.as_ptr()) };
+            ENOMEM
+        })
+    }
+}
+
+impl<T: Queue> Drop for TagSet<T> {
+    fn drop(&mut self) {
+        // SAFETY: no disk is left on it (type invariant).
+        unsafe { rrs_tagset_free(self.ptr.as_ptr()) };
+    }
+}
+
+/// A disk.
+///
+/// # Invariants
+///
+/// `disk` is from `rrs_disk_new` on `ts` with `queuedata` = `ctx`, an
+/// `Arc<T>` turned into a raw pointer, recovered in drop after the disk is
+/// deleted.
+pub struct Disk<T: Queue> {
+    disk: NonNull<RawDisk>,
+    ctx: *const T,
+    added: bool,
+    ts: Arc<TagSet<T>>,
+}
+
+// SAFETY: the gendisk is usable from any thread; `ctx` is an `Arc<T>` and
+// `T: Send + Sync`.
+unsafe impl<T: Queue> Send for Disk<T> {}
+// SAFETY: as above.
+unsafe impl<T: Queue> Sync for Disk<T> {}
+
+impl<T: Queue> Disk<T> {
+    /// Allocates a disk `name` (not visible until [`Disk::add`]).
+    pub fn new(ts: &Arc<TagSet<T>>, p: &DiskParams, major: i32, first_minor: i32, minors: i32, name: &CStr, ctx: Arc<T>) -> Result<Self> {
+        if p.logical_block_size < 512 || !p.logical_block_size.is_power_of_two() {
+            return Err(EINVAL);
+        }
+        let raw = Arc::into_raw(ctx);
+        // SAFETY: live tag set; `p` and `name` are valid for the call.
+        let r = err_ptr(unsafe {
+            rrs_disk_new(ts.ptr.as_ptr(), p, major, first_minor, minors, name.as_char_ptr(), raw.cast_mut().cast())
+        });
+        match r {
+            Ok(disk) => Ok(Self { disk, ctx: raw, added: false, ts: ts.clone() }),
+            Err(e) => {
+                // SAFETY: from `into_raw` above; no disk refers to it.
+                drop(unsafe { Arc::from_raw(raw) });
+                Err(e)
+            }
+        }
+    }
+
+    /// Makes the disk visible (`add_disk`).
+    pub fn add(&mut self) -> Result {
+        if self.added {
+            return Err(EEXIST);
+        }
+        // SAFETY: live, not yet added disk.
+        let r = unsafe { rrs_disk_add(self.disk.as_ptr()) };
+        if r < 0 {
+            return Err(Error::from_errno(r));
+        }
+        self.added = true;
+        Ok(())
+    }
+
+    /// The disk's device kobject (`/sys/block/<name>`), once added.
+    pub fn kobj(&self) -> Option<KobjRef<'_>> {
+        if !self.added {
+            return None;
+        }
+        // SAFETY: live disk; its device lives as long as we do.
+        let k = unsafe { rrs_disk_kobj(self.disk.as_ptr()) };
+        // SAFETY: a registered kobject, alive while `self` is.
+        unsafe { KobjRef::from_raw(k) }
+    }
+
+    /// Number of openers of the whole disk.
+    pub fn openers(&self) -> i32 {
+        // SAFETY: live disk.
+        unsafe { rrs_disk_openers(self.disk.as_ptr()) }
+    }
+
+    /// Changes the capacity and tells user space.
+    pub fn set_capacity(&self, sectors: u64) {
+        // SAFETY: live disk.
+        unsafe { rrs_disk_set_capacity(self.disk.as_ptr(), sectors) };
+    }
+
+    /// The tag set.
+    pub fn tag_set(&self) -> &Arc<TagSet<T>> {
+        &self.ts
+    }
+}
+
+impl<T: Queue> Drop for Disk<T> {
+    fn drop(&mut self) {
+        // SAFETY: live disk; deleting it waits for its requests and queue_rq
+        // calls, after which nothing uses `ctx`.
+        unsafe { rrs_disk_del(self.disk.as_ptr(), self.added) };
+        // SAFETY: from `into_raw` in `new`, no longer referenced.
+        drop(unsafe { Arc::from_raw(self.ctx) });
+    }
+}
+
+/// What a request asks for.
+#[derive(Clone, Copy, Debug)]
+pub struct RqInfo {
+    /// The operation, `None` for one the driver does not know.
+    pub op: Option<Op>,
+    /// First sector.
+    pub sector: u64,
+    /// Bytes.
+    pub bytes: u32,
+    /// IO priority.
+    pub ioprio: u16,
+    /// FUA or PREFLUSH.
+    pub fua: bool,
+    /// `op_is_sync()`.
+    pub sync: bool,
+}
+
+/// A started request.
+///
+/// # Invariants
+///
+/// `ptr` is a started request handed to `queue_rq` and not ended unless
+/// `ended`.
+pub struct Rq {
+    ptr: NonNull<RawRequest>,
+    ended: bool,
+}
+
+// SAFETY: a started request may be ended from any context.
+unsafe impl Send for Rq {}
+
+impl Rq {
+    /// The request's operation, position and size.
+    pub fn info(&self) -> RqInfo {
+        let mut i = RawInfo::default();
+        // SAFETY: live request (type invariant).
+        unsafe { rrs_rq_info(self.ptr.as_ptr(), &mut i) };
+        let op = match i.op {
+            0 => Some(Op::Read),
+            1 => Some(Op::Write),
+            2 => Some(Op::Flush),
+            3 => Some(Op::Discard),
+            4 => Some(Op::SecureErase),
+            5 => Some(Op::WriteZeroes),
+            _ => None,
+        };
+        RqInfo { op, sector: i.sector, bytes: i.bytes, ioprio: i.ioprio, fua: i.fua != 0, sync: i.sync != 0 }
+    }
+
+    fn copy(&self, block: &PageBlock, to_block: bool) -> Result {
+        let i = self.info();
+        if !matches!(i.op, Some(Op::Read | Op::Write)) || i.bytes as usize > block.len() {
+            return Err(EINVAL);
+        }
+        // SAFETY: live request whose data is `i.bytes` long; the block is
+        // contiguous, mapped and at least that long.
+        unsafe { rrs_rq_copy(self.ptr.as_ptr(), block.first_page().cast(), i.bytes as usize, to_block) };
+        Ok(())
+    }
+
+    /// Copies a write's data to the start of `block`.
+    pub fn copy_to_block(&self, block: &PageBlock) -> Result {
+        self.copy(block, true)
+    }
+
+    /// Copies the start of `block` into a read's data.
+    pub fn copy_from_block(&self, block: &PageBlock) -> Result {
+        self.copy(block, false)
+    }
+
+    /// Ends the request with `err` (0 or a negative errno).
+    pub fn end(mut self, err: i32) {
+        self.ended = true;
+        // SAFETY: live started request, ended once (we consume `self`).
+        unsafe { rrs_rq_end(self.ptr.as_ptr(), err) };
+    }
+}
+
+impl Drop for Rq {
+    fn drop(&mut self) {
+        if !self.ended {
+            // SAFETY: live started request, not ended.
+            unsafe { rrs_rq_end(self.ptr.as_ptr(), EIO.to_errno()) };
+        }
+    }
+}
+
+/// A dynamically allocated block major, released on drop.
+pub struct Major {
+    major: i32,
+    name: &'static CStr,
+}
+
+impl Major {
+    /// Registers `name` (e.g. `rnbd`) with a free major.
+    pub fn register(name: &'static CStr) -> Result<Self> {
+        // SAFETY: `name` is a static C string.
+        let r = unsafe { rrs_register_blkdev(name.as_char_ptr()) };
+        if r < 0 {
+            return Err(Error::from_errno(r));
+        }
+        Ok(Self { major: r, name })
+    }
+
+    /// The major number.
+    pub fn get(&self) -> i32 {
+        self.major
+    }
+}
+
+impl Drop for Major {
+    fn drop(&mut self) {
+        // SAFETY: registered in `register` with this name.
+        unsafe { rrs_unregister_blkdev(self.major, self.name.as_char_ptr()) };
+    }
+}
