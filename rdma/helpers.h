@@ -78,7 +78,15 @@ struct rrs_kobj *rrs_kobj_create(struct kobject *parent, const char *name,
 				 unsigned int n, void *ctx,
 				 const struct rrs_kobj_vt *vt);
 void rrs_kobj_destroy(struct rrs_kobj *k);
+struct rrs_dev_files;
+struct rrs_dev_files *rrs_dev_files_create(struct device *dev,
+					   const char *const *names,
+					   const u16 *modes, unsigned int n,
+					   void *ctx,
+					   const struct rrs_kobj_vt *vt);
+void rrs_dev_files_destroy(struct rrs_dev_files *o);
 struct kobject *rrs_kobj_kobj(struct rrs_kobj *k);
+bool rrs_kobj_remove_self(struct rrs_kobj *k, unsigned int idx);
 struct kobject *rrs_dir_create(struct kobject *parent, const char *name);
 void rrs_dir_destroy(struct kobject *kobj);
 struct class *rrs_class_create(const char *name);

@@ -42,9 +42,25 @@ static ssize_t rrs_store(struct kobject *kobj, struct kobj_attribute *a,
 			 const char *buf, size_t n)
 {
 	struct rrs_kobj *k = to_rrs(kobj);
+	ssize_t ret;
 
-	return k->vt->store(k->ctx, a - k->kattrs, buf, n);
+	/*
+	 * A store may remove its own file (rrs_kobj_remove_self) and then the
+	 * directory: the reference keeps the handler alive until it returns.
+	 */
+	kobject_get(kobj);
+	ret = k->vt->store(k->ctx, a - k->kattrs, buf, n);
+	kobject_put(kobj);
+	return ret;
 }
+
+bool rrs_kobj_remove_self(struct rrs_kobj *k, unsigned int idx)
+{
+	if (idx >= k->n)
+		return false;
+	return sysfs_remove_file_self(&k->kobj, &k->kattrs[idx].attr);
+}
+EXPORT_SYMBOL_GPL(rrs_kobj_remove_self);
 
 static void rrs_release(struct kobject *kobj)
 {
@@ -191,3 +207,92 @@ void rrs_sysfs_unlink(struct kobject *from, const char *name)
 	kobject_put(from);
 }
 EXPORT_SYMBOL_GPL(rrs_sysfs_unlink);
+
+/*
+ * Attribute files on an existing device (the class's "ctl"), served by Rust.
+ * Device attributes go through dev_sysfs_ops, so they are device_attributes;
+ * each knows its owner through container_of.
+ */
+struct rrs_dev_files;
+
+struct rrs_dev_file {
+	struct device_attribute da;
+	struct rrs_dev_files *o;
+	unsigned int idx;
+	bool created;
+};
+
+struct rrs_dev_files {
+	struct device *dev;
+	void *ctx;
+	const struct rrs_kobj_vt *vt;
+	unsigned int n;
+	struct rrs_dev_file f[];
+};
+
+static ssize_t rrs_dev_show(struct device *d, struct device_attribute *a,
+			    char *buf)
+{
+	struct rrs_dev_file *f = container_of(a, struct rrs_dev_file, da);
+
+	return f->o->vt->show(f->o->ctx, f->idx, buf);
+}
+
+static ssize_t rrs_dev_store(struct device *d, struct device_attribute *a,
+			     const char *buf, size_t n)
+{
+	struct rrs_dev_file *f = container_of(a, struct rrs_dev_file, da);
+
+	return f->o->vt->store(f->o->ctx, f->idx, buf, n);
+}
+
+void rrs_dev_files_destroy(struct rrs_dev_files *o)
+{
+	unsigned int i;
+
+	/* Each removal waits for running show/store calls of its file. */
+	for (i = 0; i < o->n; i++)
+		if (o->f[i].created)
+			device_remove_file(o->dev, &o->f[i].da);
+	put_device(o->dev);
+	kfree(o);
+}
+EXPORT_SYMBOL_GPL(rrs_dev_files_destroy);
+
+struct rrs_dev_files *rrs_dev_files_create(struct device *dev,
+					   const char *const *names,
+					   const u16 *modes, unsigned int n,
+					   void *ctx,
+					   const struct rrs_kobj_vt *vt)
+{
+	struct rrs_dev_files *o;
+	unsigned int i;
+	int err;
+
+	o = kzalloc(struct_size(o, f, n), GFP_KERNEL);
+	if (!o)
+		return ERR_PTR(-ENOMEM);
+	o->dev = get_device(dev);
+	o->ctx = ctx;
+	o->vt = vt;
+	o->n = n;
+	for (i = 0; i < n; i++) {
+		struct rrs_dev_file *f = &o->f[i];
+
+		sysfs_attr_init(&f->da.attr);
+		f->da.attr.name = names[i];
+		f->da.attr.mode = modes[i];
+		f->da.show = (modes[i] & 0444) ? rrs_dev_show : NULL;
+		f->da.store = (modes[i] & 0222) ? rrs_dev_store : NULL;
+		f->o = o;
+		f->idx = i;
+		err = device_create_file(dev, &f->da);
+		if (err) {
+			rrs_dev_files_destroy(o);
+			return ERR_PTR(err);
+		}
+		f->created = true;
+	}
+	return o;
+}
+EXPORT_SYMBOL_GPL(rrs_dev_files_create);

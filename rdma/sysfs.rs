@@ -178,6 +178,15 @@ impl Dir {
         }
     }
 
+    /// Removes attribute `idx` from within its own store, so that the
+    /// directory can then be dropped there (removal otherwise waits for the
+    /// running store).  Returns false if it was removed already.
+    pub fn remove_self(&self, idx: usize) -> bool {
+        let Ok(i) = u32::try_from(idx) else { return false };
+        // SAFETY: live kobject; the C side checks the index.
+        unsafe { bindings::rrs_kobj_remove_self(self.k.as_ptr(), i) }
+    }
+
     /// This directory, to create things under.
     pub fn kobj(&self) -> KobjRef<'_> {
         // SAFETY: live kobject (type invariant).
@@ -237,7 +246,8 @@ impl Drop for PlainDir {
 /// C glue), so `from` outlives it.
 pub struct Link {
     from: NonNull<bindings::kobject>,
-    name: &'static CStr,
+    /// The name, NUL-terminated (sysfs copies it; we need it to unlink).
+    name: KVec<u8>,
 }
 
 // SAFETY: as for `Dir`.
@@ -247,18 +257,20 @@ unsafe impl Sync for Link {}
 
 impl Link {
     /// Creates the link.
-    pub fn new(from: KobjRef<'_>, to: KobjRef<'_>, name: &'static CStr) -> Result<Self> {
+    pub fn new(from: KobjRef<'_>, to: KobjRef<'_>, name: &CStr) -> Result<Self> {
+        let mut n = KVec::with_capacity(name.len() + 1, GFP_KERNEL)?;
+        n.extend_from_slice(name.as_bytes_with_nul(), GFP_KERNEL)?;
         // SAFETY: both live; sysfs takes its own reference to `to`.
-        crate::to_result(unsafe { bindings::rrs_sysfs_link(from.ptr.as_ptr(), to.ptr.as_ptr(), name.as_char_ptr()) })?;
-        Ok(Self { from: from.ptr, name })
+        crate::to_result(unsafe { bindings::rrs_sysfs_link(from.ptr.as_ptr(), to.ptr.as_ptr(), n.as_ptr().cast()) })?;
+        Ok(Self { from: from.ptr, name: n })
     }
 }
 
 impl Drop for Link {
     fn drop(&mut self) {
         // SAFETY: created in `new`; `from` is alive through our reference,
-        // which this drops.
-        unsafe { bindings::rrs_sysfs_unlink(self.from.as_ptr(), self.name.as_char_ptr()) };
+        // which this drops; `name` is NUL-terminated.
+        unsafe { bindings::rrs_sysfs_unlink(self.from.as_ptr(), self.name.as_ptr().cast()) };
     }
 }
 
@@ -300,6 +312,66 @@ impl Class {
         // SAFETY: live device.
         let p = unsafe { bindings::rrs_device_kobj(self.dev.as_ptr()) };
         KobjRef { ptr: NonNull::new(p).expect("kobject of a device"), _p: core::marker::PhantomData }
+    }
+}
+
+impl Class {
+    /// Adds attribute files to `ctl` itself, served by `handler`.  The files
+    /// must be dropped before the class.
+    pub fn ctl_files<T: Attrs>(&self, attrs: &'static [Attr], handler: Arc<T>) -> Result<DevFiles<T>> {
+        let mut names = KVec::with_capacity(attrs.len(), GFP_KERNEL)?;
+        let mut modes = KVec::with_capacity(attrs.len(), GFP_KERNEL)?;
+        for a in attrs {
+            names.push(a.name.as_char_ptr(), GFP_KERNEL)?;
+            modes.push(a.mode, GFP_KERNEL)?;
+        }
+        let ctx = Arc::into_raw(handler);
+        let vt: &'static bindings::rrs_kobj_vt = &Vt::<T>::VT;
+        // SAFETY: live device; the arrays are valid for the call (C keeps the
+        // static name pointers); `vt` matches `ctx`'s type.
+        let p = unsafe {
+            bindings::rrs_dev_files_create(
+                self.dev.as_ptr(),
+                names.as_ptr(),
+                modes.as_ptr(),
+                attrs.len() as u32,
+                ctx.cast_mut().cast(),
+                vt,
+            )
+        };
+        match crate::from_err_ptr(p) {
+            Ok(p) => Ok(DevFiles { p, ctx }),
+            Err(e) => {
+                // SAFETY: C keeps nothing on failure.
+                drop(unsafe { Arc::from_raw(ctx) });
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Attribute files on a class's `ctl` device.
+///
+/// # Invariants
+///
+/// `p` is from `rrs_dev_files_create` with context `ctx` (from
+/// `Arc::into_raw`), destroyed in drop before `ctx` is released.
+pub struct DevFiles<T: Attrs> {
+    p: NonNull<bindings::rrs_dev_files>,
+    ctx: *const T,
+}
+
+// SAFETY: as for `Dir`; `T` is `Send + Sync`.
+unsafe impl<T: Attrs> Send for DevFiles<T> {}
+// SAFETY: as above.
+unsafe impl<T: Attrs> Sync for DevFiles<T> {}
+
+impl<T: Attrs> Drop for DevFiles<T> {
+    fn drop(&mut self) {
+        // SAFETY: live; removing the files waits for running calls.
+        unsafe { bindings::rrs_dev_files_destroy(self.p.as_ptr()) };
+        // SAFETY: from `into_raw`, no file refers to it any more.
+        drop(unsafe { Arc::from_raw(self.ctx) });
     }
 }
 

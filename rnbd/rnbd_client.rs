@@ -1,11 +1,44 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! RNBD client (skeleton).
+//! RNBD client: maps remote block devices as `/dev/rnbdN`, wire- and
+//! sysfs-compatible with upstream 6.12 `rnbd-client.ko`.
 //!
-//! Loads on top of `rtrs-client.ko`; the block device part arrives with the
-//! data-path issue.
+//! # Objects and lifetimes
+//!
+//! - `State`: the module's (major, `/sys/class/rnbd-client/ctl`, the
+//!   sessions and devices).  Map and unmap are serialised by `State::ops`.
+//! - `Session`: one RTRS session and the blk-mq tag set its devices share
+//!   (so blk-mq shares the session's permits fairly between them), with
+//!   `Events`, the table of requests in flight indexed by permit.  Closed
+//!   when its last device is unmapped.
+//! - `Dev`: one mapped device: its disk, `/sys/block/rnbdN/rnbd/` and the
+//!   `ctl/devices/` link.
+//!
+//! Requests: `queue_rq` (blocking queue) takes a permit (sleeping if all
+//! are in flight), copies write data into the permit's block, records the
+//! request under the permit and sends it; RTRS calls `Events::io_done` once,
+//! which copies read data out and ends the request.
+//!
+//! # Locking
+//!
+//! `State::ops` → `State::inner` → `Events::pending`.  No lock is held while
+//! calling into RTRS (its completion may run in the caller).
 
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use kernel::prelude::*;
+use kernel::str::CStr;
+use kernel::sync::{new_condvar, new_mutex, Arc, CondVar, Mutex};
+use kernel::time::msecs_to_jiffies;
+use blk::mq::{Disk, DiskParams, Major, Queue, Rq, TagSet};
+use blk::Op;
+use proto::addr::Addr;
+use proto::map::{parse_map, MapError};
+use proto::rnbd::{self as wire, AccessMode, MsgHdr, MsgType, OpFlags};
+use proto::wire::{Le16, Le32, Le64};
+use rdma::cm::SockAddr;
+use rdma::sysfs::{Attr, Attrs, Class, DevFiles, Dir, Emit, Link, PlainDir};
+use rtrs_client::{Dir as IoDir, Permit, Sess, SessEvents};
+use rtrs_core::Slots;
 
 module! {
     type: RnbdClient,
@@ -15,24 +48,757 @@ module! {
     license: "GPL",
 }
 
-struct RnbdClient;
+/// Minors per device (upstream `RNBD_PART_BITS`).
+const PART_BITS: i32 = 6;
+
+/// What a permit carries while its request is in flight.
+enum Pending {
+    /// A block request; `read` says data comes back.
+    Io { rq: Rq, read: bool },
+    /// A control message whose sender waits.
+    Ctl(Arc<CtlWait>),
+}
+
+/// The table of requests in flight of a session, and its link state.
+#[pin_data]
+struct Events {
+    #[pin]
+    pending: Mutex<KVec<Option<Pending>>>,
+    connected: AtomicBool,
+}
+
+impl SessEvents for Events {
+    fn io_done(&self, permit: Permit, status: i32) {
+        let p = self.pending.lock().get_mut(permit.id() as usize).and_then(|s| s.take());
+        match p {
+            Some(Pending::Io { rq, read }) => {
+                let mut status = status;
+                if status == 0 && read && rq.copy_from_block(permit.block()).is_err() {
+                    status = EIO.to_errno();
+                }
+                // The permit goes back before the request ends, so that the
+                // next request queued from the completion finds it.
+                drop(permit);
+                rq.end(status);
+            }
+            Some(Pending::Ctl(w)) => w.finish(permit, status),
+            None => pr_err!("completion for permit {} with nothing in flight\n", permit.id()),
+        }
+    }
+
+    fn disconnected(&self) {
+        self.connected.store(false, Ordering::Release);
+        pr_info!("session disconnected\n");
+    }
+}
+
+/// A control message's completion: its status and response bytes.
+#[pin_data]
+struct CtlWait {
+    #[pin]
+    st: Mutex<Option<(i32, [u8; 64])>>,
+    #[pin]
+    cv: CondVar,
+    rsp_len: usize,
+}
+
+impl CtlWait {
+    fn finish(&self, permit: Permit, status: i32) {
+        let mut rsp = [0u8; 64];
+        let status = if status == 0 && self.rsp_len > 0 {
+            match permit.block().read(0, &mut rsp[..self.rsp_len]) {
+                Ok(()) => 0,
+                Err(e) => e.to_errno(),
+            }
+        } else {
+            status
+        };
+        drop(permit);
+        *self.st.lock() = Some((status, rsp));
+        self.cv.notify_all();
+    }
+}
+
+/// A session and its tag set.
+struct Session {
+    name: KVec<u8>,
+    rtrs: Arc<Sess>,
+    events: Arc<Events>,
+    ts: Arc<TagSet<DevQueue>>,
+    /// Devices mapped on it.
+    users: AtomicU32,
+}
+
+impl Session {
+    /// Sends a control message `usr` and waits for its answer; a read when
+    /// `rsp_len` bytes come back.  Returns the status and the response.
+    fn ctl(&self, usr: &[u8], rsp_len: usize) -> Result<[u8; 64]> {
+        let w = Arc::pin_init(
+            pin_init!(CtlWait { st <- new_mutex!(None), cv <- new_condvar!(), rsp_len }),
+            GFP_KERNEL,
+        )?;
+        let permit = self.rtrs.permit(true).ok_or_else(rdma::code::enotconn)?;
+        let id = permit.id() as usize;
+        {
+            let mut g = self.events.pending.lock();
+            let slot = g.get_mut(id).ok_or(EINVAL)?;
+            *slot = Some(Pending::Ctl(w.clone()));
+        }
+        let dir = if rsp_len > 0 { IoDir::Read } else { IoDir::Write };
+        self.rtrs.request(permit, dir, usr, rsp_len as u32);
+        // RTRS ends every request (a path failure fails those in flight).
+        let mut g = w.st.lock();
+        while g.is_none() {
+            let _ = w.cv.wait_interruptible_timeout(&mut g, msecs_to_jiffies(1000));
+        }
+        let (status, rsp) = g.take().unwrap_or((EIO.to_errno(), [0; 64]));
+        if status < 0 {
+            return Err(Error::from_errno(status));
+        }
+        Ok(rsp)
+    }
+
+    fn sess_info(&self) -> Result {
+        let rsp = self.ctl(&wire::SessInfo::new(false).to_bytes(), wire::SessInfo::SIZE)?;
+        let r = wire::SessInfo::from_bytes(&rsp[..wire::SessInfo::SIZE]).map_err(|_| EINVAL)?;
+        if wire::msg_type(&r.hdr.to_bytes()) != Ok(MsgType::SessInfoRsp) {
+            pr_err!("sess_info: unexpected response type\n");
+            return Err(EINVAL);
+        }
+        Ok(())
+    }
+}
+
+/// The blk-mq side of one device.
+struct DevQueue {
+    sess: Arc<Session>,
+    device_id: u32,
+    read_only: bool,
+}
+
+impl Queue for DevQueue {
+    fn queue_rq(&self, rq: Rq) {
+        let i = rq.info();
+        let Some(op) = i.op else {
+            pr_err!("Unknown request type\n");
+            return rq.end(EIO.to_errno());
+        };
+        if !self.sess.events.connected.load(Ordering::Acquire) {
+            return rq.end(EIO.to_errno());
+        }
+        if self.read_only && op.modifies() {
+            return rq.end(EROFS.to_errno());
+        }
+        let wop = match op {
+            Op::Read => wire::Op::Read,
+            Op::Write => wire::Op::Write,
+            Op::Flush => wire::Op::Flush,
+            Op::Discard => wire::Op::Discard,
+            Op::SecureErase => wire::Op::SecureErase,
+            Op::WriteZeroes => wire::Op::WriteZeroes,
+        };
+        let Some(permit) = self.sess.rtrs.permit(true) else {
+            return rq.end(EIO.to_errno());
+        };
+        let has_data = op.has_data();
+        if op == Op::Write && rq.copy_to_block(permit.block()).is_err() {
+            return rq.end(EIO.to_errno());
+        }
+        let mut m = wire::MsgIo::zeroed();
+        m.hdr = MsgHdr::new(MsgType::Io);
+        m.device_id = Le32::new(self.device_id);
+        m.sector = Le64::new(i.sector);
+        m.rw = Le32::new(OpFlags { op: wop, sync: i.sync, fua: i.fua }.encode());
+        m.bi_size = Le32::new(i.bytes);
+        m.prio = Le16::new(i.ioprio);
+        let id = permit.id() as usize;
+        let read = op == Op::Read;
+        {
+            let mut g = self.sess.events.pending.lock();
+            match g.get_mut(id) {
+                Some(slot) if slot.is_none() => *slot = Some(Pending::Io { rq, read }),
+                _ => {
+                    drop(g);
+                    pr_err!("permit {} busy\n", id);
+                    return rq.end(EIO.to_errno());
+                }
+            }
+        }
+        let dir = if read { IoDir::Read } else { IoDir::Write };
+        self.sess.rtrs.request(permit, dir, &m.to_bytes(), if has_data { i.bytes } else { 0 });
+    }
+}
+
+const ST_MAPPED: u8 = 1;
+const ST_DISCONNECTED: u8 = 2;
+const ST_UNMAPPED: u8 = 3;
+
+/// A mapped device.
+#[pin_data]
+struct Dev {
+    idx: u32,
+    sess: Arc<Session>,
+    pathname: KVec<u8>,
+    access_mode: AccessMode,
+    nr_poll_queues: u32,
+    device_id: u32,
+    state: AtomicU8,
+    #[pin]
+    disk: Mutex<Option<Disk<DevQueue>>>,
+    #[pin]
+    sysfs: Mutex<Option<(Dir, Option<Link>)>>,
+}
+
+impl Dev {
+    fn state_str(&self) -> &'static str {
+        match self.state.load(Ordering::Acquire) {
+            ST_MAPPED if !self.sess.events.connected.load(Ordering::Acquire) => "closed",
+            ST_MAPPED => "open",
+            ST_DISCONNECTED => "closed",
+            ST_UNMAPPED => "unmapped",
+            _ => "init",
+        }
+    }
+}
+
+/// Per-device attributes, in upstream's order.
+static DEV_ATTRS: [Attr; 8] = [
+    Attr { name: kernel::c_str!("unmap_device"), mode: 0o644 },
+    Attr { name: kernel::c_str!("resize"), mode: 0o644 },
+    Attr { name: kernel::c_str!("remap_device"), mode: 0o644 },
+    Attr { name: kernel::c_str!("mapping_path"), mode: 0o444 },
+    Attr { name: kernel::c_str!("state"), mode: 0o444 },
+    Attr { name: kernel::c_str!("session"), mode: 0o444 },
+    Attr { name: kernel::c_str!("access_mode"), mode: 0o444 },
+    Attr { name: kernel::c_str!("nr_poll_queues"), mode: 0o444 },
+];
+const A_UNMAP: usize = 0;
+
+struct DevAttrs {
+    dev: Arc<Dev>,
+    state: Arc<State>,
+}
+
+fn trim(b: &[u8]) -> &[u8] {
+    b.trim_ascii()
+}
+
+impl Attrs for DevAttrs {
+    fn show(&self, idx: usize, out: &mut Emit<'_>) -> Result {
+        use core::fmt::Write;
+        let d = &self.dev;
+        let _ = match idx {
+            0 => write!(out, "Usage: echo <normal|force> > unmap_device\n"),
+            1 => write!(out, "Usage: echo <new size in sectors> > resize\n"),
+            2 => write!(out, "Usage: echo <1> > remap_device\n"),
+            3 => {
+                out.bytes(&d.pathname);
+                write!(out, "\n")
+            }
+            4 => write!(out, "{}\n", d.state_str()),
+            5 => {
+                out.bytes(&d.sess.name);
+                write!(out, "\n")
+            }
+            6 => write!(out, "{}\n", d.access_mode.as_str()),
+            7 => write!(out, "{}\n", d.nr_poll_queues),
+            _ => return Err(EINVAL),
+        };
+        Ok(())
+    }
+
+    fn store(&self, idx: usize, input: &[u8]) -> Result {
+        let d = &self.dev;
+        let v = trim(input);
+        match idx {
+            0 => {
+                let force = match v {
+                    b"normal" => false,
+                    b"force" => true,
+                    _ => {
+                        pr_err!("</dev/rnbd{}> unmap_device: Invalid value\n", d.idx);
+                        return Err(EINVAL);
+                    }
+                };
+                pr_info!(
+                    "</dev/rnbd{}> Unmapping device, option: {}.\n",
+                    d.idx,
+                    if force { "force" } else { "normal" }
+                );
+                self.state.unmap(d, force, true)
+            }
+            1 => {
+                let s = core::str::from_utf8(v).map_err(|_| EINVAL)?;
+                let sectors: u64 = s.parse().map_err(|_| EINVAL)?;
+                if d.state.load(Ordering::Acquire) != ST_MAPPED {
+                    return Err(ENOENT);
+                }
+                match d.disk.lock().as_ref() {
+                    Some(disk) => {
+                        disk.set_capacity(sectors);
+                        Ok(())
+                    }
+                    None => Err(ENOENT),
+                }
+            }
+            2 => {
+                if v != b"1" {
+                    pr_err!("</dev/rnbd{}> remap_device: Invalid value\n", d.idx);
+                    return Err(EINVAL);
+                }
+                // Reconnecting a path arrives with multipath; while the
+                // session is up there is nothing to remap.
+                if d.sess.events.connected.load(Ordering::Acquire) {
+                    Ok(())
+                } else {
+                    Err(rdma::code::enotconn())
+                }
+            }
+            _ => Err(EACCES),
+        }
+    }
+}
+
+/// Module state.
+#[pin_data]
+struct State {
+    owner: &'static ThisModule,
+    major: Major,
+    /// Serialises map and unmap.
+    #[pin]
+    ops: Mutex<()>,
+    #[pin]
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    sessions: KVec<Arc<Session>>,
+    devs: Slots<Arc<Dev>>,
+    class: Option<Class>,
+    ctl: Option<DevFiles<CtlAttrs>>,
+    devices: Option<PlainDir>,
+}
+
+/// `ctl` attributes.
+static CTL_ATTRS: [Attr; 1] = [Attr { name: kernel::c_str!("map_device"), mode: 0o644 }];
+
+struct CtlAttrs {
+    state: Arc<State>,
+}
+
+impl Attrs for CtlAttrs {
+    fn show(&self, _idx: usize, out: &mut Emit<'_>) -> Result {
+        use core::fmt::Write;
+        let _ = write!(
+            out,
+            "Usage: echo \"[dest_port=server port number] sessname=<name of the rtrs session> path=<[srcaddr@]dstaddr> [path=<[srcaddr@]dstaddr>] device_path=<full path on remote side> [access_mode=<ro|rw|migration>] [nr_poll_queues=<number of queues>]\" > map_device\n\naddr ::= [ ip:<ipv4> | ip:<ipv6> | gid:<gid> ]\n"
+        );
+        Ok(())
+    }
+
+    fn store(&self, _idx: usize, input: &[u8]) -> Result {
+        self.state.map(input)
+    }
+}
+
+/// Shows a byte string in a log line.
+struct Show<'a>(&'a [u8]);
+
+impl core::fmt::Display for Show<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for &c in self.0 {
+            if (0x20..0x7f).contains(&c) {
+                core::fmt::Write::write_char(f, c as char)?;
+            } else {
+                write!(f, "\\x{:02x}", c)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn map_err_log(e: &MapError<'_>) {
+    match e {
+        MapError::SessnameTooLong => pr_err!("map_device: sessname too long\n"),
+        MapError::DevPathTooLong => pr_err!("map_device: Device path too long\n"),
+        MapError::TooManyPaths => pr_err!("map_device: too many (> {}) paths provided\n", proto::map::MAX_PATHS),
+        MapError::BadPath(p, why) => pr_err!("Can't parse path {}: {:?}\n", Show(p), why),
+        MapError::BadPort(p) => pr_err!("bad destination port number parameter '{}'\n", Show(p)),
+        MapError::BadAccessMode(p) => pr_err!("map_device: Invalid access_mode: '{}'\n", Show(p)),
+        MapError::BadPollQueues(p) => pr_err!("bad nr_poll_queues parameter '{}'\n", Show(p)),
+        MapError::Unknown(p) => pr_err!("map_device: Unknown parameter or missing value '{}'\n", Show(p)),
+        MapError::Missing => pr_err!("map_device: Parameters missing\n"),
+    }
+}
+
+impl State {
+    fn find_session(&self, name: &[u8]) -> Option<Arc<Session>> {
+        self.inner.lock().sessions.iter().find(|s| &s.name[..] == name).cloned()
+    }
+
+    fn map(self: &Arc<Self>, input: &[u8]) -> Result {
+        let o = parse_map(input, rdma::nr_cpu_ids()).map_err(|e| {
+            map_err_log(&e);
+            Error::from_errno(-e.errno())
+        })?;
+        pr_info!(
+            "Mapping device {} on session {}, (access_mode: {}, nr_poll_queues: {})\n",
+            Show(o.device_path),
+            Show(o.sessname),
+            o.access_mode.as_str(),
+            o.nr_poll_queues
+        );
+        let _ops = self.ops.lock();
+        {
+            let g = self.inner.lock();
+            if g.devs.iter().any(|d| &d.pathname[..] == o.device_path && &d.sess.name[..] == o.sessname) {
+                pr_err!("map_device: Device {} already mapped on session {}\n", Show(o.device_path), Show(o.sessname));
+                return Err(EEXIST);
+            }
+        }
+        let (sess, new_sess) = match self.find_session(o.sessname) {
+            Some(s) => (s, false),
+            None => {
+                let Some(p) = o.paths().next() else {
+                    pr_err!("map_device: no path given for the new session {}\n", Show(o.sessname));
+                    return Err(EINVAL);
+                };
+                if p.src.is_some() {
+                    pr_warn!("map_device: source addresses are not supported yet, ignored\n");
+                }
+                let ip = match p.dst {
+                    Addr::V4(ip) => ip,
+                    Addr::V6(..) => {
+                        pr_err!("map_device: IPv6 paths are not supported yet\n");
+                        return Err(EINVAL);
+                    }
+                };
+                (self.open_session(o.sessname, SockAddr { ip, port: o.dest_port })?, true)
+            }
+        };
+        let r = self.map_on(&sess, o.device_path, o.access_mode, o.nr_poll_queues);
+        if r.is_err() && new_sess && sess.users.load(Ordering::Acquire) == 0 {
+            self.drop_session(&sess);
+        }
+        r
+    }
+
+    fn open_session(self: &Arc<Self>, name: &[u8], dst: SockAddr) -> Result<Arc<Session>> {
+        let events = Arc::pin_init(
+            pin_init!(Events { pending <- new_mutex!(KVec::new()), connected: AtomicBool::new(true) }),
+            GFP_KERNEL,
+        )?;
+        let rtrs = Sess::open(name, dst, events.clone()).inspect_err(|e| {
+            pr_err!("map_device: failed to open session {}: {:?}\n", Show(name), e);
+        })?;
+        let qd = rtrs.queue_depth();
+        let setup = (|| -> Result<Arc<Session>> {
+            {
+                let mut g = events.pending.lock();
+                for _ in 0..qd {
+                    g.push(None, GFP_KERNEL)?;
+                }
+            }
+            let ts = TagSet::new(rdma::nr_cpu_ids(), qd, self.owner)?;
+            let mut nm = KVec::with_capacity(name.len(), GFP_KERNEL)?;
+            nm.extend_from_slice(name, GFP_KERNEL)?;
+            let s = Arc::new(
+                Session { name: nm, rtrs: rtrs.clone(), events: events.clone(), ts, users: AtomicU32::new(0) },
+                GFP_KERNEL,
+            )?;
+            s.sess_info()?;
+            self.inner.lock().sessions.push(s.clone(), GFP_KERNEL)?;
+            Ok(s)
+        })();
+        if setup.is_err() {
+            rtrs.close();
+        }
+        setup
+    }
+
+    fn drop_session(&self, sess: &Arc<Session>) {
+        {
+            let mut g = self.inner.lock();
+            let mut kept = KVec::new();
+            for s in core::mem::take(&mut g.sessions) {
+                if !Arc::ptr_eq(&s, sess) {
+                    let _ = kept.push(s, GFP_KERNEL);
+                }
+            }
+            g.sessions = kept;
+        }
+        sess.rtrs.close();
+    }
+
+    fn map_on(self: &Arc<Self>, sess: &Arc<Session>, path: &[u8], mode: AccessMode, nr_poll_queues: u32) -> Result {
+        let msg = wire::Open::new(mode, path).ok_or(EINVAL)?;
+        let rsp = sess.ctl(&msg.to_bytes(), wire::OpenRsp::SIZE).inspect_err(|e| {
+            pr_err!("map_device: open of {} failed: {:?}\n", Show(path), e);
+        })?;
+        let r = wire::OpenRsp::from_bytes(&rsp[..wire::OpenRsp::SIZE]).map_err(|_| EINVAL)?;
+        if wire::msg_type(&r.hdr.to_bytes()) != Ok(MsgType::OpenRsp) {
+            pr_err!("map_device: unexpected open response\n");
+            return Err(EINVAL);
+        }
+        let device_id = r.device_id.get();
+        let close_remote = |sess: &Arc<Session>| {
+            let mut c = wire::Close::zeroed();
+            c.hdr = MsgHdr::new(MsgType::Close);
+            c.device_id = Le32::new(device_id);
+            let _ = sess.ctl(&c.to_bytes(), 0);
+        };
+        let lbs = r.logical_block_size.get();
+        let max_io_sectors = sess.rtrs.max_io_size() / 512;
+        let params = DiskParams {
+            sectors: r.nsectors.get(),
+            max_hw_sectors: match r.max_hw_sectors.get() {
+                0 => max_io_sectors,
+                n => n.min(max_io_sectors),
+            },
+            max_segments: 128,
+            max_discard_sectors: r.max_discard_sectors.get(),
+            discard_granularity: r.discard_granularity.get(),
+            discard_alignment: r.discard_alignment.get(),
+            max_write_zeroes_sectors: r.max_write_zeroes_sectors.get(),
+            max_secure_erase_sectors: if r.secure_discard.get() != 0 { r.max_discard_sectors.get() } else { 0 },
+            logical_block_size: lbs,
+            physical_block_size: r.physical_block_size.get().max(lbs),
+            write_cache: (r.cache_policy & wire::CACHE_WRITEBACK != 0) as u8,
+            fua: (r.cache_policy & wire::CACHE_FUA != 0) as u8,
+            read_only: (mode == AccessMode::Ro) as u8,
+        };
+        let mut pn = KVec::with_capacity(path.len(), GFP_KERNEL)?;
+        pn.extend_from_slice(path, GFP_KERNEL)?;
+        let idx = {
+            let g = self.inner.lock();
+            g.devs.next_free()
+        } as u32;
+        let dev = Arc::pin_init(
+            pin_init!(Dev {
+                idx,
+                sess: sess.clone(),
+                pathname: pn,
+                access_mode: mode,
+                nr_poll_queues,
+                device_id,
+                state: AtomicU8::new(0),
+                disk <- new_mutex!(None),
+                sysfs <- new_mutex!(None),
+            }),
+            GFP_KERNEL,
+        );
+        let dev = match dev {
+            Ok(d) => d,
+            Err(e) => {
+                close_remote(sess);
+                return Err(e);
+            }
+        };
+        let r = (|| -> Result {
+            self.inner.lock().devs.insert(dev.clone())?;
+            let mut name = [0u8; 32];
+            let n = fmt_name(&mut name, b"rnbd", idx);
+            let cname = CStr::from_bytes_with_nul(&name[..=n]).map_err(|_| EINVAL)?;
+            let q = Arc::new(DevQueue { sess: sess.clone(), device_id, read_only: mode == AccessMode::Ro }, GFP_KERNEL)?;
+            let mut disk = Disk::new(&sess.ts, &params, self.major.get(), (idx as i32) << PART_BITS, 1 << PART_BITS, cname, q)?;
+            disk.add()?;
+            let dir = Dir::new(
+                disk.kobj().ok_or(EINVAL)?,
+                kernel::c_str!("rnbd"),
+                &DEV_ATTRS,
+                Arc::new(DevAttrs { dev: dev.clone(), state: self.clone() }, GFP_KERNEL)?,
+            )?;
+            // ctl/devices/<path with '/' as '!'>@<session>
+            let mut ln = KVec::with_capacity(path.len() + sess.name.len() + 2, GFP_KERNEL)?;
+            for &c in path {
+                ln.push(if c == b'/' { b'!' } else { c }, GFP_KERNEL)?;
+            }
+            ln.push(b'@', GFP_KERNEL)?;
+            ln.extend_from_slice(&sess.name, GFP_KERNEL)?;
+            ln.push(0, GFP_KERNEL)?;
+            let link = {
+                let g = self.inner.lock();
+                match (g.devices.as_ref(), disk.kobj()) {
+                    (Some(dd), Some(k)) => {
+                        Some(Link::new(dd.kobj(), k, CStr::from_bytes_with_nul(&ln).map_err(|_| EINVAL)?)?)
+                    }
+                    _ => None,
+                }
+            };
+            *dev.sysfs.lock() = Some((dir, link));
+            *dev.disk.lock() = Some(disk);
+            dev.state.store(ST_MAPPED, Ordering::Release);
+            sess.users.fetch_add(1, Ordering::AcqRel);
+            pr_info!(
+                "</dev/rnbd{}> map_device: Device mapped as rnbd{} (nsectors: {}, logical_block_size: {}, physical_block_size: {}, max_write_zeroes_sectors: {}, max_discard_sectors: {}, discard_granularity: {}, discard_alignment: {}, secure_discard: {}, max_segments: {}, max_hw_sectors: {}, wc: {}, fua: {})\n",
+                idx,
+                idx,
+                params.sectors,
+                params.logical_block_size,
+                params.physical_block_size,
+                params.max_write_zeroes_sectors,
+                params.max_discard_sectors,
+                params.discard_granularity,
+                params.discard_alignment,
+                r.secure_discard.get(),
+                params.max_segments,
+                params.max_hw_sectors,
+                params.write_cache,
+                params.fua
+            );
+            Ok(())
+        })();
+        if let Err(e) = r {
+            let sysfs = dev.sysfs.lock().take();
+            drop(sysfs);
+            let disk = dev.disk.lock().take();
+            drop(disk);
+            self.inner.lock().devs.take_where(|d| Arc::ptr_eq(d, &dev), drop);
+            close_remote(sess);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Unmaps `dev`; `from_sysfs` when called from its own `unmap_device`.
+    fn unmap(&self, dev: &Arc<Dev>, force: bool, from_sysfs: bool) -> Result {
+        let _ops = self.ops.lock();
+        if dev.state.load(Ordering::Acquire) == ST_UNMAPPED {
+            return Err(ENOENT);
+        }
+        if !force {
+            if let Some(d) = dev.disk.lock().as_ref() {
+                if d.openers() > 0 {
+                    pr_err!("</dev/rnbd{}> Device is in use\n", dev.idx);
+                    return Err(EBUSY);
+                }
+            }
+        }
+        dev.state.store(ST_UNMAPPED, Ordering::Release);
+        let sysfs = dev.sysfs.lock().take();
+        if let Some((dir, link)) = sysfs {
+            drop(link);
+            if from_sysfs {
+                dir.remove_self(A_UNMAP);
+            }
+            drop(dir);
+        }
+        // Deleting the disk waits for its requests in flight.
+        let disk = dev.disk.lock().take();
+        drop(disk);
+        let sess = dev.sess.clone();
+        if sess.events.connected.load(Ordering::Acquire) {
+            let mut c = wire::Close::zeroed();
+            c.hdr = MsgHdr::new(MsgType::Close);
+            c.device_id = Le32::new(dev.device_id);
+            if let Err(e) = sess.ctl(&c.to_bytes(), 0) {
+                pr_warn!("</dev/rnbd{}> close on the server failed: {:?}\n", dev.idx, e);
+            }
+        }
+        self.inner.lock().devs.take_where(|d| Arc::ptr_eq(d, dev), drop);
+        if sess.users.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.drop_session(&sess);
+        }
+        pr_info!("</dev/rnbd{}> Device is unmapped\n", dev.idx);
+        Ok(())
+    }
+}
+
+/// Writes `prefix` and `n` in decimal, NUL-terminated; returns the length.
+fn fmt_name(buf: &mut [u8; 32], prefix: &[u8], n: u32) -> usize {
+    let mut i = prefix.len();
+    buf[..i].copy_from_slice(prefix);
+    let mut digits = [0u8; 10];
+    let mut k = 0;
+    let mut v = n;
+    loop {
+        digits[k] = b'0' + (v % 10) as u8;
+        k += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    while k > 0 {
+        k -= 1;
+        buf[i] = digits[k];
+        i += 1;
+    }
+    buf[i] = 0;
+    i
+}
+
+struct RnbdClient {
+    state: Arc<State>,
+}
 
 impl kernel::Module for RnbdClient {
-    fn init(_module: &'static ThisModule) -> Result<Self> {
+    fn init(module: &'static ThisModule) -> Result<Self> {
         let (maj, min) = rtrs_client::protocol_version();
         pr_info!(
-            "loaded (skeleton), RNBD protocol {}.{} over RTRS {}.{}\n",
-            proto::rnbd::VERSION_MAJOR,
-            proto::rnbd::VERSION_MINOR,
+            "Loading module rnbd_client, proto {}.{} over RTRS {}.{}\n",
+            wire::VERSION_MAJOR,
+            wire::VERSION_MINOR,
             maj,
             min
         );
-        Ok(Self)
+        let major = Major::register(kernel::c_str!("rnbd"))?;
+        let state = Arc::pin_init(
+            pin_init!(State {
+                owner: module,
+                major,
+                ops <- new_mutex!(()),
+                inner <- new_mutex!(Inner { sessions: KVec::new(), devs: Slots::new(), class: None, ctl: None, devices: None }),
+            }),
+            GFP_KERNEL,
+        )?;
+        let class = Class::new(kernel::c_str!("rnbd-client"), kernel::c_str!("ctl"))?;
+        let devices = PlainDir::new(class.ctl(), kernel::c_str!("devices"))?;
+        let ctl = Arc::new(CtlAttrs { state: state.clone() }, GFP_KERNEL)
+            .map_err(Error::from)
+            .and_then(|h| class.ctl_files(&CTL_ATTRS, h));
+        let ctl = match ctl {
+            Ok(c) => c,
+            Err(e) => {
+                drop(devices);
+                drop(class);
+                return Err(e);
+            }
+        };
+        {
+            let mut g = state.inner.lock();
+            g.devices = Some(devices);
+            g.ctl = Some(ctl);
+            g.class = Some(class);
+        }
+        Ok(Self { state })
     }
 }
 
 impl Drop for RnbdClient {
     fn drop(&mut self) {
-        pr_info!("unloaded\n");
+        let st = &self.state;
+        // No new mappings.
+        let ctl = st.inner.lock().ctl.take();
+        drop(ctl);
+        loop {
+            let dev = st.inner.lock().devs.iter().next().cloned();
+            let Some(d) = dev else { break };
+            let _ = st.unmap(&d, true, false);
+            // A failed unmap must not loop forever.
+            st.inner.lock().devs.take_where(|x| Arc::ptr_eq(x, &d), drop);
+        }
+        let sessions = core::mem::take(&mut st.inner.lock().sessions);
+        for s in sessions.iter() {
+            s.rtrs.close();
+        }
+        drop(sessions);
+        let (devices, class) = {
+            let mut g = st.inner.lock();
+            (g.devices.take(), g.class.take())
+        };
+        drop(devices);
+        drop(class);
+        pr_info!("Unloaded\n");
     }
 }

@@ -816,6 +816,8 @@ impl Path {
             pr_err!("answer for request {} that is not in flight\n", msg_id);
             return self.close();
         }
+        // A read's data arrived before its answer (one QP, in order).
+        self.mrs[msg_id as usize].sync_for_cpu();
         if need_inv {
             // The server left our read buffer's key valid: revoke it before
             // the data is handed back.
