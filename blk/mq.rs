@@ -33,6 +33,11 @@ struct RawDisk {
     _marker: PhantomData<(*mut u8, core::marker::PhantomPinned)>,
 }
 #[repr(C)]
+struct RawModule {
+    _opaque: [u8; 0],
+    _marker: PhantomData<(*mut u8, core::marker::PhantomPinned)>,
+}
+#[repr(C)]
 struct RawPage {
     _opaque: [u8; 0],
     _marker: PhantomData<(*mut u8, core::marker::PhantomPinned)>,
@@ -78,7 +83,7 @@ struct RawInfo {
 type QueueRqFn = unsafe extern "C" fn(ctx: *mut core::ffi::c_void, rq: *mut RawRequest) -> i32;
 
 extern "C" {
-    fn rrs_tagset_new(nr_hw_queues: u32, depth: u32, f: QueueRqFn, owner: *mut kernel::bindings::module) -> *mut RawTagSet;
+    fn rrs_tagset_new(nr_hw_queues: u32, depth: u32, f: QueueRqFn, owner: *mut RawModule) -> *mut RawTagSet;
     fn rrs_tagset_free(ts: *mut RawTagSet);
     fn rrs_disk_new(
         ts: *mut RawTagSet,
@@ -152,7 +157,7 @@ impl<T: Queue> TagSet<T> {
             return Err(EINVAL);
         }
         // SAFETY: the trampoline matches the disks' context type `T`.
-        let ptr = err_ptr(unsafe { rrs_tagset_new(nr_hw_queues, depth, queue_rq_trampoline::<T>, owner.as_ptr()) })?;
+        let ptr = err_ptr(unsafe { rrs_tagset_new(nr_hw_queues, depth, queue_rq_trampoline::<T>, owner.as_ptr().cast()) })?;
         Arc::new(Self { ptr, _t: PhantomData }, GFP_KERNEL).map_err(|_| {
             // SAFETY: just allocated, no disk on it.
             unsafe { rrs_tagset_free(ptr.as_ptr()) };
