@@ -1,0 +1,5 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Interop cell clt=rust srv=rust always_invalidate=N (see interop.sh).
+. "$(dirname "$0")/interop.sh"
+interop_cell rust rust N
