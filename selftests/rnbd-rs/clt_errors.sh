@@ -1,0 +1,68 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Our client's map_device answers as upstream's: ENOENT for a device the
+# server does not have, EEXIST for a second map of one device, EINVAL for
+# malformed strings (one dmesg line each); a read-only mapping refuses
+# writes; a second read-write mapping is refused by the server.  Against our
+# server.
+. "$(dirname "$0")/interop.sh"
+test_begin clt_errors
+trap cleanup_data EXIT
+
+CTL=/sys/class/rnbd-client/ctl/map_device
+# map_says <errno text> <map_device string>: the write fails with that error.
+map_says() {
+	local out
+	out=$( (echo "$2" >"$CTL") 2>&1) && return 1
+	case $out in *"$1"*) return 0 ;; esac
+	ktap_print_msg "expected '$1', got: $out"
+	return 1
+}
+map() { echo "$1" >"$CTL"; }
+no_dev() { ! ls /sys/block | grep -q "^rnbd"; }
+ndevs() { ls /sys/block | grep -c "^rnbd"; }
+dev_of() { for d in /sys/block/rnbd*; do [ "$(cat "$d"/rnbd/access_mode)" = "$1" ] && echo "/dev/$(basename "$d")"; done; }
+write_fails() { ! dd if=/dev/zero of="$1" bs=4k count=1 oflag=direct status=none 2>/dev/null; }
+reads_ok() { dd if="$1" of=/dev/null bs=64k count=16 iflag=direct status=none; }
+logged() { log_since_mark clt | grep -q "$1"; }
+unmap_all() {
+	local d
+	udevadm settle
+	for d in /sys/block/rnbd*/rnbd/unmap_device; do
+		[ -e "$d" ] && { echo normal >"$d" || return 1; }
+	done
+	wait_for 30 no_dev
+}
+P="path=ip:$SRV_IP0"
+
+check "server: memory-backed null_blk" srv_nullb
+check "server: our rnbd_server loaded" srv "$(declare -f rust_srv_load); rust_srv_load N"
+check "client: our rnbd_client loaded" rust_clt_load
+check "map_device shows its usage" grep -q "^Usage: echo" "$CTL"
+check "missing device: ENOENT" map_says "No such file or directory" "sessname=e1 $P device_path=/dev/nullb7"
+check "nothing mapped after ENOENT" no_dev
+check "unknown token: EINVAL" map_says "Invalid argument" "sessname=e1 $P device_path=/dev/nullb0 colour=blue"
+check "... with one clear dmesg line" logged "map_device: Unknown parameter or missing value 'colour=blue'"
+check "missing sessname: EINVAL" map_says "Invalid argument" "$P device_path=/dev/nullb0"
+check "... logged" logged "map_device: Parameters missing"
+check "bad access_mode: EINVAL" map_says "Invalid argument" "sessname=e1 $P device_path=/dev/nullb0 access_mode=rx"
+check "bad path: EINVAL" map_says "Invalid argument" "sessname=e1 path=10.99.0.2 device_path=/dev/nullb0"
+check "bad port: EINVAL" map_says "Invalid argument" "sessname=e1 $P device_path=/dev/nullb0 dest_port=70000"
+check "empty value: EINVAL" map_says "Invalid argument" "sessname= $P device_path=/dev/nullb0"
+check "new session without a path: EINVAL" map_says "Invalid argument" "sessname=e9 device_path=/dev/nullb0"
+check "nothing mapped after the refusals" no_dev
+check "rw map" map "sessname=e2 $P device_path=/dev/nullb0 access_mode=rw"
+check "the same map again: EEXIST" map_says "File exists" "sessname=e2 $P device_path=/dev/nullb0 access_mode=rw"
+check "a second rw mapping from another session is refused" map_says "" "sessname=e3 $P device_path=/dev/nullb0 access_mode=rw"
+check "a ro mapping from another session" map "sessname=e4 $P device_path=/dev/nullb0 access_mode=ro"
+check "two devices mapped" wait_for 30 test "$(ndevs)" = 2
+check "writes through the ro mapping fail" write_fails "$(dev_of ro)"
+check "reads through the ro mapping work" reads_ok "$(dev_of ro)"
+check "writes through the rw mapping work" dd if=/dev/urandom of="$(dev_of rw)" bs=4k count=4 oflag=direct status=none
+bad_unmap() { ! echo sometimes >"/sys/block/$(basename "$(dev_of rw)")/rnbd/unmap_device" 2>/dev/null; }
+check "unmap_device refuses other values" bad_unmap
+check "unmap both" unmap_all
+check "client: modules unload" rust_clt_unload
+check "server: our modules unload" srv "$(declare -f rust_srv_unload); rust_srv_unload"
+srv modprobe -r null_blk
+test_end
