@@ -29,33 +29,44 @@ print(sys.argv[1], job, "%.1f" % v)' "$target" "$job"
 srv modprobe null_blk nr_devices=1 gb=1 bs=512 irqmode=0
 run_jobs null_blk-local srv /dev/nullb0
 
-# rnbd_row <c|rust server> <Y|N>: the upstream C client against a server.
-# (Rows with our client come with it.)
+# rnbd_row <c|rust client> <c|rust server> <Y|N>.
 rnbd_row() {
-	local srvside=$1 inval=$2
+	local cltside=$1 srvside=$2 inval=$3
 	if [ "$srvside" = rust ]; then
 		srv "modprobe -r rnbd_server rtrs_server rtrs_core 2>/dev/null; modprobe rtrs_server always_invalidate=$inval && modprobe rnbd_server"
 	else
 		srv_fn c_rtrs_load server always_invalidate="$inval"
 	fi
-	c_rtrs_load client
+	if [ "$cltside" = rust ]; then
+		modprobe -r rnbd_client rtrs_client rtrs_core 2>/dev/null
+		modprobe rnbd_client
+	else
+		c_rtrs_load client
+	fi
 	echo "sessname=bench path=ip:$SRV_IP0 device_path=/dev/nullb0 access_mode=ro" >/sys/class/rnbd-client/ctl/map_device
 	wait_for 30 test -b /dev/rnbd0
-	run_jobs "rnbd-clt=c-srv=$srvside-inv=$inval" clt /dev/rnbd0
+	run_jobs "rnbd-clt=$cltside-srv=$srvside-inv=$inval" clt /dev/rnbd0
 	udevadm settle
 	echo normal >/sys/block/rnbd0/rnbd/unmap_device
 	wait_for 30 bash -c '! test -e /sys/block/rnbd0'
-	c_rtrs_unload client
+	if [ "$cltside" = rust ]; then
+		modprobe -r rnbd_client rtrs_client rtrs_core
+	else
+		c_rtrs_unload client
+	fi
 	if [ "$srvside" = rust ]; then
 		srv modprobe -r rnbd_server rtrs_server rtrs_core
 	else
 		srv_fn c_rtrs_unload server
 	fi
 }
-rnbd_row c N
-rnbd_row c Y
-rnbd_row rust N
-rnbd_row rust Y
+rnbd_row c c N
+rnbd_row c c Y
+rnbd_row c rust N
+rnbd_row c rust Y
+rnbd_row rust rust N
+rnbd_row rust rust Y
+rnbd_row rust c N
 
 NQN=nqn.2026-11.io.rnbd-rs:bench
 CFG=/sys/kernel/config/nvmet
