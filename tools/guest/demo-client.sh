@@ -15,13 +15,15 @@ modprobe -r rtrs_core
 say "server guest: 1 GiB null_blk served by our rnbd_server (Rust)"
 srv_nullb
 srv "modprobe rnbd_server && grep . /sys/module/rtrs_server/parameters/* /sys/module/rnbd_server/parameters/* 2>/dev/null; dmesg | grep -E 'rtrs_server|rnbd_server' | tail -2"
-say "client guest: upstream C rnbd_client (ours is the next step)"
-c_rtrs_load client
+say "client guest: our rnbd_client (Rust)"
+modprobe rnbd_client
+dmesg | grep -E 'rtrs_client|rnbd_client' | tail -2
 say "map_device: sessname=demo path=ip:$SRV_IP0 device_path=/dev/nullb0"
 echo "sessname=demo path=ip:$SRV_IP0 device_path=/dev/nullb0 access_mode=rw" >/sys/class/rnbd-client/ctl/map_device
 wait_for 30 test -b /dev/rnbd0
 lsblk /dev/rnbd0
-grep . /sys/block/rnbd0/rnbd/{state,session,mapping_path,access_mode}
+grep . /sys/block/rnbd0/rnbd/{state,session,mapping_path,access_mode,nr_poll_queues}
+ls -l /sys/class/rnbd-client/ctl/devices/
 say "server guest: /sys/class/rnbd-server"
 srv "ls -l /sys/class/rnbd-server/ctl/devices/nullb0/; grep . /sys/class/rnbd-server/ctl/devices/nullb0/sessions/demo/{read_only,access_mode,mapping_path}"
 
@@ -46,9 +48,10 @@ echo "sha256 after remount:  ${sum2%% *}"
 umount "$mnt"
 
 say "unmap and unload"
+udevadm settle
 echo normal >/sys/block/rnbd0/rnbd/unmap_device
 wait_for 30 bash -c '! test -e /sys/block/rnbd0'
-c_rtrs_unload client
+modprobe -r rnbd_client rtrs_client rtrs_core
 srv modprobe -r rnbd_server rtrs_server rtrs_core
 srv modprobe -r null_blk
 echo "demo OK"
