@@ -712,7 +712,9 @@ impl Path {
         }
         let req = InfoReq::new(&self.sess.name).ok_or(EINVAL)?.to_bytes();
         let mut buf = DmaBuf::new(&self.pd, InfoReq::SIZE, Direction::ToDevice, GFP_KERNEL)?;
-        buf.with_cpu_mut(|b| b.copy_from_slice(&req));
+        // Element-wise: a length-checked copy_from_slice here leaves a call
+        // to a panic helper that 6.12's objtool does not know never returns.
+        buf.with_cpu_mut(|b| b.iter_mut().zip(req.iter()).for_each(|(d, s)| *d = *s));
         self.post(0, SendBuf { path: self.clone(), _buf: buf, what: "info request" }, |o| {
             let mut c = Chain::new();
             c.push(SendOp::Send { sge: Some(o._buf.sge(0, InfoReq::SIZE)?) })?;

@@ -348,7 +348,8 @@ impl Completion for InfoRecv {
             return;
         }
         let mut b = [0u8; INFO_LEN];
-        self.buf.with_cpu(|s| b.copy_from_slice(s));
+        // Element-wise (see rtrs_client's info request): no panic path.
+        self.buf.with_cpu(|s| b.iter_mut().zip(s.iter()).for_each(|(d, x)| *d = *x));
         let le32 = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
         self.client.remote_addr.store(u64::from(le32(0)) | u64::from(le32(4)) << 32, Ordering::Release);
         self.client.rkey.store(le32(8), Ordering::Release);
