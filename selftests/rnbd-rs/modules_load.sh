@@ -8,7 +8,7 @@ test_begin modules_load
 from_updates() { modinfo -n "$1" | grep -q "/updates/"; }
 all_loaded() { for m in "$@"; do loaded "$m" || return 1; done; }
 none_loaded() { for m in "$@"; do ! loaded "$m" || return 1; done; }
-is_rust_client() { log_since_mark clt | grep -q "rnbd_client: loaded (skeleton), RNBD protocol 2.0 over RTRS 2.0"; }
+is_rust_client() { log_since_mark clt | grep -q "rnbd_client: Loading module rnbd_client, proto 2.0 over RTRS 2.0"; }
 
 check "modprobe resolves rnbd_client to updates/" from_updates rnbd_client
 check "modprobe resolves rtrs_core to updates/" from_updates rtrs_core
