@@ -2,7 +2,8 @@
 # The whole test suite: host tests, then the kselftests in the two guests.
 # Sets everything up first (idempotent).  Ends with "N passed, N failed".
 #
-# Environment: FLAVOUR (debug), RNBD_CACHE, RNBD_RUN; see tools/env.sh.
+# Environment: FLAVOUR (perf; debug for KASAN/lockdep/kmemleak), RNBD_CACHE,
+# RNBD_RUN; see tools/env.sh.
 set -uo pipefail
 . "$(dirname "$0")/env.sh"
 T=$RNBD_TOP/tools

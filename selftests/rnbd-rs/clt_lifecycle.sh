@@ -30,9 +30,11 @@ fio_bg() {
 	fio --name=bg --filename=/dev/rnbd0 --direct=1 --ioengine=libaio --iodepth=16 --rw=randrw \
 		--bs=4k --time_based --runtime=120 --output=/tmp/fio-bg.log >/dev/null 2>&1 &
 	FIO_PID=$!
-	sleep 3
-	kill -0 "$FIO_PID"
+	# Started is not open: under a debug kernel fio takes seconds to get
+	# there.  Requests completing on the device show it is.
+	wait_for 120 io_running
 }
+io_running() { [ "$(awk '{print $1 + $5}' /sys/block/rnbd0/stat)" -gt 200 ] && kill -0 "$FIO_PID"; }
 fio_ended() { wait_for 60 eval "! kill -0 $FIO_PID 2>/dev/null"; }
 
 check "server: memory-backed null_blk" srv_nullb
