@@ -127,6 +127,18 @@ impl<T: Attrs> Vt<T> {
     };
 }
 
+/// The names and modes of `attrs` as the arrays the C side takes (it keeps
+/// the name pointers, which are static, not the arrays).
+fn attr_arrays(attrs: &'static [Attr]) -> Result<(KVec<*const kernel::ffi::c_char>, KVec<u16>)> {
+    let mut names = KVec::with_capacity(attrs.len(), GFP_KERNEL)?;
+    let mut modes = KVec::with_capacity(attrs.len(), GFP_KERNEL)?;
+    for a in attrs {
+        names.push(a.name.as_char_ptr(), GFP_KERNEL)?;
+        modes.push(a.mode, GFP_KERNEL)?;
+    }
+    Ok((names, modes))
+}
+
 /// A directory with attributes served by a handler.
 ///
 /// # Invariants
@@ -144,14 +156,7 @@ unsafe impl Sync for Dir {}
 impl Dir {
     /// Creates `parent/name` with `attrs`, served by `handler`.
     pub fn new<T: Attrs>(parent: KobjRef<'_>, name: &CStr, attrs: &'static [Attr], handler: Arc<T>) -> Result<Self> {
-        // The names and modes are copied into arrays C keeps pointers to;
-        // the names are static.
-        let mut names = KVec::with_capacity(attrs.len(), GFP_KERNEL)?;
-        let mut modes = KVec::with_capacity(attrs.len(), GFP_KERNEL)?;
-        for a in attrs {
-            names.push(a.name.as_char_ptr(), GFP_KERNEL)?;
-            modes.push(a.mode, GFP_KERNEL)?;
-        }
+        let (names, modes) = attr_arrays(attrs)?;
         let ctx = Arc::into_raw(handler);
         let vt: &'static bindings::rrs_kobj_vt = &Vt::<T>::VT;
         // SAFETY: `parent` is live; the arrays are valid for the call (C
@@ -319,12 +324,7 @@ impl Class {
     /// Adds attribute files to `ctl` itself, served by `handler`.  The files
     /// must be dropped before the class.
     pub fn ctl_files<T: Attrs>(&self, attrs: &'static [Attr], handler: Arc<T>) -> Result<DevFiles<T>> {
-        let mut names = KVec::with_capacity(attrs.len(), GFP_KERNEL)?;
-        let mut modes = KVec::with_capacity(attrs.len(), GFP_KERNEL)?;
-        for a in attrs {
-            names.push(a.name.as_char_ptr(), GFP_KERNEL)?;
-            modes.push(a.mode, GFP_KERNEL)?;
-        }
+        let (names, modes) = attr_arrays(attrs)?;
         let ctx = Arc::into_raw(handler);
         let vt: &'static bindings::rrs_kobj_vt = &Vt::<T>::VT;
         // SAFETY: live device; the arrays are valid for the call (C keeps the
