@@ -123,6 +123,18 @@ pub const MAX_SESS_QUEUE_DEPTH: u32 = 65535;
 pub const MAX_CON_NUM: u16 = 4096;
 /// Longest path name, without its NUL (`NAME_MAX`).
 pub const NAME_MAX: usize = 255;
+/// Largest chunk (`max_io_size + max_hdr_size`) a client accepts: it
+/// allocates one bounce block of that size per permit, physically
+/// contiguous.  Upstream's default is 128 KiB.
+pub const CLT_MAX_CHUNK_SIZE: u32 = 1 << 20;
+/// Smallest user-header room a client accepts from a server.
+pub const CLT_MIN_HDR_SIZE: u32 = 64;
+/// Largest user-header room a client accepts: upstream's server offers one
+/// page, and 64 KiB is the largest page size Linux has.
+pub const CLT_MAX_HDR_SIZE: u32 = 64 << 10;
+/// Smallest IO a client accepts: the block layer needs every device to take
+/// at least a page (4 KiB on every architecture the protocol runs on) per IO.
+pub const CLT_MIN_IO_SIZE: u32 = 4096;
 
 /// `mem_bits` of a server with `queue_depth` chunks: the immediate's low
 /// bits that carry the offset inside a chunk (upstream: `MAX_IMM_PAYL_BITS -
@@ -369,7 +381,8 @@ impl ConnRsp {
     }
 
     /// Decodes an accept's response: magic, major version, a queue depth
-    /// of at least 1 and an IO size that leaves room for a header.
+    /// of at least 1 and an IO size that leaves room for a header.  A client
+    /// then takes the server's geometry from [`ConnRsp::geometry`].
     pub fn parse(b: &[u8]) -> Result<Self, WireError> {
         let r = Self::from_bytes(b)?;
         check_magic_version(r.magic, r.version)?;
@@ -381,6 +394,69 @@ impl ConnRsp {
         }
         Ok(r)
     }
+
+    /// The server's geometry, checked for everything a client computes from
+    /// it (see [`Geometry`]): the response comes from the network, and a
+    /// client must neither overflow on it nor size its buffers by it
+    /// unchecked.
+    pub fn geometry(&self) -> Result<Geometry, WireError> {
+        let bad = |field, value: u64| Err(WireError::BadValue { field, value });
+        let queue_depth = self.queue_depth.get() as u32;
+        let max_io_size = self.max_io_size.get();
+        let max_hdr_size = self.max_hdr_size.get();
+        // 2..=65535: `mem_bits` needs at least two chunks (upstream's
+        // `ilog2(queue_depth - 1)`), and the field is 16 bits.
+        let Some(mem_bits) = mem_bits(queue_depth) else {
+            return bad("queue_depth", queue_depth as u64);
+        };
+        if !(CLT_MIN_HDR_SIZE..=CLT_MAX_HDR_SIZE).contains(&max_hdr_size) {
+            return bad("max_hdr_size", max_hdr_size as u64);
+        }
+        // Whole sectors, at least a page: the block layer's minimum.
+        if max_io_size < CLT_MIN_IO_SIZE || max_io_size % 512 != 0 {
+            return bad("max_io_size", max_io_size as u64);
+        }
+        let chunk_size = match max_io_size.checked_add(max_hdr_size) {
+            Some(c) if c <= CLT_MAX_CHUNK_SIZE => c,
+            _ => return bad("max_io_size", max_io_size as u64),
+        };
+        // Every offset inside a chunk must fit the immediate's low
+        // `mem_bits` bits (upstream's server checks the same at load time).
+        if chunk_size > 1 << mem_bits {
+            return bad("queue_depth", queue_depth as u64);
+        }
+        Ok(Geometry {
+            queue_depth,
+            max_io_size,
+            max_hdr_size,
+            chunk_size,
+            mem_bits,
+            new_rkey: self.flags.get() & MSG_NEW_RKEY_F != 0,
+        })
+    }
+}
+
+/// A server's geometry as a client uses it, from [`ConnRsp::geometry`].
+///
+/// Invariants: `2 <= queue_depth <= 65535`; `max_io_size` is a multiple of
+/// 512 and at least [`CLT_MIN_IO_SIZE`]; `max_hdr_size` is within
+/// [`CLT_MIN_HDR_SIZE`]`..=`[`CLT_MAX_HDR_SIZE`]; `chunk_size =
+/// max_io_size + max_hdr_size <= `[`CLT_MAX_CHUNK_SIZE`] and `<= 1 <<
+/// mem_bits`, `mem_bits = mem_bits(queue_depth)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    /// Chunks of the server (the client may use fewer).
+    pub queue_depth: u32,
+    /// Largest data of one IO.
+    pub max_io_size: u32,
+    /// Largest user header plus RTRS message.
+    pub max_hdr_size: u32,
+    /// Bytes of each chunk.
+    pub chunk_size: u32,
+    /// Low bits of an IO request's immediate that carry the offset.
+    pub mem_bits: u32,
+    /// The server sends a new rkey with each answer ([`MSG_NEW_RKEY_F`]).
+    pub new_rkey: bool,
 }
 
 impl InfoReq {
@@ -466,8 +542,13 @@ pub fn io_req_join(buf_id: u32, off: u32, queue_depth: u32) -> Option<u32> {
 /// The remote buffers of an info response: calls `set(i, addr, rkey)` for
 /// each of the `queue_depth` chunks of `chunk_size` bytes.  A descriptor may
 /// cover several consecutive chunks (upstream's server merges them when it
-/// does not invalidate); the descriptors must cover all chunks exactly, and
-/// the immediate must have room for the buffer id and the offset.
+/// does not invalidate); the descriptors must cover all chunks exactly, the
+/// immediate must have room for the buffer id and the offset, and no
+/// descriptor may wrap the 64-bit address space, so that `addr + off` for
+/// any `off <= chunk_size` of a chunk does not overflow.
+///
+/// On error some chunks may have been `set` already; the caller drops the
+/// path.
 pub fn info_rsp_bufs(
     rsp: &InfoRsp<'_>,
     queue_depth: u32,
@@ -490,12 +571,16 @@ pub fn info_rsp_bufs(
         if len == 0 || len % chunk_size != 0 {
             return Err(bad("desc len", len as u64));
         }
+        if addr.checked_add(len as u64).is_none() {
+            return Err(bad("desc addr", addr));
+        }
         for _ in 0..len / chunk_size {
             if i >= queue_depth {
                 return Err(bad("desc len", len as u64));
             }
             set(i, addr, rkey);
             i += 1;
+            // Cannot wrap: `addr + len` was checked above.
             addr = addr.wrapping_add(chunk_size as u64);
         }
     }
@@ -738,6 +823,99 @@ mod hostile {
         assert_eq!(io_req_join(512, 0, 512), None);
         assert_eq!(io_req_join(0, 1 << 19, 512), None);
         assert_eq!(io_req_split(io_req_join(5, 77, 512).unwrap(), 19, 512), Some((5, 77)));
+    }
+
+    fn conn_rsp(queue_depth: u16, max_io_size: u32, max_hdr_size: u32) -> Result<Geometry, WireError> {
+        let b = ConnRsp::accept(queue_depth, max_io_size, max_hdr_size, false).to_bytes();
+        ConnRsp::parse(&b)?.geometry()
+    }
+
+    #[test]
+    fn conn_rsp_geometry_upstream() {
+        // Upstream 6.12 server defaults: sess_queue_depth 512, max_chunk_size
+        // 128 KiB, MAX_HDR_SIZE one page.
+        let b = ConnRsp::accept(512, (128 << 10) - 4096, 4096, true).to_bytes();
+        let g = ConnRsp::parse(&b).unwrap().geometry().unwrap();
+        assert_eq!(
+            g,
+            Geometry { queue_depth: 512, max_io_size: 126976, max_hdr_size: 4096, chunk_size: 131072, mem_bits: 19, new_rkey: true }
+        );
+        // The largest chunk we take, with as many chunks as its offsets allow.
+        assert_eq!(conn_rsp(256, (1 << 20) - 4096, 4096).map(|g| g.chunk_size), Ok(1 << 20));
+        // The smallest: two chunks, one page of IO, 64 bytes of header.
+        assert_eq!(conn_rsp(2, 4096, 64).map(|g| (g.chunk_size, g.mem_bits)), Ok((4160, 27)));
+        // A 64 KiB-page server.
+        assert!(conn_rsp(128, (512 << 10) - (64 << 10), 64 << 10).is_ok());
+    }
+
+    #[test]
+    fn conn_rsp_geometry_hostile() {
+        // max_io_size + max_hdr_size overflowing u32 (was a panic).
+        assert!(conn_rsp(512, 0xFFFF_FFFF, 1).is_err());
+        assert!(conn_rsp(512, 0xFFFF_FE00, 4096).is_err());
+        assert!(conn_rsp(512, u32::MAX - 511, 64 << 10).is_err());
+        // Queue depth 0 and 1 (no mem_bits), 65535 (offsets do not fit).
+        assert!(conn_rsp(0, 126976, 4096).is_err());
+        assert!(conn_rsp(1, 126976, 4096).is_err());
+        assert!(conn_rsp(65535, 4096, 4096).is_err());
+        // 513 chunks: mem_bits 18, 256 KiB offsets at most.
+        assert!(conn_rsp(513, (256 << 10) - 4096, 4096).is_ok());
+        assert!(conn_rsp(513, 256 << 10, 4096).is_err());
+        // Header room.
+        assert!(conn_rsp(512, 126976, 0).is_err());
+        assert!(conn_rsp(512, 126976, 63).is_err());
+        assert!(conn_rsp(512, 126976, (64 << 10) + 1).is_err());
+        assert!(conn_rsp(512, 126976, u32::MAX).is_err());
+        // IO size: less than a page, not whole sectors, too big a chunk.
+        assert!(conn_rsp(512, 0, 4096).is_err());
+        assert!(conn_rsp(512, 512, 4096).is_err());
+        assert!(conn_rsp(512, 4095, 4096).is_err());
+        assert!(conn_rsp(512, 4097, 4096).is_err());
+        assert!(conn_rsp(256, 1 << 20, 4096).is_err());
+        assert!(conn_rsp(256, (1 << 20) - 4096, 4160).is_err());
+    }
+
+    #[test]
+    fn info_bufs_hostile() {
+        let mk = |descs: &[(u64, u32, u32)]| {
+            let mut r = std::vec::Vec::new();
+            r.extend_from_slice(
+                &InfoRspHdr { ty: Le16::new(1), sg_cnt: Le16::new(descs.len() as u16), reserved: [0; 4] }.to_bytes(),
+            );
+            for &(a, k, l) in descs {
+                r.extend_from_slice(&SgDesc { addr: Le64::new(a), key: Le32::new(k), len: Le32::new(l) }.to_bytes());
+            }
+            r
+        };
+        let collect = |r: &[u8], qd, cs| {
+            let rsp = InfoRsp::parse(r)?;
+            let mut v = std::vec::Vec::new();
+            info_rsp_bufs(&rsp, qd, cs, |i, a, k| v.push((i, a, k))).map(|_| v)
+        };
+        // sg_cnt 0, and an sg_cnt the message does not hold.
+        assert!(collect(&mk(&[]), 2, 64).is_err());
+        let mut r = mk(&[(0x1000, 1, 64)]);
+        r[2] = 2;
+        assert!(collect(&r, 2, 64).is_err());
+        // Short coverage: fewer chunks than the queue depth.
+        assert!(collect(&mk(&[(0x1000, 1, 64), (0x2000, 1, 64)]), 4, 64).is_err());
+        assert!(collect(&mk(&[(0x1000, 1, 128), (0x2000, 1, 64)]), 4, 64).is_err());
+        // Over-coverage, ragged lengths, a zero length in the middle.
+        assert!(collect(&mk(&[(0x1000, 1, 192), (0x2000, 1, 128)]), 4, 64).is_err());
+        assert!(collect(&mk(&[(0x1000, 1, 100), (0x2000, 1, 156)]), 4, 64).is_err());
+        assert!(collect(&mk(&[(0x1000, 1, 256), (0x2000, 1, 0)]), 4, 64).is_err());
+        // sg_cnt that does not divide the queue depth (upstream's rule).
+        assert!(collect(&mk(&[(0x1000, 1, 64), (0x2000, 1, 64), (0x3000, 1, 128)]), 4, 64).is_err());
+        // Addresses wrapping the 64-bit space.
+        assert!(collect(&mk(&[(0xFFFF_FFFF_FFFF_FFF0, 1, 64), (0x1000, 1, 64)]), 2, 64).is_err());
+        assert!(collect(&mk(&[(u64::MAX - 127, 1, 128)]), 2, 64).is_err());
+        assert!(collect(&mk(&[(0x1000, 1, 64), (u64::MAX, 1, 64)]), 2, 64).is_err());
+        // Ending on the last byte of the space is fine.
+        assert_eq!(collect(&mk(&[(u64::MAX - 128, 1, 128)]), 2, 64).unwrap()[1], (1, u64::MAX - 64, 1));
+        // Chunk size and descriptor count whose offsets overflow the immediate.
+        let cs = (1 << 27) + 64;
+        assert!(collect(&mk(&[(0x1000, 1, cs), (0x2000_0000, 1, cs)]), 2, cs).is_err());
+        assert!(collect(&mk(&[(0x1000, 1, 1 << 27), (0x2000_0000, 1, 1 << 27)]), 2, 1 << 27).is_ok());
     }
 
     #[test]
