@@ -204,6 +204,17 @@ impl SessInfo {
         m.ver = VERSION_MAJOR;
         m
     }
+
+    /// Decodes a server's answer to our session info: its type must be
+    /// [`MsgType::SessInfoRsp`].  The version is not checked: upstream's
+    /// client takes `min(ver, ours)` and every 2.x speaks the same messages.
+    pub fn parse_rsp(b: &[u8]) -> Result<Self, WireError> {
+        let m = Self::from_bytes(b)?;
+        if m.hdr.ty.get() != MsgType::SessInfoRsp as u16 {
+            return Err(WireError::BadValue { field: "type", value: m.hdr.ty.get() as u64 });
+        }
+        Ok(m)
+    }
 }
 
 wire_struct! {
@@ -291,6 +302,123 @@ wire_struct! {
         pub cache_policy: u8 = 45,
         /// Zero.
         pub reserved: [u8; 10] = 46,
+    }
+}
+
+/// Largest device a client maps, in sectors: its size in bytes must fit the
+/// block layer's `loff_t` (upstream's `MAX_LFS_FILESIZE` on 64-bit).
+pub const MAX_NSECTORS: u64 = (i64::MAX as u64) >> 9;
+
+/// Queue limits of a mapped device, from [`OpenRsp::limits`]: every value
+/// is one `blk_validate_limits` accepts without a warning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DevLimits {
+    /// The server's id of the device.
+    pub device_id: u32,
+    /// Size in 512-byte sectors, at most [`MAX_NSECTORS`].
+    pub nsectors: u64,
+    /// Largest IO in sectors: at least a page, at most the transport's
+    /// `max_io_size`, a multiple of the logical block size.
+    pub max_hw_sectors: u32,
+    /// Largest discard in sectors, 0 without discard.
+    pub max_discard_sectors: u32,
+    /// Discard granularity in bytes (0 without discard).
+    pub discard_granularity: u32,
+    /// Discard alignment in bytes, below the granularity.
+    pub discard_alignment: u32,
+    /// Largest WRITE ZEROES in sectors.
+    pub max_write_zeroes_sectors: u32,
+    /// Largest secure erase in sectors.
+    pub max_secure_erase_sectors: u32,
+    /// Power of two in `512..=page_size`.
+    pub logical_block_size: u16,
+    /// Power of two, at least the logical block size.
+    pub physical_block_size: u16,
+    /// The server caches writes.
+    pub write_cache: bool,
+    /// The server honours FUA (only with `write_cache`).
+    pub fua: bool,
+}
+
+impl OpenRsp {
+    /// Decodes an open response: its type must be [`MsgType::OpenRsp`].
+    pub fn parse(b: &[u8]) -> Result<Self, WireError> {
+        let m = Self::from_bytes(b)?;
+        if m.hdr.ty.get() != MsgType::OpenRsp as u16 {
+            return Err(WireError::BadValue { field: "type", value: m.hdr.ty.get() as u64 });
+        }
+        Ok(m)
+    }
+
+    /// The queue limits of the device this response describes, for a
+    /// session whose transport carries at most `max_io_size` bytes per IO,
+    /// on a kernel with `page_size`-byte pages.
+    ///
+    /// The values come from the server and go to the block layer, which
+    /// WARNs on some (an IO smaller than a page, a logical block larger than
+    /// the largest IO) and misbehaves on others.  Refused: a logical block
+    /// size that is not a power of two in `512..=page_size` (upstream's
+    /// client refuses 0), a physical block size that is not a power of two,
+    /// a largest IO (the server's, capped by ours) under a page, a size
+    /// beyond [`MAX_NSECTORS`], a discard granularity that is not whole
+    /// sectors.  Adjusted as the block layer would: a physical block size
+    /// under the logical one, `max_hw_sectors` 0 (ours) or above ours, a
+    /// granularity under the physical block size; the alignment is reduced
+    /// modulo the granularity; without discard both are 0.  Not used at all,
+    /// as upstream's client: the server's `max_segments` (ours are the
+    /// transport's).
+    pub fn limits(&self, max_io_size: u32, page_size: u32) -> Result<DevLimits, WireError> {
+        let bad = |field, value: u64| Err(WireError::BadValue { field, value });
+        let lbs = self.logical_block_size.get();
+        if lbs < 512 || !lbs.is_power_of_two() || lbs as u32 > page_size {
+            return bad("logical_block_size", lbs as u64);
+        }
+        let pbs = match self.physical_block_size.get() {
+            p if p < lbs => lbs,
+            p if p.is_power_of_two() => p,
+            p => return bad("physical_block_size", p as u64),
+        };
+        let page_sectors = page_size / 512;
+        let ours = max_io_size / 512;
+        let max_hw_sectors = match self.max_hw_sectors.get() {
+            0 => ours,
+            n => n.min(ours),
+        };
+        // Whole logical blocks, as the block layer rounds it.
+        let max_hw_sectors = max_hw_sectors - max_hw_sectors % (lbs as u32 / 512);
+        if max_hw_sectors < page_sectors.max(1) {
+            return bad("max_hw_sectors", self.max_hw_sectors.get() as u64);
+        }
+        let nsectors = self.nsectors.get();
+        if nsectors > MAX_NSECTORS {
+            return bad("nsectors", nsectors);
+        }
+        let max_discard_sectors = self.max_discard_sectors.get();
+        let (discard_granularity, discard_alignment) = if max_discard_sectors == 0 {
+            (0, 0)
+        } else {
+            let g = self.discard_granularity.get();
+            if g % 512 != 0 {
+                return bad("discard_granularity", g as u64);
+            }
+            let g = g.max(pbs as u32);
+            (g, self.discard_alignment.get() % g)
+        };
+        let write_cache = self.cache_policy & CACHE_WRITEBACK != 0;
+        Ok(DevLimits {
+            device_id: self.device_id.get(),
+            nsectors,
+            max_hw_sectors,
+            max_discard_sectors,
+            discard_granularity,
+            discard_alignment,
+            max_write_zeroes_sectors: self.max_write_zeroes_sectors.get(),
+            max_secure_erase_sectors: if self.secure_discard.get() != 0 { max_discard_sectors } else { 0 },
+            logical_block_size: lbs,
+            physical_block_size: pbs,
+            write_cache,
+            fua: write_cache && self.cache_policy & CACHE_FUA != 0,
+        })
     }
 }
 
@@ -387,6 +515,162 @@ mod hostile {
         let mut big = [0u8; 8192];
         assert_eq!(full_path(b"/", b"s", &[b'y'; 4095], &mut big), None);
         assert_eq!(full_path(b"/", b"s", &[b'y'; 4094], &mut big), Some(4095));
+    }
+
+    /// What upstream 6.12's server answers for a 512-byte null_blk.
+    fn open_rsp() -> OpenRsp {
+        let mut r = OpenRsp::zeroed();
+        r.hdr = MsgHdr::new(MsgType::OpenRsp);
+        r.device_id = Le32::new(3);
+        r.nsectors = Le64::new(2 << 21);
+        r.max_hw_sectors = Le32::new(255);
+        r.max_write_zeroes_sectors = Le32::new(0);
+        r.max_discard_sectors = Le32::new(0xffff_ffff >> 9);
+        r.discard_granularity = Le32::new(512);
+        r.discard_alignment = Le32::new(0);
+        r.physical_block_size = Le16::new(512);
+        r.logical_block_size = Le16::new(512);
+        r.max_segments = Le16::new(128);
+        r.cache_policy = CACHE_WRITEBACK | CACHE_FUA;
+        r
+    }
+
+    const MAX_IO: u32 = (128 << 10) - 4096;
+
+    #[test]
+    fn open_rsp_upstream() {
+        let b = open_rsp().to_bytes();
+        let l = OpenRsp::parse(&b).unwrap().limits(MAX_IO, 4096).unwrap();
+        assert_eq!(
+            l,
+            DevLimits {
+                device_id: 3,
+                nsectors: 2 << 21,
+                max_hw_sectors: 248,
+                max_discard_sectors: 0xffff_ffff >> 9,
+                discard_granularity: 512,
+                discard_alignment: 0,
+                max_write_zeroes_sectors: 0,
+                max_secure_erase_sectors: 0,
+                logical_block_size: 512,
+                physical_block_size: 512,
+                write_cache: true,
+                fua: true,
+            }
+        );
+        // 4 KiB blocks: IO in whole blocks.
+        let mut r = open_rsp();
+        r.logical_block_size = Le16::new(4096);
+        r.physical_block_size = Le16::new(4096);
+        let l = r.limits(MAX_IO, 4096).unwrap();
+        assert_eq!((l.max_hw_sectors, l.discard_granularity), (248, 4096));
+        // max_hw_sectors 0: ours; above ours: ours.
+        r.max_hw_sectors = Le32::new(0);
+        assert_eq!(r.limits(MAX_IO, 4096).unwrap().max_hw_sectors, 248);
+        r.max_hw_sectors = Le32::new(u32::MAX);
+        assert_eq!(r.limits(MAX_IO, 4096).unwrap().max_hw_sectors, 248);
+        // A server whose bdev has a larger limit than the transport's.
+        r.max_hw_sectors = Le32::new(2560);
+        assert_eq!(r.limits(MAX_IO, 4096).unwrap().max_hw_sectors, 248);
+        // FUA without a write cache means nothing.
+        r.cache_policy = CACHE_FUA;
+        let l = r.limits(MAX_IO, 4096).unwrap();
+        assert!(!l.write_cache && !l.fua);
+        // Secure erase follows the discard limit.
+        r.secure_discard = Le16::new(1);
+        assert_eq!(r.limits(MAX_IO, 4096).unwrap().max_secure_erase_sectors, 0xffff_ffff >> 9);
+        // Type.
+        let mut b = open_rsp().to_bytes();
+        b[0] = 1;
+        assert!(OpenRsp::parse(&b).is_err());
+        assert!(OpenRsp::parse(&b[..55]).is_err());
+    }
+
+    #[test]
+    fn open_rsp_hostile() {
+        let with = |f: &dyn Fn(&mut OpenRsp)| {
+            let mut r = open_rsp();
+            f(&mut r);
+            r.limits(MAX_IO, 4096)
+        };
+        // Logical block size: 0, not a power of two, beyond a page.
+        for lbs in [0u16, 3, 256, 511, 513, 1000, 8192, 32768, 65535] {
+            assert!(with(&|r| r.logical_block_size = Le16::new(lbs)).is_err(), "lbs {}", lbs);
+        }
+        for lbs in [512u16, 1024, 2048, 4096] {
+            let l = with(&|r| r.logical_block_size = Le16::new(lbs)).unwrap();
+            assert_eq!((l.logical_block_size, l.physical_block_size), (lbs, lbs));
+        }
+        // 64 KiB pages take larger blocks.
+        let mut r = open_rsp();
+        r.logical_block_size = Le16::new(16384);
+        assert!(r.limits(MAX_IO, 65536).is_ok());
+        // Physical block size: smaller than logical (and 0) is raised, not
+        // a power of two refused.
+        let l = with(&|r| {
+            r.logical_block_size = Le16::new(4096);
+            r.physical_block_size = Le16::new(0);
+        })
+        .unwrap();
+        assert_eq!(l.physical_block_size, 4096);
+        assert_eq!(with(&|r| r.physical_block_size = Le16::new(256)).unwrap().physical_block_size, 512);
+        assert_eq!(with(&|r| r.physical_block_size = Le16::new(32768)).unwrap().physical_block_size, 32768);
+        for pbs in [513u16, 1536, 4097, 65535] {
+            assert!(with(&|r| r.physical_block_size = Le16::new(pbs)).is_err(), "pbs {}", pbs);
+        }
+        // Largest IO under a page (blk_validate_limits WARNs).
+        for n in 1..8u32 {
+            assert!(with(&|r| r.max_hw_sectors = Le32::new(n)).is_err(), "max_hw_sectors {}", n);
+        }
+        assert_eq!(with(&|r| r.max_hw_sectors = Le32::new(8)).unwrap().max_hw_sectors, 8);
+        // ... also once rounded to whole logical blocks.
+        assert_eq!(with(&|r| r.max_hw_sectors = Le32::new(13)).unwrap().max_hw_sectors, 13);
+        assert!(with(&|r| {
+            r.logical_block_size = Le16::new(4096);
+            r.max_hw_sectors = Le32::new(15);
+        })
+        .is_ok());
+        // A transport whose IO is under a page (its geometry check refuses
+        // it first; checked here too).
+        assert!(open_rsp().limits(2048, 4096).is_err());
+        assert!(open_rsp().limits(0, 4096).is_err());
+        // Size beyond loff_t.
+        assert!(with(&|r| r.nsectors = Le64::new(u64::MAX)).is_err());
+        assert!(with(&|r| r.nsectors = Le64::new(MAX_NSECTORS + 1)).is_err());
+        assert_eq!(with(&|r| r.nsectors = Le64::new(MAX_NSECTORS)).unwrap().nsectors, MAX_NSECTORS);
+        assert_eq!(with(&|r| r.nsectors = Le64::new(0)).unwrap().nsectors, 0);
+        // Discard: granularity not in sectors refused; 0 or under the
+        // physical block raised; alignment reduced; no discard, no
+        // granularity.
+        for g in [1u32, 511, 513, 0xffff_ffff] {
+            assert!(with(&|r| r.discard_granularity = Le32::new(g)).is_err(), "granularity {}", g);
+        }
+        let l = with(&|r| {
+            r.physical_block_size = Le16::new(4096);
+            r.discard_granularity = Le32::new(0);
+            r.discard_alignment = Le32::new(0xffff_ffff);
+        })
+        .unwrap();
+        assert_eq!((l.discard_granularity, l.discard_alignment), (4096, 4095));
+        let l = with(&|r| r.discard_granularity = Le32::new(3 * 512)).unwrap();
+        assert_eq!(l.discard_granularity, 1536);
+        let l = with(&|r| {
+            r.max_discard_sectors = Le32::new(0);
+            r.discard_granularity = Le32::new(3);
+            r.discard_alignment = Le32::new(7);
+            r.secure_discard = Le16::new(1);
+        })
+        .unwrap();
+        assert_eq!((l.max_discard_sectors, l.discard_granularity, l.discard_alignment, l.max_secure_erase_sectors), (0, 0, 0, 0));
+        // max_segments is not used, whatever it is.
+        assert!(with(&|r| r.max_segments = Le16::new(0)).is_ok());
+    }
+
+    #[test]
+    fn sess_info_rsp() {
+        assert!(SessInfo::parse_rsp(&SessInfo::new(true).to_bytes()).is_ok());
+        assert!(SessInfo::parse_rsp(&SessInfo::new(false).to_bytes()).is_err());
+        assert!(SessInfo::parse_rsp(&SessInfo::new(true).to_bytes()[..35]).is_err());
     }
 
     #[test]
