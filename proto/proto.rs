@@ -13,6 +13,7 @@
 
 pub mod addr;
 pub mod map;
+pub mod ratelimit;
 #[macro_use]
 pub mod wire;
 pub mod rnbd;

@@ -278,6 +278,13 @@ u32 rrs_nr_cpu_ids(void)
 }
 EXPORT_SYMBOL_GPL(rrs_nr_cpu_ids);
 
+/* Monotonic milliseconds for the log rate limiter (jiffies are a macro). */
+u64 rrs_now_ms(void)
+{
+	return jiffies64_to_msecs(get_jiffies_64());
+}
+EXPORT_SYMBOL_GPL(rrs_now_ms);
+
 /* get_random_bytes() is exported, but its header is not in bindings.h. */
 void rrs_get_random_bytes(void *buf, size_t len)
 {

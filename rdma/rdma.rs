@@ -113,6 +113,58 @@ pub fn random_bytes(buf: &mut [u8]) {
     unsafe { bindings::rrs_get_random_bytes(buf.as_mut_ptr().cast(), buf.len()) }
 }
 
+/// Monotonic milliseconds since boot (jiffies resolution).
+pub fn now_ms() -> u64 {
+    // SAFETY: reads the jiffies counter, no preconditions.
+    unsafe { bindings::rrs_now_ms() }
+}
+
+pub use proto::ratelimit::{RateLimit, Verdict};
+
+/// Rate-limited `pr_err!` for lines a peer's input can trigger (see
+/// [`proto::ratelimit`]): a hostile peer must not be able to flood the log.
+/// Each call site has its own limit.
+#[macro_export]
+macro_rules! peer_err {
+    ($($arg:tt)*) => {{
+        static RL: $crate::RateLimit = $crate::RateLimit::new();
+        if let $crate::Verdict::Print { suppressed } = RL.check($crate::now_ms()) {
+            if suppressed != 0 {
+                ::kernel::pr_err!("{} similar messages suppressed\n", suppressed);
+            }
+            ::kernel::pr_err!($($arg)*);
+        }
+    }};
+}
+
+/// Rate-limited `pr_warn!`, see [`peer_err!`].
+#[macro_export]
+macro_rules! peer_warn {
+    ($($arg:tt)*) => {{
+        static RL: $crate::RateLimit = $crate::RateLimit::new();
+        if let $crate::Verdict::Print { suppressed } = RL.check($crate::now_ms()) {
+            if suppressed != 0 {
+                ::kernel::pr_warn!("{} similar messages suppressed\n", suppressed);
+            }
+            ::kernel::pr_warn!($($arg)*);
+        }
+    }};
+}
+
+/// Rate-limited `pr_info!`, see [`peer_err!`].
+#[macro_export]
+macro_rules! peer_info {
+    ($($arg:tt)*) => {{
+        static RL: $crate::RateLimit = $crate::RateLimit::new();
+        if let $crate::Verdict::Print { suppressed } = RL.check($crate::now_ms()) {
+            if suppressed != 0 {
+                ::kernel::pr_info!("{} similar messages suppressed\n", suppressed);
+            }
+            ::kernel::pr_info!($($arg)*);
+        }
+    }};
+}
+
 /// Converts a pointer returned by the RDMA core (`ERR_PTR` convention, or
 /// NULL) into a `Result`.
 fn from_err_ptr<T>(ptr: *mut T) -> Result<NonNull<T>> {
