@@ -6,3 +6,4 @@ T=$(dirname "$0")
 "$T/setup.sh"
 "$T/build-kernel.sh"
 "$T/build-modules.sh"
+"$T/build-tools.sh"

@@ -163,7 +163,9 @@ kinds! {
     // conn_req
     "connreq-bad-magic" [Rejected] => |t| { let mut b = good_req().bytes(); b[2] ^= 0xff; conn(t, &b) };
     "connreq-bad-version" [Rejected] => |t| { let mut b = good_req().bytes(); b[5] = 3; conn(t, &b) };
-    "connreq-short" [Rejected] => |t| conn(t, &good_req().bytes()[..20]);
+    // rdma_cm pads private data to its full size: a short request arrives
+    // as one with zeroes after what was sent.
+    "connreq-truncated-to-8-bytes" [Rejected] => |t| conn(t, &good_req().bytes()[..8]);
     "connreq-empty" [Rejected] => |t| conn(t, &[]);
     "connreq-cid-num-0" [Rejected] => |t| conn(t, &Req { cid_num: 0, ..good_req() }.bytes());
     "connreq-cid-num-too-large" [Rejected] => |t| conn(t, &Req { cid_num: 4097, ..good_req() }.bytes());
@@ -225,20 +227,30 @@ kinds! {
         Ok(Outcome::Accepted)
     };
     "connreq-129-paths" [Rejected] => |t| {
+        // Complete paths (info exchanged), so that the server's setup
+        // deadline does not close the first ones while we add the rest.
         let paths_uuid = uuid();
         let mut held = Vec::new();
+        let name = format!("hostile-paths-{:08x}", u32::from_le_bytes(paths_uuid[..4].try_into().unwrap_or([0; 4])));
         for i in 0..=w::MAX_PATHS_NUM {
-            let r = Req { cid: 0, cid_num: 1, sess_uuid: uuid(), paths_uuid, first: true };
-            match connect_raw(t, &r.bytes())? {
-                Connected::Up(l, _) => held.push(l),
-                Connected::Down(o) => {
+            match Sess::connect_to(t, 1, paths_uuid)? {
+                Ok(mut s) => {
+                    if let Some(o) = s.info(&name)? {
+                        return Err(format!("path {}: info exchange failed: {:?}", i + 1, o));
+                    }
+                    held.push(s)
+                }
+                Err(o) => {
                     eprintln!("# paths: refused path {}", i + 1);
-                    for l in &held { l.con.disconnect(); }
-                    return Ok(if i as u32 >= w::MAX_PATHS_NUM.min(crate::paths_limit()) { o } else { Outcome::Refused(format!("refused early at {}: {:?}", i + 1, o)) });
+                    held.into_iter().for_each(Sess::close);
+                    if (i as u32) < w::MAX_PATHS_NUM.min(crate::paths_limit()) {
+                        return Err(format!("path {} refused, before the limit: {:?}", i + 1, o));
+                    }
+                    return Ok(o);
                 }
             }
         }
-        for l in &held { l.con.disconnect(); }
+        held.into_iter().for_each(Sess::close);
         Ok(Outcome::Accepted)
     };
     // info_req

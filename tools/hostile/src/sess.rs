@@ -171,8 +171,12 @@ pub struct Sess {
 impl Sess {
     /// Connects cid 0..cid_num; `None` with the outcome if a connect failed.
     pub fn connect(t: &Target, cid_num: u16) -> Result<Result<Self, Outcome>, String> {
+        Self::connect_to(t, cid_num, uuid())
+    }
+
+    /// As [`Sess::connect`], as a path of session `paths_uuid`.
+    pub fn connect_to(t: &Target, cid_num: u16, paths_uuid: [u8; 16]) -> Result<Result<Self, Outcome>, String> {
         let sess_uuid = uuid();
-        let paths_uuid = uuid();
         let mut links = Vec::new();
         let mut geo = None;
         for cid in 0..cid_num {
@@ -322,6 +326,19 @@ impl Sess {
                 self.links[l].con.post_recv(Some(&self.links[l].recv), slot * RECV_SLOT, RECV_SLOT, slot as u64)?;
                 if wc.has_imm == 0 {
                     continue; // SEND_WITH_INV without an immediate
+                }
+                // A SEND WITH IMM carries an rkey_rsp: the chunk's new key
+                // (servers that invalidate after each request).
+                if wc.opcode == WC_RECV && wc.byte_len as usize >= w::RkeyRsp::SIZE {
+                    let off = (slot * RECV_SLOT) as usize;
+                    let b = self.links[l].recv.buf()[off..off + w::RkeyRsp::SIZE].to_vec();
+                    if let Ok(r) = w::RkeyRsp::from_bytes(&b) {
+                        if r.ty.get() == w::MsgType::RkeyRsp as u16 {
+                            if let Some(c) = self.chunks.get_mut(r.buf_id.get() as usize) {
+                                c.1 = r.rkey.get();
+                            }
+                        }
+                    }
                 }
                 match Imm::try_from(wc.imm) {
                     Ok(Imm::IoRsp { errno, .. }) => return Ok(Outcome::Answer(errno)),

@@ -1,0 +1,96 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Shared parts of the hostile-peer tests (hostile_client.sh, hostile_server.sh):
+# the tool, a healthy session doing fio verify beside the hostile peer, and
+# the victim's kernel log per kind.  Sourced.
+. "$(dirname "$0")/interop.sh"
+
+HOSTILE=$RNBD_TOP/tools/hostile/target/release/rnbd-hostile
+# Log lines a victim may print for one kind: the rate limiter lets 10 per
+# call site per 5 s through; a kind that makes the victim log more than this
+# shows a line that is not rate-limited.
+HOSTILE_MAX_LINES=${HOSTILE_MAX_LINES:-40}
+HEALTHY_FAIL=/tmp/hostile.healthy-failed
+HEALTHY_STOP=/tmp/hostile.healthy-stop
+HEALTHY_PASSES=/tmp/hostile.healthy-passes
+
+# A healthy session's device does fio crc32c verify passes over 16 MiB in
+# a loop until told to stop; a failed pass leaves $HEALTHY_FAIL.
+healthy_start() { # <device>
+	rm -f "$HEALTHY_FAIL" "$HEALTHY_STOP" "$HEALTHY_PASSES"
+	(
+		n=0
+		while [ ! -e "$HEALTHY_STOP" ]; do
+			fio --name=healthy --filename="$1" --direct=1 --ioengine=libaio --iodepth=8 \
+				--rw=randrw --bs=4k --size=16M --verify=crc32c --verify_fatal=1 --do_verify=1 \
+				--randrepeat=0 --verify_state_save=0 --output=/tmp/hostile-fio.log >/dev/null 2>&1 ||
+				{ cp /tmp/hostile-fio.log "$HEALTHY_FAIL"; break; }
+			n=$((n + 1))
+			echo $n >"$HEALTHY_PASSES"
+		done
+	) &
+	HEALTHY_PID=$!
+}
+healthy_ok() { [ ! -e "$HEALTHY_FAIL" ] && kill -0 "$HEALTHY_PID" 2>/dev/null; }
+healthy_passes() { cat "$HEALTHY_PASSES" 2>/dev/null || echo 0; }
+healthy_stop() {
+	touch "$HEALTHY_STOP"
+	wait "$HEALTHY_PID"
+	[ ! -e "$HEALTHY_FAIL" ] || { sed 's/^/# /' "$HEALTHY_FAIL" | tail -20; return 1; }
+}
+
+REPORT_RE='WARNING:|BUG:|KASAN:|UBSAN:|Oops|general protection|possible circular locking|possible recursive locking|inconsistent lock state|sleeping function called from invalid context|suspicious RCU usage|Call Trace:|blocked for more than|kmemleak'
+
+# victim_log <clt|srv> <mark>: the victim's kernel log after a mark.
+victim_log() {
+	local cmd="dmesg | awk -v m='$2' 'f; index(\$0, m) {f=1}'"
+	if [ "$1" = srv ]; then srv "$cmd"; else bash -c "$cmd"; fi
+}
+
+# RDMA resources of a guest (pd, cq, qp, cm_id, mr counts summed over the
+# rxe devices): they must come back to their value before a hostile peer.
+rdma_res() { # <clt|srv>
+	local cmd="rdma resource show | awk '{for (i = 3; i < NF; i += 2) s[\$i] += \$(i + 1)} END {printf \"pd %d cq %d qp %d cm_id %d mr %d\", s[\"pd\"], s[\"cq\"], s[\"qp\"], s[\"cm_id\"], s[\"mr\"]}'"
+	if [ "$1" = srv ]; then srv "$cmd"; else bash -c "$cmd"; fi
+}
+meminfo() { # <clt|srv>: MemAvailable and Slab in KiB
+	local cmd="awk '/^MemAvailable:/ {a = \$2} /^Slab:/ {s = \$2} END {print a, s}' /proc/meminfo"
+	if [ "$1" = srv ]; then srv "$cmd"; else bash -c "$cmd"; fi
+}
+# Memory back to the baseline: MemAvailable at most 8 MiB lower and Slab
+# at most 4 MiB higher.  Why not exact: freed slab objects stay in per-CPU
+# and partial slabs, and page cache (dmesg, awk, the tool over 9p) comes
+# and goes.  One leaked chunk pool (queue depth x 128 KiB, 12.5 MiB in
+# hostile_client) or one leaked session's MRs exceed it; RDMA objects are
+# compared exactly (rdma_res).
+mem_back() { # <baseline "avail slab"> <now "avail slab">
+	local a0 s0 a1 s1
+	read -r a0 s0 <<<"$1"
+	read -r a1 s1 <<<"$2"
+	ktap_print_msg "MemAvailable $a0 -> $a1 KiB, Slab $s0 -> $s1 KiB"
+	[ $((a0 - a1)) -le 8192 ] && [ $((s1 - s0)) -le 4096 ]
+}
+
+# kind_verdict <name> <victim clt|srv> <mark> <tool ok 0|1> <detail>: one KTAP
+# line for one kind: the tool saw the expected answer, the victim's log has
+# no kernel report and at most HOSTILE_MAX_LINES lines, the healthy session
+# is still fine.
+kind_verdict() {
+	local name=$1 victim=$2 mark=$3 tool_ok=$4 detail=$5 log n why=
+	log=$(victim_log "$victim" "$mark")
+	n=$(printf '%s' "$log" | grep -c . || true)
+	[ "$tool_ok" = 0 ] || why="$why tool: $detail;"
+	if printf '%s\n' "$log" | grep -Eq "$REPORT_RE"; then
+		why="$why kernel report in $victim;"
+		printf '%s\n' "$log" | grep -E -A8 "$REPORT_RE" | head -20 | sed 's/^/# /'
+	fi
+	[ "$n" -le "$HOSTILE_MAX_LINES" ] || why="$why $n log lines in $victim;"
+	healthy_ok || why="$why healthy session failed;"
+	if [ -z "$why" ]; then
+		ktap_test_pass "$name: $detail; $n lines in $victim's log: $(printf '%s' "$log" | head -1 | cut -c1-150)"
+	else
+		printf '%s\n' "$log" | head -10 | sed 's/^/# /'
+		ktap_test_fail "$name:$why"
+		TEST_FAILED=1
+	fi
+}

@@ -1,0 +1,63 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# A hostile client (tools/hostile) against our server: every kind of
+# malformed connect request, info request, immediate, RTRS message and RNBD
+# message must be refused, answered with an error or cost only the
+# offending path; the server logs a bounded number of lines, shows no
+# kernel report, keeps serving a healthy session (fio verify beside it) and
+# returns to its RDMA resources and memory afterwards.
+#
+# The server runs with sess_queue_depth=100 (not a power of two: buffer
+# ids beyond the queue depth fit the immediate), max_sessions=6 (the
+# session flood ends early) and setup_timeout=10 (paths that never finish
+# go within the test's time).
+. "$(dirname "$0")/hostile.sh"
+test_begin hostile_client
+trap 'touch $HEALTHY_STOP; cleanup_data' EXIT
+
+two_nullb() { srv modprobe null_blk nr_devices=2 memory_backed=1 gb=1 bs=512 && srv test -b /dev/nullb1; }
+srv_load() {
+	srv "modprobe -r rnbd_server rtrs_server rtrs_core 2>/dev/null
+	modprobe rtrs_server sess_queue_depth=100 max_sessions=6 setup_timeout=10 && modprobe rnbd_server"
+}
+map_healthy() { echo "sessname=healthy path=ip:$SRV_IP0 device_path=/dev/nullb1" >/sys/class/rnbd-client/ctl/map_device; }
+first_pass() { wait_for 300 test "$(healthy_passes)" -ge 1; }
+
+check "the hostile tool is built" test -x "$HOSTILE"
+check "server: two memory-backed null_blk devices" two_nullb
+check "server: our rnbd_server (sess_queue_depth=100 max_sessions=6 setup_timeout=10)" srv_load
+check "client: our rnbd_client loaded" rust_clt_load
+check "healthy session maps nullb1" map_healthy
+check "healthy device appears" wait_for 30 test -b /dev/rnbd0
+healthy_start /dev/rnbd0
+check "healthy session: first fio verify pass" first_pass
+res0=$(rdma_res srv)
+mem0=$(meminfo srv)
+ktap_print_msg "server RDMA resources with the healthy session: $res0"
+
+export HOSTILE_SETUP_TIMEOUT_MS=25000 HOSTILE_FLOOD_LIMIT=12 HOSTILE_PATHS_LIMIT=128
+nk=0
+for k in $("$HOSTILE" list client); do
+	nk=$((nk + 1))
+	mark="rnbd-rs-selftest: hostile-client $k $(date +%s%N)"
+	srv "echo '$mark' >/dev/kmsg"
+	out=$("$HOSTILE" client --dst "$SRV_IP1" --dev /dev/nullb0 --kind "$k" 2>/tmp/hostile-tool.err)
+	rc=$?
+	sed 's/^/# /' /tmp/hostile-tool.err
+	kind_verdict "hostile-client $k" srv "$mark" "$rc" "${out#* "$k" }"
+done
+ktap_print_msg "$nk hostile-client kinds"
+check "at least 40 hostile-client kinds ran" test "$nk" -ge 40
+
+# Paths that never finished close after setup_timeout (10 s).
+sleep 12
+res_back() { local r; r=$(rdma_res srv); ktap_print_msg "server RDMA resources now: $r"; [ "$r" = "$res0" ]; }
+check "server: RDMA resources back to the healthy session's" wait_for 60 res_back
+check "server: memory back to its baseline" mem_back "$mem0" "$(meminfo srv)"
+check "healthy session: fio verify never failed ($(healthy_passes) passes)" healthy_stop
+unmap() { udevadm settle; echo normal >/sys/block/rnbd0/rnbd/unmap_device; }
+check "healthy session unmaps" wait_for 30 unmap
+check "client: modules unload" rust_clt_unload
+check "server: our modules unload" srv "$(declare -f rust_srv_unload); rust_srv_unload"
+srv modprobe -r null_blk
+test_end

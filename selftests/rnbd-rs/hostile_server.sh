@@ -1,0 +1,93 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# A hostile server (tools/hostile, in the server guest on the second link)
+# answers our client's map_device with one thing wrong per kind: geometry,
+# rejects, info responses, IO responses, rkey messages, open responses, an
+# OPEN never answered.  The map must fail with an errno within bounded
+# time (or, where the client clamps a value, map and unmap cleanly); the
+# client logs a bounded number of lines, shows no kernel report, keeps a
+# healthy session to our real server doing fio verify, and returns to its
+# RDMA resources afterwards.
+. "$(dirname "$0")/hostile.sh"
+test_begin hostile_server
+trap 'touch $HEALTHY_STOP; srv "pkill -f \"rnbd-hostile server\""; cleanup_data' EXIT
+
+# The longest a map may take: the client's bounded wait for an answer
+# (30 s) plus connection setup under TCG.
+MAP_LIMIT=${MAP_LIMIT:-90}
+
+map_healthy() { echo "sessname=healthy path=ip:$SRV_IP0 device_path=/dev/nullb0" >/sys/class/rnbd-client/ctl/map_device; }
+first_pass() { wait_for 300 test "$(healthy_passes)" -ge 1; }
+ndev() { ls /sys/block | grep -c '^rnbd' || true; }
+
+check "the hostile tool is built" test -x "$HOSTILE"
+check "server: memory-backed null_blk" srv_nullb
+check "server: our rnbd_server loaded" srv "$(declare -f rust_srv_load); rust_srv_load Y"
+check "client: our rnbd_client loaded" rust_clt_load
+check "healthy session maps nullb0" map_healthy
+check "healthy device appears" wait_for 30 test -b /dev/rnbd0
+healthy_start /dev/rnbd0
+check "healthy session: first fio verify pass" first_pass
+res0=$(rdma_res clt)
+mem0=$(meminfo clt)
+ktap_print_msg "client RDMA resources with the healthy session: $res0"
+
+port=1300
+nk=0
+for k in $("$HOSTILE" list server); do
+	nk=$((nk + 1))
+	port=$((port + 1))
+	srv "rm -f /tmp/hostile.ready; setsid $HOSTILE server --listen $SRV_IP1 --port $port --kind $k \
+		--ready /tmp/hostile.ready --timeout $((MAP_LIMIT + 30)) >/tmp/hostile-server.log 2>&1 </dev/null &"
+	if ! wait_for 30 srv test -e /tmp/hostile.ready; then
+		ktap_test_fail "hostile-server $k: the hostile server did not start"
+		srv cat /tmp/hostile-server.log | sed 's/^/# /'
+		TEST_FAILED=1
+		continue
+	fi
+	mark="rnbd-rs-selftest: hostile-server $k $(date +%s%N)"
+	echo "$mark" >/dev/kmsg
+	before=$(ndev)
+	t0=$SECONDS
+	err=$(timeout "$MAP_LIMIT" bash -c "echo 'sessname=hs$nk path=ip:$SRV_IP1 dest_port=$port device_path=/dev/nullb0' \
+		>/sys/class/rnbd-client/ctl/map_device" 2>&1)
+	rc=$?
+	dt=$((SECONDS - t0))
+	ok=1 detail=
+	if [ "$rc" = 124 ]; then
+		detail="map_device hung for more than $MAP_LIMIT s"
+	elif [ "$rc" != 0 ]; then
+		detail="map refused in $dt s: ${err##*: }"
+		[ "$k" != good ] && ok=0
+	else
+		# Mapped: the client took (or clamped) what it got; the device
+		# must unmap cleanly.
+		dev=$(for d in /sys/block/rnbd*; do [ "$(cat "$d/rnbd/session" 2>/dev/null)" = "hs$nk" ] && basename "$d"; done)
+		detail="mapped in $dt s as ${dev:-?}"
+		if [ -n "$dev" ]; then
+			udevadm settle
+			if timeout 60 bash -c "echo normal >/sys/block/$dev/rnbd/unmap_device"; then
+				detail="$detail, unmapped"
+				ok=0
+			else
+				detail="$detail, unmap failed"
+			fi
+		fi
+	fi
+	[ "$(ndev)" = "$before" ] || { ok=1; detail="$detail; device count $before -> $(ndev)"; }
+	srv "pkill -f 'rnbd-hostile server'; sleep 1; cat /tmp/hostile-server.log" | sed 's/^/# /'
+	kind_verdict "hostile-server $k" clt "$mark" "$ok" "$detail"
+done
+ktap_print_msg "$nk hostile-server kinds"
+check "at least 15 hostile-server kinds ran" test "$nk" -ge 15
+
+res_back() { local r; r=$(rdma_res clt); ktap_print_msg "client RDMA resources now: $r"; [ "$r" = "$res0" ]; }
+check "client: RDMA resources back to the healthy session's" wait_for 60 res_back
+check "client: memory back to its baseline" mem_back "$mem0" "$(meminfo clt)"
+check "healthy session: fio verify never failed ($(healthy_passes) passes)" healthy_stop
+unmap() { udevadm settle; echo normal >/sys/block/rnbd0/rnbd/unmap_device; }
+check "healthy session unmaps" wait_for 30 unmap
+check "client: modules unload" rust_clt_unload
+check "server: our modules unload" srv "$(declare -f rust_srv_unload); rust_srv_unload"
+srv modprobe -r null_blk
+test_end
