@@ -30,12 +30,12 @@
 //! leaf.  Every post to a QP happens under `Path::cons` (a mutex): requests
 //! are submitted from process context (RNBD's queue is blocking).
 
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use kernel::prelude::*;
-use kernel::sync::{new_condvar, new_mutex, Arc, CondVar, Mutex};
-use kernel::time::msecs_to_jiffies;
+use kernel::sync::{new_condvar, new_mutex, Arc, CondVar, CondVarTimeoutResult, Mutex};
+use kernel::time::{ktime_ms_delta, msecs_to_jiffies, Ktime};
 use kernel::workqueue::{impl_has_work, new_work, Work, WorkItem};
-use proto::rtrs::{self as wire, ConnReq, ConnRsp, Imm, InfoReq, InfoRsp, SgDesc};
+use proto::rtrs::{self as wire, ConnReq, ConnRsp, Geometry, Imm, InfoReq, InfoRsp, SgDesc};
 use proto::wire::{Le16, Le32, Le64};
 use rdma::cm::{Chain, CmId, ConnParam, Event, EventKind, Handler, IdRef, QpCaps, SendOp, SockAddr};
 use rdma::code::{econnaborted, econnrefused, econnreset, ehostunreach, emsgsize, enotconn, etimedout};
@@ -80,21 +80,6 @@ pub trait SessEvents: Send + Sync + 'static {
     fn disconnected(&self);
 }
 
-/// What the server told us on the admin connection.
-#[derive(Clone, Copy, Debug)]
-struct Geometry {
-    queue_depth: u32,
-    max_io_size: u32,
-    max_hdr_size: u32,
-    new_rkey: bool,
-}
-
-impl Geometry {
-    fn chunk_size(&self) -> u32 {
-        self.max_io_size + self.max_hdr_size
-    }
-}
-
 /// Direction of a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dir {
@@ -108,6 +93,8 @@ pub enum Dir {
 struct Pending {
     permit: Permit,
     dir: Dir,
+    /// The connection it was sent on.
+    cid: u16,
     status: i32,
     sent: bool,
     answered: bool,
@@ -182,12 +169,10 @@ impl Sess {
         // connection's queues are sized by.
         let con_num = (rdma::nr_cpu_ids() + 1).min(wire::MAX_CON_NUM as u32) as u16;
         let req = |cid: u16| ConnReq::new(cid, con_num, 0, path_uuid, paths_uuid, true).to_bytes();
+        // The geometry is checked when the answer arrives (`ConEvents`), by
+        // `ConnRsp::geometry`: every size below is bounded.
         let (admin, geo, pd) = Link::connect(dst, &req(0), None, None)?;
         let geo = geo.ok_or(EINVAL)?;
-        if geo.queue_depth < 2 || geo.chunk_size() > 1 << 20 || geo.max_hdr_size < 64 {
-            pr_err!("server geometry not supported: {:?}\n", geo);
-            return Err(EINVAL);
-        }
         let mut links = KVec::with_capacity(con_num as usize, GFP_KERNEL)?;
         links.push(admin, GFP_KERNEL)?;
         for cid in 1..con_num {
@@ -199,7 +184,7 @@ impl Sess {
         let mut permits = KVec::with_capacity(permits_n as usize, GFP_KERNEL)?;
         let mut pending = KVec::with_capacity(permits_n as usize, GFP_KERNEL)?;
         for _ in 0..permits_n {
-            blocks.push(Arc::new(PageBlock::new(geo.chunk_size() as usize)?, GFP_KERNEL)?, GFP_KERNEL)?;
+            blocks.push(Arc::new(PageBlock::new(geo.chunk_size as usize)?, GFP_KERNEL)?, GFP_KERNEL)?;
             permits.push(false, GFP_KERNEL)?;
             pending.push(None, GFP_KERNEL)?;
         }
@@ -275,6 +260,32 @@ impl Sess {
         }
     }
 
+    /// Takes a free permit, waiting at most `timeout_ms`: for a control
+    /// message, whose sender must not hang while the server keeps every
+    /// permit busy.  `ENOTCONN` once the session closes, `ETIMEDOUT` after
+    /// the wait, `EINTR` on a signal (an interruptible wait would spin).
+    pub fn permit_timeout(self: &Arc<Self>, timeout_ms: u32) -> Result<Permit> {
+        let start = Ktime::ktime_get();
+        let mut g = self.permits.lock();
+        loop {
+            if let Some(i) = g.iter().position(|&b| !b) {
+                g[i] = true;
+                return Ok(Permit { sess: self.clone(), id: i as u32 });
+            }
+            if self.closing.load(Ordering::Acquire) {
+                return Err(enotconn());
+            }
+            let left = (timeout_ms as i64).saturating_sub(ktime_ms_delta(Ktime::ktime_get(), start));
+            if left <= 0 {
+                return Err(etimedout());
+            }
+            let wait = msecs_to_jiffies(left.min(1000) as u32);
+            if let CondVarTimeoutResult::Signal { .. } = self.permit_freed.wait_interruptible_timeout(&mut g, wait) {
+                return Err(EINTR);
+            }
+        }
+    }
+
     /// Sends a request: `usr` (the user header) and, for a write, the first
     /// `data_len` bytes of the permit's block; for a read, `data_len` bytes
     /// come back into the block.  [`SessEvents::io_done`] follows exactly once,
@@ -291,12 +302,15 @@ impl Sess {
         };
         let total = data_len as usize + usr.len() + msg_len;
         if usr.len() > self.geo.max_hdr_size as usize
+            || usr.len() > u16::MAX as usize
             || data_len > self.geo.max_io_size
-            || total > self.geo.chunk_size() as usize
+            || total > self.geo.chunk_size as usize
         {
             return self.events.io_done(permit, emsgsize().to_errno());
         }
-        let mr = &path.mrs[id as usize];
+        let Some(mr) = path.mrs.get(id as usize) else {
+            return self.events.io_done(permit, EINVAL.to_errno());
+        };
         if dir == Dir::Read {
             // A key the server has not seen for this buffer.
             mr.bump_key();
@@ -332,20 +346,25 @@ impl Sess {
         };
         let imm = Imm::IoReq { payload }.encode();
         let (raddr, rkey) = path.rbuf(id);
+        // The server's address plus an offset inside its chunk: cannot wrap
+        // after `info_rsp_bufs`, checked anyway rather than trusted.
+        let Some(hdr_addr) = raddr.checked_add(data_len as u64) else {
+            return self.events.io_done(permit, EINVAL.to_errno());
+        };
+        let cid = 1 + (rdma::current_cpu() % (path.con_num as u32 - 1)) as u16;
         {
             let mut g = self.pending.lock();
-            let slot = &mut g[id as usize];
-            if slot.is_some() {
+            let Some(slot) = g.get_mut(id as usize).filter(|s| s.is_none()) else {
                 drop(g);
                 pr_err!("permit {} already in flight\n", id);
                 return self.events.io_done(permit, EINVAL.to_errno());
-            }
-            *slot = Some(Pending { permit, dir, status: 0, sent: false, answered: false, invalidated: dir == Dir::Write });
+            };
+            let invalidated = dir == Dir::Write;
+            *slot = Some(Pending { permit, dir, cid, status: 0, sent: false, answered: false, invalidated });
         }
         mr.sync_for_device();
-        let cid = 1 + (rdma::current_cpu() % (path.con_num as u32 - 1)) as u16;
         let r = path.post(cid, Sent { path: path.clone(), id }, |o| {
-            let mr = &o.path.mrs[o.id as usize];
+            let mr = o.path.mrs.get(o.id as usize).ok_or(EINVAL)?;
             let mut c = Chain::new();
             match dir {
                 Dir::Write => {
@@ -355,7 +374,7 @@ impl Sess {
                     c.push(SendOp::RegBlock { mr, access: Access::REMOTE_WRITE })?;
                     c.push(SendOp::WriteImm {
                         sge: Some(mr.sge(data_len as usize, usr.len() + msg_len)?),
-                        remote_addr: raddr + data_len as u64,
+                        remote_addr: hdr_addr,
                         rkey,
                         imm,
                     })?;
@@ -365,7 +384,7 @@ impl Sess {
         });
         if let Err(e) = r {
             // Never posted: nothing of it is in the device's hands.
-            let p = self.pending.lock()[id as usize].take();
+            let p = self.pending.lock().get_mut(id as usize).and_then(|s| s.take());
             if let Some(p) = p {
                 self.events.io_done(p.permit, e.to_errno());
             }
@@ -455,7 +474,8 @@ struct ConEvents {
 struct ConSt {
     phase: u8,
     err: i32,
-    rsp: Option<ConnRsp>,
+    /// The server's geometry from its accept, checked.
+    geo: Option<Geometry>,
     path: Option<Arc<Path>>,
 }
 
@@ -472,10 +492,16 @@ impl Handler for ConEvents {
             EventKind::AddrResolved => g.phase = C_ADDR,
             EventKind::RouteResolved => g.phase = C_ROUTE,
             EventKind::Established => match ConnRsp::parse(ev.private_data) {
-                Ok(r) if r.errno.get() == 0 => {
-                    g.rsp = Some(r);
-                    g.phase = C_UP;
-                }
+                Ok(r) if r.errno.get() == 0 => match r.geometry() {
+                    Ok(geo) => {
+                        g.geo = Some(geo);
+                        g.phase = C_UP;
+                    }
+                    Err(e) => {
+                        pr_err!("server geometry not supported: {:?}\n", e);
+                        fail(&mut g, EINVAL.to_errno());
+                    }
+                },
                 Ok(r) => {
                     pr_err!("Invalid RTRS message: errno {}\n", r.reject_errno());
                     fail(&mut g, econnreset().to_errno());
@@ -546,7 +572,7 @@ impl Link {
     ) -> Result<(Self, Option<Geometry>, Arc<Pd>)> {
         let ctl = Arc::pin_init(
             pin_init!(ConEvents {
-                st <- new_mutex!(ConSt { phase: C_IDLE, err: 0, rsp: None, path: None }),
+                st <- new_mutex!(ConSt { phase: C_IDLE, err: 0, geo: None, path: None }),
                 cv <- new_condvar!(),
             }),
             GFP_KERNEL,
@@ -584,13 +610,7 @@ impl Link {
             rnr_retry_count: 7,
         })?;
         ctl.wait(C_UP)?;
-        let rsp = ctl.st.lock().rsp.ok_or(EINVAL)?;
-        let g = Geometry {
-            queue_depth: rsp.queue_depth.get() as u32,
-            max_io_size: rsp.max_io_size.get(),
-            max_hdr_size: rsp.max_hdr_size.get(),
-            new_rkey: rsp.flags.get() & wire::MSG_NEW_RKEY_F != 0,
-        };
+        let g = ctl.st.lock().geo.ok_or(EINVAL)?;
         if let Some(want) = geo {
             if g.queue_depth != want.queue_depth {
                 pr_err!("Error: queue depth changed\n");
@@ -616,6 +636,10 @@ struct Path {
     mrs: KVec<BlockMr>,
     /// The server's chunk of each permit: address and (changing) rkey.
     raddr: KVec<AtomicU64Pair>,
+    /// Per connection: the rkey the server's last SEND_WITH_INV revoked
+    /// (`INV_SEEN | rkey`), not yet matched with an answer, or 0.  Only the
+    /// connection's CQ poller (one work item) touches its entry.
+    inv_seen: KVec<AtomicU64>,
     state: AtomicU8,
     hb_missed: AtomicU32,
     #[pin]
@@ -624,9 +648,12 @@ struct Path {
     close_w: Work<Path>,
 }
 
+/// Marks a valid entry of `Path::inv_seen`.
+const INV_SEEN: u64 = 1 << 32;
+
 /// A remote chunk's address and key.
 struct AtomicU64Pair {
-    addr: core::sync::atomic::AtomicU64,
+    addr: AtomicU64,
     rkey: AtomicU32,
 }
 
@@ -654,9 +681,13 @@ impl Path {
         let mut raddr = KVec::with_capacity(n, GFP_KERNEL)?;
         for b in sess.blocks.iter() {
             mrs.push(BlockMr::new(&pd, b.clone())?, GFP_KERNEL)?;
-            raddr.push(AtomicU64Pair { addr: core::sync::atomic::AtomicU64::new(0), rkey: AtomicU32::new(0) }, GFP_KERNEL)?;
+            raddr.push(AtomicU64Pair { addr: AtomicU64::new(0), rkey: AtomicU32::new(0) }, GFP_KERNEL)?;
         }
         let con_num = links.len() as u16;
+        let mut inv_seen = KVec::with_capacity(links.len(), GFP_KERNEL)?;
+        for _ in 0..links.len() {
+            inv_seen.push(AtomicU64::new(0), GFP_KERNEL)?;
+        }
         let p = Arc::pin_init(
             pin_init!(Path {
                 sess: sess.clone(),
@@ -664,6 +695,7 @@ impl Path {
                 pd,
                 mrs,
                 raddr,
+                inv_seen,
                 state: AtomicU8::new(CONNECTING),
                 hb_missed: AtomicU32::new(0),
                 cons <- new_mutex!(PathCons { cons: links, hb: None }),
@@ -683,8 +715,9 @@ impl Path {
     }
 
     fn rbuf(&self, id: u32) -> (u64, u32) {
-        let r = &self.raddr[id as usize];
-        (r.addr.load(Ordering::Acquire), r.rkey.load(Ordering::Acquire))
+        self.raddr
+            .get(id as usize)
+            .map_or((0, 0), |r| (r.addr.load(Ordering::Acquire), r.rkey.load(Ordering::Acquire)))
     }
 
     /// Posts receives, exchanges the info messages, starts the heartbeat.
@@ -788,26 +821,47 @@ impl Path {
         }
     }
 
-    /// An answer to request `msg_id`.
+    /// The server's SEND_WITH_INV on `cid` revoked our key `rkey`; the
+    /// answer it precedes (same chain, same QP, so the next receive) says
+    /// which request it was for.
+    fn remote_inv(&self, cid: u16, rkey: u32) {
+        if let Some(e) = self.inv_seen.get(cid as usize) {
+            e.store(INV_SEEN | rkey as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// An answer to request `msg_id`, received on `cid`.
+    ///
+    /// Everything here comes from the server: an id we did not send, a
+    /// second answer, or an answer whose claimed invalidation did not happen
+    /// must neither complete a request twice nor hand back a read buffer
+    /// whose key the server can still write with.
     fn io_rsp(self: &Arc<Self>, cid: u16, msg_id: u32, errno: i32, with_inval: bool) {
         let sess = &self.sess;
-        if msg_id >= sess.queue_depth() {
+        // The key the server revoked just before this answer, if any.
+        let inv = self.inv_seen.get(cid as usize).map_or(0, |e| e.swap(0, Ordering::Relaxed));
+        let Some(mr) = self.mrs.get(msg_id as usize) else {
             pr_err!("answer for unknown request {}\n", msg_id);
             return self.close();
-        }
-        let mut need_inv = false;
+        };
+        // `Some(cid of the request)` if we must revoke the key ourselves.
+        let mut need_inv = None;
         let mut known = true;
+        let mut unconfirmed = false;
         {
             let mut g = sess.pending.lock();
-            match g[msg_id as usize].as_mut() {
+            match g.get_mut(msg_id as usize).and_then(|s| s.as_mut()) {
                 Some(p) if !p.answered => {
                     p.answered = true;
                     p.status = errno;
                     if p.dir == Dir::Read && !p.invalidated {
-                        if with_inval {
+                        // Trust the flag only if the HCA reported revoking
+                        // exactly this request's current key.
+                        if with_inval && inv == INV_SEEN | mr.rkey() as u64 {
                             p.invalidated = true;
                         } else {
-                            need_inv = true;
+                            unconfirmed = with_inval;
+                            need_inv = Some(p.cid);
                         }
                     }
                 }
@@ -818,13 +872,17 @@ impl Path {
             pr_err!("answer for request {} that is not in flight\n", msg_id);
             return self.close();
         }
-        // A read's data arrived before its answer (one QP, in order).
-        self.mrs[msg_id as usize].sync_for_cpu();
-        if need_inv {
+        if unconfirmed {
+            pr_warn!("answer for request {} claims an invalidation that did not happen\n", msg_id);
+        }
+        if let Some(req_cid) = need_inv {
             // The server left our read buffer's key valid: revoke it before
-            // the data is handed back.
-            let rkey = self.mrs[msg_id as usize].rkey();
-            let r = self.post(cid, Inval { path: self.clone(), id: msg_id }, |_| {
+            // the data is handed back (`Inval` completes the request).  On
+            // the request's own connection, behind its registration: a
+            // server answering early, or on another connection, must not
+            // get the invalidation executed before the key is registered.
+            let rkey = mr.rkey();
+            let r = self.post(req_cid, Inval { path: self.clone(), id: msg_id }, |_| {
                 let mut c = Chain::new();
                 c.push(SendOp::LocalInv { rkey })?;
                 Ok(c)
@@ -835,6 +893,9 @@ impl Path {
             }
             return;
         }
+        // A read's data arrived before its answer (one QP, in order), and
+        // the server can no longer write into the buffer.
+        mr.sync_for_cpu();
         sess.progress(msg_id, |_| {});
     }
 
@@ -918,7 +979,7 @@ impl Completion for InfoRecv {
                 pr_err!("Path info response is malformed: {:?}\n", e);
                 EINVAL
             })?;
-            wire::info_rsp_bufs(&rsp, geo.queue_depth, geo.chunk_size(), |i, addr, rkey| {
+            wire::info_rsp_bufs(&rsp, geo.queue_depth, geo.chunk_size, |i, addr, rkey| {
                 if let Some(r) = path.raddr.get(i as usize) {
                     r.addr.store(addr, Ordering::Release);
                     r.rkey.store(rkey, Ordering::Release);
@@ -974,11 +1035,14 @@ impl Completion for Recv {
                     }
                 };
                 let buf_id = msg.buf_id.get() as u32;
-                match Imm::try_from(imm) {
-                    Ok(Imm::IoRsp { msg_id, .. }) if msg_id == buf_id && (buf_id as usize) < path.raddr.len() => {
-                        path.raddr[buf_id as usize].rkey.store(msg.rkey.get(), Ordering::Release);
-                    }
-                    _ => {
+                let chunk = match Imm::try_from(imm) {
+                    Ok(Imm::IoRsp { msg_id, .. }) if msg_id == buf_id => path.raddr.get(buf_id as usize),
+                    _ => None,
+                };
+                match chunk {
+                    // `io_rsp` then checks that the request is in flight.
+                    Some(r) => r.rkey.store(msg.rkey.get(), Ordering::Release),
+                    None => {
                         pr_err!("rkey response for buffer {} does not match its immediate {:#x}\n", buf_id, imm);
                         return path.close();
                     }
@@ -987,7 +1051,13 @@ impl Completion for Recv {
             }
             // The server's SEND_WITH_INV of a read buffer's key: the answer
             // that follows says so.
-            (Opcode::Recv, None) if wc.invalidated_rkey.is_some() => return,
+            (Opcode::Recv, None) => match wc.invalidated_rkey {
+                Some(rkey) => return path.remote_inv(cid, rkey),
+                None => {
+                    pr_warn!("Unexpected WC type: {:?}\n", wc.opcode);
+                    return path.close();
+                }
+            },
             (op, _) => {
                 pr_warn!("Unexpected WC type: {:?}\n", op);
                 return path.close();
@@ -1030,8 +1100,14 @@ struct Inval {
 impl Completion for Inval {
     fn done(self, wc: &WorkCompletion) {
         if wc.status != Status::Success {
-            pr_err!("Failed IB_WR_LOCAL_INV: {:?}\n", wc.status);
+            if wc.status != Status::Flushed {
+                pr_err!("Failed IB_WR_LOCAL_INV: {:?}\n", wc.status);
+            }
             return self.path.close();
+        }
+        // Only now can nobody write into the read buffer any more.
+        if let Some(mr) = self.path.mrs.get(self.id as usize) {
+            mr.sync_for_cpu();
         }
         self.path.sess.progress(self.id, |p| p.invalidated = true);
     }
