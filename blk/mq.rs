@@ -196,7 +196,18 @@ unsafe impl<T: Queue> Sync for Disk<T> {}
 impl<T: Queue> Disk<T> {
     /// Allocates a disk `name` (not visible until [`Disk::add`]).
     pub fn new(ts: &Arc<TagSet<T>>, p: &DiskParams, major: i32, first_minor: i32, minors: i32, name: &CStr, ctx: Arc<T>) -> Result<Self> {
-        if p.logical_block_size < 512 || !p.logical_block_size.is_power_of_two() {
+        // What `blk_validate_limits` refuses or WARNs on.  The caller checks
+        // limits that come from a peer first; this keeps a WARN out of any
+        // caller's reach.
+        let page = kernel::page::PAGE_SIZE;
+        let lbs = p.logical_block_size;
+        if lbs < 512
+            || !lbs.is_power_of_two()
+            || lbs as usize > page
+            || (p.max_hw_sectors as usize) < page / 512
+            || p.max_hw_sectors < (lbs / 512) as u32
+            || !(p.physical_block_size == 0 || p.physical_block_size.is_power_of_two())
+        {
             return Err(EINVAL);
         }
         let raw = Arc::into_raw(ctx);

@@ -27,8 +27,8 @@
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use kernel::prelude::*;
 use kernel::str::CStr;
-use kernel::sync::{new_condvar, new_mutex, Arc, CondVar, Mutex};
-use kernel::time::msecs_to_jiffies;
+use kernel::sync::{new_condvar, new_mutex, Arc, CondVar, CondVarTimeoutResult, Mutex};
+use kernel::time::{ktime_ms_delta, msecs_to_jiffies, Ktime};
 use blk::mq::{Disk, DiskParams, Major, Queue, Rq, TagSet};
 use blk::Op;
 use proto::addr::Addr;
@@ -50,6 +50,15 @@ module! {
 
 /// Minors per device (upstream `RNBD_PART_BITS`).
 const PART_BITS: i32 = 6;
+/// How long a control message (SESS_INFO, OPEN, CLOSE) may wait for a
+/// permit and then for the server's answer.  Upstream's client waits
+/// forever; a server that answers heartbeats but not the message would then
+/// hang map_device, unmap_device and rmmod, which hold `State::ops`.  A
+/// server silent for this long is treated as dead: its session is closed
+/// (see [`Session::ctl`]).  The RTRS connect steps have the same bound.
+const CTL_TIMEOUT_MS: u32 = 30_000;
+/// Longest control response.
+const CTL_RSP_MAX: usize = 64;
 
 /// What a permit carries while its request is in flight.
 enum Pending {
@@ -96,7 +105,7 @@ impl SessEvents for Events {
 #[pin_data]
 struct CtlWait {
     #[pin]
-    st: Mutex<Option<(i32, [u8; 64])>>,
+    st: Mutex<Option<(i32, [u8; CTL_RSP_MAX])>>,
     #[pin]
     cv: CondVar,
     rsp_len: usize,
@@ -104,9 +113,13 @@ struct CtlWait {
 
 impl CtlWait {
     fn finish(&self, permit: Permit, status: i32) {
-        let mut rsp = [0u8; 64];
+        let mut rsp = [0u8; CTL_RSP_MAX];
         let status = if status == 0 && self.rsp_len > 0 {
-            match permit.block().read(0, &mut rsp[..self.rsp_len]) {
+            let r = match rsp.get_mut(..self.rsp_len) {
+                Some(b) => permit.block().read(0, b),
+                None => Err(EINVAL),
+            };
+            match r {
                 Ok(()) => 0,
                 Err(e) => e.to_errno(),
             }
@@ -132,12 +145,33 @@ struct Session {
 impl Session {
     /// Sends a control message `usr` and waits for its answer; a read when
     /// `rsp_len` bytes come back.  Returns the status and the response.
-    fn ctl(&self, usr: &[u8], rsp_len: usize) -> Result<[u8; 64]> {
+    ///
+    /// Waits at most [`CTL_TIMEOUT_MS`] in all.  The request stays RTRS's
+    /// (its permit is not reused) until the server answers or the path
+    /// closes, so giving up the wait is safe; after a timeout the session
+    /// is closed as well (`ETIMEDOUT`), which fails the request and
+    /// everything else in flight instead of leaving them to a server that
+    /// does not answer.  A signal ends the wait only (`EINTR`): the server is
+    /// alive as far as we know, and its late answer just finds nobody
+    /// waiting.
+    fn ctl(&self, usr: &[u8], rsp_len: usize) -> Result<[u8; CTL_RSP_MAX]> {
+        if rsp_len > CTL_RSP_MAX {
+            return Err(EINVAL);
+        }
+        let start = Ktime::ktime_get();
         let w = Arc::pin_init(
             pin_init!(CtlWait { st <- new_mutex!(None), cv <- new_condvar!(), rsp_len }),
             GFP_KERNEL,
         )?;
-        let permit = self.rtrs.permit(true).ok_or_else(rdma::code::enotconn)?;
+        let permit = match self.rtrs.permit_timeout(CTL_TIMEOUT_MS) {
+            Ok(p) => p,
+            Err(e) => {
+                if e == rdma::code::etimedout() {
+                    pr_err!("session {}: no free permit for a control message in {} ms\n", Show(&self.name), CTL_TIMEOUT_MS);
+                }
+                return Err(e);
+            }
+        };
         let id = permit.id() as usize;
         {
             let mut g = self.events.pending.lock();
@@ -148,10 +182,37 @@ impl Session {
         self.rtrs.request(permit, dir, usr, rsp_len as u32);
         // RTRS ends every request (a path failure fails those in flight).
         let mut g = w.st.lock();
-        while g.is_none() {
-            let _ = w.cv.wait_interruptible_timeout(&mut g, msecs_to_jiffies(1000));
-        }
-        let (status, rsp) = g.take().unwrap_or((EIO.to_errno(), [0; 64]));
+        let done = loop {
+            if let Some(r) = g.take() {
+                break Ok(r);
+            }
+            let left = (CTL_TIMEOUT_MS as i64).saturating_sub(ktime_ms_delta(Ktime::ktime_get(), start));
+            if left <= 0 {
+                break Err(rdma::code::etimedout());
+            }
+            let wait = msecs_to_jiffies(left.min(1000) as u32);
+            if let CondVarTimeoutResult::Signal { .. } = w.cv.wait_interruptible_timeout(&mut g, wait) {
+                break Err(EINTR);
+            }
+        };
+        // Unlocked first: closing the session completes the request, which
+        // takes this lock.
+        drop(g);
+        let (status, rsp) = match done {
+            Ok(r) => r,
+            Err(e) => {
+                if e == rdma::code::etimedout() {
+                    pr_err!(
+                        "session {}: no answer from the server in {} ms, closing the session\n",
+                        Show(&self.name),
+                        CTL_TIMEOUT_MS
+                    );
+                    self.events.connected.store(false, Ordering::Release);
+                    self.rtrs.close();
+                }
+                return Err(e);
+            }
+        };
         if status < 0 {
             return Err(Error::from_errno(status));
         }
@@ -160,11 +221,10 @@ impl Session {
 
     fn sess_info(&self) -> Result {
         let rsp = self.ctl(&wire::SessInfo::new(false).to_bytes(), wire::SessInfo::SIZE)?;
-        let r = wire::SessInfo::from_bytes(&rsp[..wire::SessInfo::SIZE]).map_err(|_| EINVAL)?;
-        if wire::msg_type(&r.hdr.to_bytes()) != Ok(MsgType::SessInfoRsp) {
-            pr_err!("sess_info: unexpected response type\n");
-            return Err(EINVAL);
-        }
+        wire::SessInfo::parse_rsp(&rsp[..wire::SessInfo::SIZE]).map_err(|e| {
+            pr_err!("sess_info: unexpected response: {:?}\n", e);
+            EINVAL
+        })?;
         Ok(())
     }
 }
@@ -535,11 +595,10 @@ impl State {
         let rsp = sess.ctl(&msg.to_bytes(), wire::OpenRsp::SIZE).inspect_err(|e| {
             pr_err!("map_device: open of {} failed: {:?}\n", Show(path), e);
         })?;
-        let r = wire::OpenRsp::from_bytes(&rsp[..wire::OpenRsp::SIZE]).map_err(|_| EINVAL)?;
-        if wire::msg_type(&r.hdr.to_bytes()) != Ok(MsgType::OpenRsp) {
-            pr_err!("map_device: unexpected open response\n");
-            return Err(EINVAL);
-        }
+        let r = wire::OpenRsp::parse(&rsp[..wire::OpenRsp::SIZE]).map_err(|e| {
+            pr_err!("map_device: unexpected open response for {}: {:?}\n", Show(path), e);
+            EINVAL
+        })?;
         let device_id = r.device_id.get();
         let close_remote = |sess: &Arc<Session>| {
             let mut c = wire::Close::zeroed();
@@ -547,24 +606,30 @@ impl State {
             c.device_id = Le32::new(device_id);
             let _ = sess.ctl(&c.to_bytes(), 0);
         };
-        let lbs = r.logical_block_size.get();
-        let max_io_sectors = sess.rtrs.max_io_size() / 512;
+        // The server's limits go to the block layer only checked: it WARNs
+        // on some values and misbehaves on others (see `OpenRsp::limits`).
+        let lim = match r.limits(sess.rtrs.max_io_size(), kernel::page::PAGE_SIZE as u32) {
+            Ok(l) => l,
+            Err(e) => {
+                pr_err!("map_device: {}: the server's device limits are invalid: {:?}\n", Show(path), e);
+                close_remote(sess);
+                return Err(EINVAL);
+            }
+        };
         let params = DiskParams {
-            sectors: r.nsectors.get(),
-            max_hw_sectors: match r.max_hw_sectors.get() {
-                0 => max_io_sectors,
-                n => n.min(max_io_sectors),
-            },
+            sectors: lim.nsectors,
+            max_hw_sectors: lim.max_hw_sectors,
+            // Ours, as upstream's client: the server's are its disk's.
             max_segments: 128,
-            max_discard_sectors: r.max_discard_sectors.get(),
-            discard_granularity: r.discard_granularity.get(),
-            discard_alignment: r.discard_alignment.get(),
-            max_write_zeroes_sectors: r.max_write_zeroes_sectors.get(),
-            max_secure_erase_sectors: if r.secure_discard.get() != 0 { r.max_discard_sectors.get() } else { 0 },
-            logical_block_size: lbs,
-            physical_block_size: r.physical_block_size.get().max(lbs),
-            write_cache: (r.cache_policy & wire::CACHE_WRITEBACK != 0) as u8,
-            fua: (r.cache_policy & wire::CACHE_FUA != 0) as u8,
+            max_discard_sectors: lim.max_discard_sectors,
+            discard_granularity: lim.discard_granularity,
+            discard_alignment: lim.discard_alignment,
+            max_write_zeroes_sectors: lim.max_write_zeroes_sectors,
+            max_secure_erase_sectors: lim.max_secure_erase_sectors,
+            logical_block_size: lim.logical_block_size,
+            physical_block_size: lim.physical_block_size,
+            write_cache: lim.write_cache as u8,
+            fua: lim.fua as u8,
             read_only: (mode == AccessMode::Ro) as u8,
         };
         let mut pn = KVec::with_capacity(path.len(), GFP_KERNEL)?;
