@@ -167,7 +167,7 @@ impl Session {
             Ok(p) => p,
             Err(e) => {
                 if e == rdma::code::etimedout() {
-                    pr_err!("session {}: no free permit for a control message in {} ms\n", Show(&self.name), CTL_TIMEOUT_MS);
+                    rdma::peer_err!("session {}: no free permit for a control message in {} ms\n", Show(&self.name), CTL_TIMEOUT_MS);
                 }
                 return Err(e);
             }
@@ -202,7 +202,7 @@ impl Session {
             Ok(r) => r,
             Err(e) => {
                 if e == rdma::code::etimedout() {
-                    pr_err!(
+                    rdma::peer_err!(
                         "session {}: no answer from the server in {} ms, closing the session\n",
                         Show(&self.name),
                         CTL_TIMEOUT_MS
@@ -222,7 +222,7 @@ impl Session {
     fn sess_info(&self) -> Result {
         let rsp = self.ctl(&wire::SessInfo::new(false).to_bytes(), wire::SessInfo::SIZE)?;
         wire::SessInfo::parse_rsp(&rsp[..wire::SessInfo::SIZE]).map_err(|e| {
-            pr_err!("sess_info: unexpected response: {:?}\n", e);
+            rdma::peer_err!("sess_info: unexpected response: {:?}\n", e);
             EINVAL
         })?;
         Ok(())
@@ -593,10 +593,10 @@ impl State {
     fn map_on(self: &Arc<Self>, sess: &Arc<Session>, path: &[u8], mode: AccessMode, nr_poll_queues: u32) -> Result {
         let msg = wire::Open::new(mode, path).ok_or(EINVAL)?;
         let rsp = sess.ctl(&msg.to_bytes(), wire::OpenRsp::SIZE).inspect_err(|e| {
-            pr_err!("map_device: open of {} failed: {:?}\n", Show(path), e);
+            rdma::peer_err!("map_device: open of {} failed: {:?}\n", Show(path), e);
         })?;
         let r = wire::OpenRsp::parse(&rsp[..wire::OpenRsp::SIZE]).map_err(|e| {
-            pr_err!("map_device: unexpected open response for {}: {:?}\n", Show(path), e);
+            rdma::peer_err!("map_device: unexpected open response for {}: {:?}\n", Show(path), e);
             EINVAL
         })?;
         let device_id = r.device_id.get();
@@ -611,7 +611,7 @@ impl State {
         let lim = match r.limits(sess.rtrs.max_io_size(), kernel::page::PAGE_SIZE as u32) {
             Ok(l) => l,
             Err(e) => {
-                pr_err!("map_device: {}: the server's device limits are invalid: {:?}\n", Show(path), e);
+                rdma::peer_err!("map_device: {}: the server's device limits are invalid: {:?}\n", Show(path), e);
                 close_remote(sess);
                 return Err(EINVAL);
             }
@@ -757,7 +757,7 @@ impl State {
             c.hdr = MsgHdr::new(MsgType::Close);
             c.device_id = Le32::new(dev.device_id);
             if let Err(e) = sess.ctl(&c.to_bytes(), 0) {
-                pr_warn!("</dev/rnbd{}> close on the server failed: {:?}\n", dev.idx, e);
+                rdma::peer_warn!("</dev/rnbd{}> close on the server failed: {:?}\n", dev.idx, e);
             }
         }
         self.inner.lock().devs.take_where(|d| Arc::ptr_eq(d, dev), drop);

@@ -498,16 +498,16 @@ impl Handler for ConEvents {
                         g.phase = C_UP;
                     }
                     Err(e) => {
-                        pr_err!("server geometry not supported: {:?}\n", e);
+                        rdma::peer_err!("server geometry not supported: {:?}\n", e);
                         fail(&mut g, EINVAL.to_errno());
                     }
                 },
                 Ok(r) => {
-                    pr_err!("Invalid RTRS message: errno {}\n", r.reject_errno());
+                    rdma::peer_err!("Invalid RTRS message: errno {}\n", r.reject_errno());
                     fail(&mut g, econnreset().to_errno());
                 }
                 Err(e) => {
-                    pr_err!("Invalid RTRS connection response: {:?}\n", e);
+                    rdma::peer_err!("Invalid RTRS connection response: {:?}\n", e);
                     fail(&mut g, econnreset().to_errno());
                 }
             },
@@ -518,19 +518,19 @@ impl Handler for ConEvents {
                     .map(|r| r.reject_errno() as i32)
                     .filter(|&e| e < 0)
                     .unwrap_or(econnrefused().to_errno());
-                pr_err!("Connect rejected: status {}, errno {}\n", ev.status, errno);
+                rdma::peer_err!("Connect rejected: status {}, errno {}\n", ev.status, errno);
                 fail(&mut g, errno);
             }
             EventKind::AddrError | EventKind::RouteError => {
-                pr_warn!("CM error (CM event: {:?}, err: {})\n", ev.kind, ev.status);
+                rdma::peer_warn!("CM error (CM event: {:?}, err: {})\n", ev.kind, ev.status);
                 fail(&mut g, ehostunreach().to_errno());
             }
             EventKind::ConnectError | EventKind::Unreachable | EventKind::AddrChange | EventKind::TimewaitExit => {
-                pr_warn!("CM error (CM event: {:?}, err: {})\n", ev.kind, ev.status);
+                rdma::peer_warn!("CM error (CM event: {:?}, err: {})\n", ev.kind, ev.status);
                 fail(&mut g, econnreset().to_errno());
             }
             EventKind::Disconnected | EventKind::DeviceRemoval => fail(&mut g, econnreset().to_errno()),
-            k => pr_info!("Ignoring CM event {:?}\n", k),
+            k => rdma::peer_info!("Ignoring CM event {:?}\n", k),
         }
         let path = g.path.clone();
         drop(g);
@@ -613,7 +613,7 @@ impl Link {
         let g = ctl.st.lock().geo.ok_or(EINVAL)?;
         if let Some(want) = geo {
             if g.queue_depth != want.queue_depth {
-                pr_err!("Error: queue depth changed\n");
+                rdma::peer_err!("Error: queue depth changed\n");
                 return Err(econnreset());
             }
         }
@@ -816,7 +816,7 @@ impl Path {
             Ok(c)
         });
         if let Err(e) = r {
-            pr_err!("HB send failed, errno: {:?}\n", e);
+            rdma::peer_err!("HB send failed, errno: {:?}\n", e);
             self.close();
         }
     }
@@ -841,7 +841,7 @@ impl Path {
         // The key the server revoked just before this answer, if any.
         let inv = self.inv_seen.get(cid as usize).map_or(0, |e| e.swap(0, Ordering::Relaxed));
         let Some(mr) = self.mrs.get(msg_id as usize) else {
-            pr_err!("answer for unknown request {}\n", msg_id);
+            rdma::peer_err!("answer for unknown request {}\n", msg_id);
             return self.close();
         };
         // `Some(cid of the request)` if we must revoke the key ourselves.
@@ -869,11 +869,11 @@ impl Path {
             }
         }
         if !known {
-            pr_err!("answer for request {} that is not in flight\n", msg_id);
+            rdma::peer_err!("answer for request {} that is not in flight\n", msg_id);
             return self.close();
         }
         if unconfirmed {
-            pr_warn!("answer for request {} claims an invalidation that did not happen\n", msg_id);
+            rdma::peer_warn!("answer for request {} claims an invalidation that did not happen\n", msg_id);
         }
         if let Some(req_cid) = need_inv {
             // The server left our read buffer's key valid: revoke it before
@@ -888,7 +888,7 @@ impl Path {
                 Ok(c)
             });
             if let Err(e) = r {
-                pr_err!("Posting LOCAL_INV failed: {:?}\n", e);
+                rdma::peer_err!("Posting LOCAL_INV failed: {:?}\n", e);
                 self.close();
             }
             return;
@@ -967,7 +967,7 @@ impl Completion for InfoRecv {
         let Self { path, buf, wait } = self;
         if wc.status != Status::Success || wc.opcode != Opcode::Recv {
             if wc.status != Status::Flushed {
-                pr_err!("Path info response receive failed: {:?}\n", wc.status);
+                rdma::peer_err!("Path info response receive failed: {:?}\n", wc.status);
             }
             wait.set(Err(econnreset()));
             return path.close();
@@ -976,7 +976,7 @@ impl Completion for InfoRecv {
         let n = (wc.byte_len as usize).min(buf.len());
         let r = buf.with_cpu(|b| -> Result {
             let rsp = InfoRsp::parse(&b[..n]).map_err(|e| {
-                pr_err!("Path info response is malformed: {:?}\n", e);
+                rdma::peer_err!("Path info response is malformed: {:?}\n", e);
                 EINVAL
             })?;
             wire::info_rsp_bufs(&rsp, geo.queue_depth, geo.chunk_size, |i, addr, rkey| {
@@ -986,7 +986,7 @@ impl Completion for InfoRecv {
                 }
             })
             .map_err(|e| {
-                pr_err!("Incorrect chunk descriptors: {:?}\n", e);
+                rdma::peer_err!("Incorrect chunk descriptors: {:?}\n", e);
                 EINVAL
             })
         });
@@ -1009,13 +1009,13 @@ impl Completion for Recv {
         let Self { path, cid, buf } = self;
         if wc.status != Status::Success {
             if wc.status != Status::Flushed {
-                pr_err!("RDMA failed: {:?}\n", wc.status);
+                rdma::peer_err!("RDMA failed: {:?}\n", wc.status);
             }
             return path.close();
         }
         path.hb_missed.store(0, Ordering::Release);
         if let Err(e) = path.post_recv(cid) {
-            pr_err!("post_recv failed: {:?}\n", e);
+            rdma::peer_err!("post_recv failed: {:?}\n", e);
             return path.close();
         }
         let imm = match (wc.opcode, wc.imm) {
@@ -1023,14 +1023,14 @@ impl Completion for Recv {
             (Opcode::Recv, Some(imm)) => {
                 // An answer with a new key for the server's chunk.
                 let Some(b) = buf.as_ref() else {
-                    pr_err!("rkey response without a buffer\n");
+                    rdma::peer_err!("rkey response without a buffer\n");
                     return path.close();
                 };
                 let msg = b.with_cpu(|s| wire::RkeyRsp::from_bytes(&s[..(wc.byte_len as usize).min(s.len())]));
                 let msg = match msg {
                     Ok(m) if m.ty.get() == wire::MsgType::RkeyRsp as u16 => m,
                     _ => {
-                        pr_err!("rkey response is malformed: size {}\n", wc.byte_len);
+                        rdma::peer_err!("rkey response is malformed: size {}\n", wc.byte_len);
                         return path.close();
                     }
                 };
@@ -1043,7 +1043,7 @@ impl Completion for Recv {
                     // `io_rsp` then checks that the request is in flight.
                     Some(r) => r.rkey.store(msg.rkey.get(), Ordering::Release),
                     None => {
-                        pr_err!("rkey response for buffer {} does not match its immediate {:#x}\n", buf_id, imm);
+                        rdma::peer_err!("rkey response for buffer {} does not match its immediate {:#x}\n", buf_id, imm);
                         return path.close();
                     }
                 }
@@ -1054,12 +1054,12 @@ impl Completion for Recv {
             (Opcode::Recv, None) => match wc.invalidated_rkey {
                 Some(rkey) => return path.remote_inv(cid, rkey),
                 None => {
-                    pr_warn!("Unexpected WC type: {:?}\n", wc.opcode);
+                    rdma::peer_warn!("Unexpected WC type: {:?}\n", wc.opcode);
                     return path.close();
                 }
             },
             (op, _) => {
-                pr_warn!("Unexpected WC type: {:?}\n", op);
+                rdma::peer_warn!("Unexpected WC type: {:?}\n", op);
                 return path.close();
             }
         };
@@ -1067,7 +1067,7 @@ impl Completion for Recv {
             Ok(Imm::IoRsp { msg_id, errno, with_inval }) => path.io_rsp(cid, msg_id, errno, with_inval),
             Ok(Imm::HbMsg) => path.send_hb(Imm::HbAck),
             Ok(Imm::HbAck) => {}
-            _ => pr_warn!("Unknown IMM type {:#x}\n", imm),
+            _ => rdma::peer_warn!("Unknown IMM type {:#x}\n", imm),
         }
     }
 }
@@ -1082,7 +1082,7 @@ impl Completion for Sent {
     fn done(self, wc: &WorkCompletion) {
         if wc.status != Status::Success {
             if let Status::Error(s) = wc.status {
-                pr_err!("IO request send failed: status {}\n", s);
+                rdma::peer_err!("IO request send failed: status {}\n", s);
             }
             // The path's close fails the request once the QPs are drained.
             return self.path.close();
@@ -1101,7 +1101,7 @@ impl Completion for Inval {
     fn done(self, wc: &WorkCompletion) {
         if wc.status != Status::Success {
             if wc.status != Status::Flushed {
-                pr_err!("Failed IB_WR_LOCAL_INV: {:?}\n", wc.status);
+                rdma::peer_err!("Failed IB_WR_LOCAL_INV: {:?}\n", wc.status);
             }
             return self.path.close();
         }
@@ -1124,7 +1124,7 @@ impl<B: Send + 'static> Completion for SendBuf<B> {
     fn done(self, wc: &WorkCompletion) {
         if wc.status != Status::Success {
             if let Status::Error(s) = wc.status {
-                pr_err!("{} failed: status {}\n", self.what, s);
+                rdma::peer_err!("{} failed: status {}\n", self.what, s);
             }
             self.path.close();
         }
@@ -1145,7 +1145,7 @@ impl Tick for HbTick {
         }
         let missed = p.hb_missed.fetch_add(1, Ordering::AcqRel);
         if missed > wire::HB_MISSED_MAX {
-            pr_err!("HB missed max reached.\n");
+            rdma::peer_err!("HB missed max reached.\n");
             return p.close();
         }
         if missed == 0 {
