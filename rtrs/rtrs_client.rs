@@ -516,7 +516,9 @@ impl Handler for ConEvents {
                     .ok()
                     .filter(|r| r.magic.get() == wire::MAGIC)
                     .map(|r| r.reject_errno() as i32)
-                    .filter(|&e| e < 0)
+                    // A plain errno only: nothing the kernel would warn
+                    // about (`Error::from_errno`) or treat as a restart.
+                    .filter(|&e| (-511..0).contains(&e))
                     .unwrap_or(econnrefused().to_errno());
                 rdma::peer_err!("Connect rejected: status {}, errno {}\n", ev.status, errno);
                 fail(&mut g, errno);
