@@ -17,6 +17,7 @@ pub mod ratelimit;
 #[macro_use]
 pub mod wire;
 pub mod rnbd;
+pub mod rnbd_io;
 pub mod rtrs;
 
 #[cfg(test)]

@@ -476,7 +476,9 @@ impl InfoReq {
             return Err(WireError::BadValue { field: "type", value: r.ty.get() as u64 });
         }
         let name = c_str(&b[2..2 + NAME_MAX]).ok_or(WireError::BadValue { field: "pathname", value: 0 })?;
-        if name.is_empty() || name.iter().any(|&c| c == b'/' || c == b'.') {
+        // Upstream refuses `/` and `.`; control characters are refused too:
+        // the name becomes a sysfs directory and appears in log lines.
+        if name.is_empty() || name.iter().any(|&c| c == b'/' || c == b'.' || c < 0x20 || c == 0x7f) {
             return Err(WireError::BadValue { field: "pathname", value: 1 });
         }
         Ok((r, name))
@@ -775,6 +777,11 @@ mod hostile {
         for c in b"./" {
             let mut d = b;
             d[3] = *c;
+            assert!(InfoReq::parse(&d).is_err());
+        }
+        for c in [b'\n', b'\t', 0x7f, 0x01] {
+            let mut d = b;
+            d[3] = c;
             assert!(InfoReq::parse(&d).is_err());
         }
         b[2..257].fill(b'a'); // no terminator

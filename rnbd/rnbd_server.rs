@@ -25,6 +25,7 @@ use kernel::sync::{new_condvar, new_mutex, Arc, CondVar, Mutex};
 use kernel::time::msecs_to_jiffies;
 use rdma::sysfs::{Attr, Attrs, Class, Dir, Emit, KobjRef, Link, PlainDir};
 use rdma::wq::OwnedQueue;
+use rdma::{peer_err, peer_info, peer_warn};
 use proto::rnbd::{self as wire, AccessMode, MsgIo, MsgType, Op, OpFlags, OpenRsp};
 use proto::wire::{Le16, Le32, Le64};
 use rtrs_core::Slots;
@@ -158,6 +159,9 @@ struct SessDev {
     mode: AccessMode,
     /// The name the client asked for (upstream `pathname`).
     pathname: Name,
+    /// Logical block size of the device at open: requests must be aligned
+    /// to it.
+    lbs: u32,
     /// Bios in flight.
     inflight: AtomicU32,
     #[pin]
@@ -169,11 +173,26 @@ struct SessDev {
 
 impl SessDev {
     /// Waits until no bio of this device is in flight (upstream waits the
-    /// same way before it answers a close).
+    /// same way before it answers a close), for at most [`CLOSE_WAIT_MS`]:
+    /// this runs in the session's completion work, and a backend that
+    /// never completes must not stall the session's other connections'
+    /// work forever.  The device stays alive for the bios still out (they
+    /// hold it).
     fn wait_idle(&self) {
         let mut g = self.idle_lock.lock();
+        let mut waited = 0;
         while self.inflight.load(Ordering::Acquire) != 0 {
+            if waited >= CLOSE_WAIT_MS {
+                peer_warn!(
+                    "{}: closing with {} requests still in flight after {} ms\n",
+                    self.pathname.show(),
+                    self.inflight.load(Ordering::Acquire),
+                    CLOSE_WAIT_MS
+                );
+                return;
+            }
             let _ = self.idle.wait_interruptible_timeout(&mut g, msecs_to_jiffies(100));
+            waited += 100;
         }
     }
 
@@ -184,6 +203,9 @@ impl SessDev {
         }
     }
 }
+
+/// Longest wait of a close for the device's requests in flight.
+const CLOSE_WAIT_MS: u32 = 30_000;
 
 #[pinned_drop]
 impl PinnedDrop for SessDev {
@@ -366,7 +388,7 @@ impl SrvSess {
 
     fn open(&self, io: &Io) -> Result {
         let (mode, dev_name) = wire::Open::parse(io.usr()).map_err(|e| {
-            pr_err!("Invalid open request on session {}: {:?}\n", self.name.show(), e);
+            peer_err!("Invalid open request on session {}: {:?}\n", self.name.show(), e);
             EINVAL
         })?;
         if io.data_len() < OpenRsp::SIZE {
@@ -383,7 +405,7 @@ impl SrvSess {
             None => {
                 let mut path = KVec::from_elem(0u8, wire::PATH_MAX, GFP_KERNEL)?;
                 let Some(n) = wire::full_path(&self.m.search_path, self.name.get(), dev_name, &mut path) else {
-                    pr_err!(
+                    peer_err!(
                         "Opening device for session {} failed, invalid device path '{}'\n",
                         self.name.show(),
                         core::str::from_utf8(dev_name).unwrap_or("?")
@@ -392,13 +414,14 @@ impl SrvSess {
                 };
                 let cpath = CStr::from_bytes_with_nul(&path[..=n]).map_err(|_| EINVAL)?;
                 let bdev = blk::Bdev::open(cpath, mode != AccessMode::Ro).inspect_err(|e| {
-                    pr_err!(
+                    peer_err!(
                         "Opening device '{}' on session {} failed, failed to open the block device, err: {:?}\n",
                         core::str::from_utf8(&path[..n]).unwrap_or("?"),
                         self.name.show(),
                         e
                     )
                 })?;
+                let lbs = bdev.limits().logical_block_size as u32;
                 let mut nb = [0u8; 64];
                 let nl = bdev.name(&mut nb);
                 let dev = self.m.get_dev(&nb[..nl], &bdev)?;
@@ -440,6 +463,7 @@ impl SrvSess {
                         devs: self.m.clone(),
                         mode,
                         pathname: Name::new(dev_name),
+                        lbs,
                         inflight: AtomicU32::new(0),
                         idle_lock <- new_mutex!(()),
                         idle <- new_condvar!(),
@@ -450,7 +474,7 @@ impl SrvSess {
                 undo.armed = false;
                 let got = devs.insert(Some(sd.clone()))?;
                 debug_assert_eq!(got, id);
-                pr_info!("{} {}: Opened device '{}'\n", self.name.show(), sd.pathname.show(), sd.dev.name.show());
+                peer_info!("{} {}: Opened device '{}'\n", self.name.show(), sd.pathname.show(), sd.dev.name.show());
                 (id, sd)
             }
         };
@@ -478,7 +502,7 @@ impl SrvSess {
         let sd = self.devs.devs.lock().remove(m.device_id.get() as usize).flatten();
         if let Some(sd) = sd {
             sd.wait_idle();
-            pr_info!("{} {}: Device closed\n", self.name.show(), sd.pathname.show());
+            peer_info!("{} {}: Device closed\n", self.name.show(), sd.pathname.show());
         }
     }
 
@@ -488,12 +512,12 @@ impl SrvSess {
         let r = (|| -> Result<(Arc<SessDev>, blk::Request)> {
             let m = MsgIo::from_bytes(io.usr()).map_err(|_| EINVAL)?;
             let f = OpFlags::try_from(m.rw.get()).map_err(|e| {
-                pr_err!("Invalid IO operation on session {}: {:?}\n", self.name.show(), e);
+                peer_err!("Invalid IO operation on session {}: {:?}\n", self.name.show(), e);
                 EINVAL
             })?;
             let id = m.device_id.get();
             let sd = self.dev(id).ok_or_else(|| {
-                pr_err!("Got I/O request on session {} for unknown device id {}\n", self.name.show(), id);
+                peer_err!("Got I/O request on session {} for unknown device id {}\n", self.name.show(), id);
                 rdma::code::enotconn()
             })?;
             let op = match f.op {
@@ -508,15 +532,18 @@ impl SrvSess {
                 return Err(EPERM);
             }
             let bi_size = m.bi_size.get();
-            // Data operations carry exactly their data; the others none, and
-            // a flush no size either.
-            let ok = match op {
-                _ if op.has_data() => bi_size as usize == io.data_len() && bi_size != 0,
-                blk::Op::Flush => io.data_len() == 0 && bi_size == 0,
-                _ => io.data_len() == 0,
-            };
-            if !ok {
-                pr_err!("Datalen mismatch: bi_size {}, data {}\n", bi_size, io.data_len());
+            // Only what a block device could have sent: FUA on writes only,
+            // sizes matching the data, aligned to the logical block size.
+            if let Err(e) = proto::rnbd_io::check_io(f, m.sector.get(), bi_size, io.data_len(), sd.lbs) {
+                peer_err!(
+                    "Invalid IO request on session {}: {:?} (op {:?}, sector {}, bi_size {}, data {})\n",
+                    self.name.show(),
+                    e,
+                    f.op,
+                    m.sector.get(),
+                    bi_size,
+                    io.data_len()
+                );
                 return Err(EINVAL);
             }
             // Priority classes beyond IDLE (3) index past the block layer's
@@ -556,7 +583,7 @@ impl SessOps for SrvSess {
         let ty = match wire::msg_type(io.usr()) {
             Ok(t) => t,
             Err(e) => {
-                pr_warn!("Received unexpected message from session {}: {:?}\n", self.name.show(), e);
+                peer_warn!("Received unexpected message from session {}: {:?}\n", self.name.show(), e);
                 return io.respond(EINVAL.to_errno());
             }
         };
@@ -575,7 +602,7 @@ impl SessOps for SrvSess {
                 io.respond(r.err().map_or(0, |e| e.to_errno()));
             }
             t => {
-                pr_warn!("Received unexpected message type {:?} from session {}\n", t, self.name.show());
+                peer_warn!("Received unexpected message type {:?} from session {}\n", t, self.name.show());
                 io.respond(EINVAL.to_errno());
             }
         }
@@ -587,7 +614,7 @@ impl SessOps for SrvSess {
             let _ = devs.push(d, GFP_KERNEL);
         });
         drop(devs);
-        pr_info!("RTRS Session {} disconnected\n", self.name.show());
+        peer_info!("RTRS Session {} disconnected\n", self.name.show());
     }
 }
 

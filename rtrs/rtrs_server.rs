@@ -49,6 +49,7 @@ use rdma::timer::{Tick, Timer};
 use rdma::wq::OwnedQueue;
 use rdma::wr::{Completion, Opcode, Posted, Status, WorkCompletion};
 use rdma::code::{econnreset, enotconn};
+use rdma::{peer_err, peer_info, peer_warn};
 use rtrs_core::Slots;
 
 module! {
@@ -65,6 +66,9 @@ unsafe extern "C" {
     safe fn rtrs_srv_param_always_invalidate() -> bool;
     safe fn rtrs_srv_param_max_chunk_size() -> i32;
     safe fn rtrs_srv_param_sess_queue_depth() -> i32;
+    safe fn rtrs_srv_param_max_sessions() -> i32;
+    safe fn rtrs_srv_param_max_paths() -> i32;
+    safe fn rtrs_srv_param_setup_timeout() -> i32;
 }
 
 /// Largest user header (upstream `MAX_HDR_SIZE`, one page).
@@ -76,6 +80,14 @@ struct Params {
     always_invalidate: bool,
     chunk_size: u32,
     queue_depth: u32,
+    /// Sessions at once (not upstream: each costs a whole chunk pool).
+    max_sessions: u32,
+    /// Paths per session (upstream's `MAX_PATHS_NUM` at most).
+    max_paths: u32,
+    /// Milliseconds from a path's first connect request to its info
+    /// request (not upstream: a client that stops half way would hold the
+    /// path, its chunk MRs and the session's pool forever).
+    setup_timeout_ms: u32,
 }
 
 impl Params {
@@ -106,7 +118,29 @@ impl Params {
             );
             return Err(EINVAL);
         }
-        Ok(Self { always_invalidate: rtrs_srv_param_always_invalidate(), chunk_size: chunk, queue_depth: qd })
+        let max_sessions = rtrs_srv_param_max_sessions();
+        if max_sessions < 1 {
+            pr_err!("Invalid max_sessions value {}, has to be >= 1.\n", max_sessions);
+            return Err(EINVAL);
+        }
+        let max_paths = rtrs_srv_param_max_paths();
+        if max_paths < 1 || max_paths > wire::MAX_PATHS_NUM as i32 {
+            pr_err!("Invalid max_paths value {}, has to be >= 1, <= {}.\n", max_paths, wire::MAX_PATHS_NUM);
+            return Err(EINVAL);
+        }
+        let setup = rtrs_srv_param_setup_timeout();
+        if !(1..=3600).contains(&setup) {
+            pr_err!("Invalid setup_timeout value {}, has to be >= 1, <= 3600.\n", setup);
+            return Err(EINVAL);
+        }
+        Ok(Self {
+            always_invalidate: rtrs_srv_param_always_invalidate(),
+            chunk_size: chunk,
+            queue_depth: qd,
+            max_sessions: max_sessions as u32,
+            max_paths: max_paths as u32,
+            setup_timeout_ms: setup as u32 * 1000,
+        })
     }
 
     fn max_io(&self) -> u32 {
@@ -162,6 +196,9 @@ pub struct Sess {
 }
 
 struct SessInner {
+    /// Set when the session leaves `Ctx::sessions` (under both locks): a
+    /// connect request that found it before must not add a path to it.
+    removed: bool,
     paths: Slots<Arc<Path>>,
     paths_up: u32,
     user: Option<Arc<dyn SessOps>>,
@@ -286,6 +323,24 @@ struct PathCons {
     name: Name,
     /// Heartbeat, from the info request to the close.
     hb: Option<Timer<HbTick>>,
+    /// Closes the path if it is still connecting when it fires.
+    setup: Option<Timer<SetupTick>>,
+}
+
+/// A path's setup deadline: a client that connected some connections and
+/// never sent its info request holds the path, its MRs and (for the first
+/// path) the session's chunk pool; this closes such a path.
+struct SetupTick {
+    path: Arc<Path>,
+}
+
+impl Tick for SetupTick {
+    fn tick(&self) {
+        if self.path.state() == CONNECTING {
+            peer_err!("path setup not finished within {} ms, closing it\n", self.path.params().setup_timeout_ms);
+            self.path.close();
+        }
+    }
 }
 
 /// The path's heartbeat: every 5 s send HB_MSG on the admin connection
@@ -303,7 +358,7 @@ impl Tick for HbTick {
         }
         let missed = p.hb_missed.fetch_add(1, Ordering::AcqRel);
         if missed > wire::HB_MISSED_MAX {
-            pr_err!("HB missed max reached.\n");
+            peer_err!("HB missed max reached.\n");
             return p.close();
         }
         if missed == 0 {
@@ -314,7 +369,7 @@ impl Tick for HbTick {
                 Ok(c)
             });
             if let Err(e) = r {
-                pr_err!("HB send failed, errno: {:?}\n", e);
+                peer_err!("HB send failed, errno: {:?}\n", e);
                 return p.close();
             }
         }
@@ -339,16 +394,16 @@ impl Handler for ConEvents {
         match ev.kind {
             EventKind::Established => {}
             EventKind::Rejected | EventKind::ConnectError | EventKind::Unreachable => {
-                pr_err!("CM error (CM event: {:?}, err: {})\n", ev.kind, ev.status);
+                peer_err!("CM error (CM event: {:?}, err: {})\n", ev.kind, ev.status);
                 self.path.close();
             }
             EventKind::Disconnected | EventKind::AddrChange | EventKind::TimewaitExit | EventKind::DeviceRemoval => {
                 if self.path.state() < CLOSING {
-                    pr_info!("CM event {:?}, closing the path\n", ev.kind);
+                    peer_info!("CM event {:?}, closing the path\n", ev.kind);
                 }
                 self.path.close()
             }
-            k => pr_err!("Ignoring unexpected CM event {:?}, err {}\n", k, ev.status),
+            k => peer_err!("Ignoring unexpected CM event {:?}, err {}\n", k, ev.status),
         }
     }
 }
@@ -375,7 +430,7 @@ impl Path {
             return self.close();
         }
         let at = core::panic::Location::caller();
-        pr_info!(
+        peer_info!(
             "closing path (state {}, {} requests in flight; {}:{})\n",
             was,
             self.inflight.load(Ordering::Relaxed),
@@ -389,9 +444,14 @@ impl Path {
     /// Tears the path down: disconnect, wait for the requests in flight, drop
     /// the connections (which drains their QPs), tell the session.
     fn close_work(self: Arc<Self>) {
-        // No more heartbeats (dropping the timer waits for a running tick).
-        let hb = self.cons.lock().hb.take();
+        // No more heartbeats or setup deadline (dropping a timer waits for
+        // a running tick).
+        let (hb, setup) = {
+            let mut g = self.cons.lock();
+            (g.hb.take(), g.setup.take())
+        };
         drop(hb);
+        drop(setup);
         {
             let g = self.cons.lock();
             for c in g.cons.iter().flatten() {
@@ -405,7 +465,7 @@ impl Path {
             let mut waited = 0;
             while self.inflight.load(Ordering::SeqCst) != 0 {
                 if waited == 300 {
-                    pr_err!("path close: {} requests still in flight after 30 s\n", self.inflight.load(Ordering::SeqCst));
+                    peer_err!("path close: {} requests still in flight after 30 s\n", self.inflight.load(Ordering::SeqCst));
                 }
                 let _ = self.drained.wait_interruptible_timeout(&mut g, msecs_to_jiffies(100));
                 waited += 1;
@@ -418,24 +478,33 @@ impl Path {
         drop(cons);
         self.state.store(CLOSED, Ordering::SeqCst);
         let sess = self.sess.clone();
-        let (user, empty) = {
+        let ctx = sess.ctx.clone();
+        // Both locks, in their order: the session leaves the list in the
+        // same critical section that sees it empty, so a connect request
+        // cannot add a path in between (it checks `removed`).
+        let (user, removed) = {
+            let mut sessions = ctx.sessions.lock();
             let mut g = sess.inner.lock();
             g.paths.take_where(|p| Arc::ptr_eq(p, &self), drop);
             let mut user = None;
             if self.established.swap(false, Ordering::SeqCst) {
-                g.paths_up -= 1;
+                g.paths_up = g.paths_up.saturating_sub(1);
                 if g.paths_up == 0 {
                     user = g.user.take();
                 }
             }
-            (user, g.paths.is_empty())
+            let removed = g.paths.is_empty() && !g.removed;
+            if removed {
+                g.removed = true;
+                drop(g);
+                sessions.take_where(|s| Arc::ptr_eq(s, &sess), drop);
+            }
+            (user, removed)
         };
         if let Some(u) = user {
             u.disconnected();
         }
-        if empty {
-            let ctx = sess.ctx.clone();
-            ctx.sessions.lock().take_where(|s| Arc::ptr_eq(s, &sess), drop);
+        if removed {
             ctx.gone.notify_all();
         }
     }
@@ -461,11 +530,11 @@ impl Path {
         let p = *self.params();
         let Some((id, off)) = wire::io_req_split(payload, self.mem_bits, p.queue_depth).filter(|&(_, off)| off < p.chunk_size)
         else {
-            pr_err!("Wrong msg_id/offset in immediate {:#x}\n", payload);
+            peer_err!("Wrong msg_id/offset in immediate {:#x}\n", payload);
             return self.close();
         };
         if self.busy[id as usize].swap(true, Ordering::AcqRel) {
-            pr_err!("Client reused chunk {} while its request is in flight\n", id);
+            peer_err!("Client reused chunk {} while its request is in flight\n", id);
             return self.close();
         }
         self.inflight.fetch_add(1, Ordering::SeqCst);
@@ -483,7 +552,7 @@ impl Path {
                 Ok(c)
             });
             if let Err(e) = r {
-                pr_err!("Posting LOCAL_INV failed: {:?}\n", e);
+                peer_err!("Posting LOCAL_INV failed: {:?}\n", e);
                 self.close();
             }
         } else {
@@ -499,7 +568,7 @@ impl Path {
             Ok(c)
         });
         if let Err(e) = r {
-            pr_err!("send HB ACK failed, errno: {:?}\n", e);
+            peer_err!("send HB ACK failed, errno: {:?}\n", e);
             self.close();
         }
     }
@@ -514,7 +583,7 @@ impl Path {
             }
         }
         if self.sess.ctx.name_taken(name, &self.sess.paths_uuid) {
-            pr_err!("pathname is duplicated\n");
+            peer_err!("pathname is duplicated\n");
             return Err(EPERM);
         }
         self.cons.lock().name.set(name);
@@ -619,7 +688,7 @@ impl Completion for Plain {
     fn done(self, wc: &WorkCompletion) {
         if wc.status != Status::Success {
             if let Status::Error(s) = wc.status {
-                pr_err!("{} failed: status {}\n", self.what, s);
+                peer_err!("{} failed: status {}\n", self.what, s);
             }
             self.path.close();
         }
@@ -635,7 +704,7 @@ struct InfoRsp {
 impl Completion for InfoRsp {
     fn done(self, wc: &WorkCompletion) {
         if wc.status != Status::Success {
-            pr_err!("Sess info response send failed: {:?}\n", wc.status);
+            peer_err!("Sess info response send failed: {:?}\n", wc.status);
             self.path.close();
         }
     }
@@ -652,12 +721,12 @@ impl Completion for InfoRecv {
         let path = self.path.clone();
         if wc.status != Status::Success || wc.opcode != Opcode::Recv {
             if wc.status != Status::Flushed {
-                pr_err!("Sess info request receive failed: {:?}\n", wc.status);
+                peer_err!("Sess info request receive failed: {:?}\n", wc.status);
             }
             return path.close();
         }
         if (wc.byte_len as usize) < InfoReq::SIZE {
-            pr_err!("Sess info request is malformed: size {}\n", wc.byte_len);
+            peer_err!("Sess info request is malformed: size {}\n", wc.byte_len);
             return path.close();
         }
         let mut name = [0u8; wire::NAME_MAX];
@@ -671,12 +740,12 @@ impl Completion for InfoRecv {
         let n = match r {
             Ok(n) => n,
             Err(e) => {
-                pr_err!("Sess info request is malformed: {:?}\n", e);
+                peer_err!("Sess info request is malformed: {:?}\n", e);
                 return path.close();
             }
         };
         if let Err(e) = path.info_req(&name[..n]) {
-            pr_err!("processing the info request failed: {:?}\n", e);
+            peer_err!("processing the info request failed: {:?}\n", e);
             path.close();
         }
     }
@@ -693,25 +762,25 @@ impl Completion for IoRecv {
         let Self { path, cid } = self;
         if wc.status != Status::Success {
             if wc.status != Status::Flushed {
-                pr_err!("receive failed: {:?}\n", wc.status);
+                peer_err!("receive failed: {:?}\n", wc.status);
             }
             return path.close();
         }
         let (Opcode::RecvRdmaWithImm, Some(imm)) = (wc.opcode, wc.imm) else {
-            pr_err!("Unexpected WC type: {:?}\n", wc.opcode);
+            peer_err!("Unexpected WC type: {:?}\n", wc.opcode);
             return path.close();
         };
         // Any message shows the client is alive.
         path.hb_missed.store(0, Ordering::Release);
         if let Err(e) = path.post_recv_io(cid) {
-            pr_err!("rtrs_post_recv(), err: {:?}\n", e);
+            peer_err!("rtrs_post_recv(), err: {:?}\n", e);
             return path.close();
         }
         match Imm::try_from(imm) {
             Ok(Imm::IoReq { payload }) => path.io_req(cid, payload),
             Ok(Imm::HbMsg) => path.send_hb_ack(),
             Ok(Imm::HbAck) => {}
-            _ => pr_warn!("Unknown IMM {:#x}\n", imm),
+            _ => peer_warn!("Unknown IMM {:#x}\n", imm),
         }
     }
 }
@@ -726,7 +795,7 @@ struct Inval {
 impl Completion for Inval {
     fn done(self, wc: &WorkCompletion) {
         if wc.status != Status::Success {
-            pr_err!("Failed IB_WR_LOCAL_INV: {:?}\n", wc.status);
+            peer_err!("Failed IB_WR_LOCAL_INV: {:?}\n", wc.status);
             return self.guard.path.close();
         }
         process_io_req(self.guard, self.cid, self.off);
@@ -749,11 +818,11 @@ fn process_io_req(guard: ChunkGuard, cid: u16, off: u32) {
     let req = match wire::parse_io_req(&hdr[..n], off as usize, p.max_io()) {
         Ok(r) => r,
         Err(proto::wire::WireError::BadValue { field: "rtrs msg type" | "io msg type", value }) => {
-            pr_err!("Processing I/O request failed, unknown message type received: {:#x}\n", value);
+            peer_err!("Processing I/O request failed, unknown message type received: {:#x}\n", value);
             return path.close();
         }
         Err(e) => {
-            pr_err!("Invalid I/O request in chunk {}: {:?}\n", guard.id, e);
+            peer_err!("Invalid I/O request in chunk {}: {:?}\n", guard.id, e);
             return Io::new(guard, cid, None, 0, KVec::new()).respond(EINVAL.to_errno());
         }
     };
@@ -761,12 +830,18 @@ fn process_io_req(guard: ChunkGuard, cid: u16, off: u32) {
         IoReq::Write { usr_len } => (usr_len, None),
         IoReq::Read(r) => (r.usr_len, Some(r)),
     };
+    // We advertised MAX_HDR_SIZE; a longer header is the peer's error (and
+    // would cost us an allocation of up to 64 KiB per request).
+    if usr_len > MAX_HDR_SIZE {
+        peer_err!("User header of {} bytes, more than {}\n", usr_len, MAX_HDR_SIZE);
+        return Io::new(guard, cid, read, 0, KVec::new()).respond(EINVAL.to_errno());
+    }
     let data_len = off - usr_len;
     if let Some(ReadReq { desc: Some(d), .. }) = read {
         // The data comes from the chunk's first `data_len` bytes; a longer
         // buffer would be filled with whatever the chunk held before.
         if d.len.get() > data_len {
-            pr_err!("Read of {} bytes into a request of {}\n", d.len.get(), data_len);
+            peer_err!("Read of {} bytes into a request of {}\n", d.len.get(), data_len);
             return Io::new(guard, cid, read, 0, KVec::new()).respond(EINVAL.to_errno());
         }
     }
@@ -861,7 +936,7 @@ impl Completion for Resp {
     fn done(self, wc: &WorkCompletion) {
         if wc.status != Status::Success {
             if let Status::Error(s) = wc.status {
-                pr_err!("IO response failed: status {}\n", s);
+                peer_err!("IO response failed: status {}\n", s);
             }
             self.guard.path.close();
         }
@@ -936,7 +1011,7 @@ fn respond_now(mut guard: ChunkGuard, cid: u16, read: Option<ReadReq>, status: i
         Ok(c)
     });
     if let Err(e) = r {
-        pr_err!("IO response failed: {:?}\n", e);
+        peer_err!("IO response failed: {:?}\n", e);
         path.close();
     }
 }
@@ -981,8 +1056,12 @@ impl Ctx {
             return Ok(s.clone());
         }
         if !first_conn {
-            pr_err!("Error: Not the first connection request for this session\n");
+            peer_err!("Error: Not the first connection request for this session\n");
             return Err(ENXIO);
+        }
+        if sessions.len() >= self.params.max_sessions as usize {
+            peer_err!("Rejecting a new session: {} sessions already (max_sessions)\n", sessions.len());
+            return Err(rdma::code::econnrefused());
         }
         let p = self.params;
         let mut chunks = KVec::with_capacity(p.queue_depth as usize, GFP_KERNEL)?;
@@ -995,7 +1074,7 @@ impl Ctx {
                 paths_uuid: *paths_uuid,
                 params: p,
                 chunks,
-                inner <- new_mutex!(SessInner { paths: Slots::new(), paths_up: 0, user: None, name: Name::empty() }),
+                inner <- new_mutex!(SessInner { removed: false, paths: Slots::new(), paths_up: 0, user: None, name: Name::empty() }),
             }),
             GFP_KERNEL,
         )?;
@@ -1005,7 +1084,10 @@ impl Ctx {
 
     fn drop_sess_if_empty(&self, sess: &Arc<Sess>) {
         let mut sessions = self.sessions.lock();
-        if sess.inner.lock().paths.is_empty() {
+        let mut g = sess.inner.lock();
+        if g.paths.is_empty() && !g.removed {
+            g.removed = true;
+            drop(g);
             sessions.take_where(|s| Arc::ptr_eq(s, sess), drop);
             self.gone.notify_all();
         }
@@ -1015,27 +1097,37 @@ impl Ctx {
     /// connection and accept it.  An error rejects the request.
     fn connect(self: &Arc<Self>, id: &IdRef<'_>, private_data: &[u8]) -> Result {
         let req = ConnReq::parse(private_data).map_err(|e| {
-            pr_err!("Invalid RTRS connection request: {:?}\n", e);
+            peer_err!("Invalid RTRS connection request: {:?}\n", e);
             econnreset()
         })?;
         let (cid, con_num) = (req.cid.get(), req.cid_num.get());
-        let sess = self.get_or_create_sess(&req.paths_uuid, req.first_conn())?;
+        // A session found here may be removed by a close work before we
+        // lock it: then look once more (a new one is created for a first
+        // connection), and give up if that races too (the client retries).
+        let mut sess = self.get_or_create_sess(&req.paths_uuid, req.first_conn())?;
+        if sess.inner.lock().removed {
+            sess = self.get_or_create_sess(&req.paths_uuid, req.first_conn())?;
+        }
         let mut sg = sess.inner.lock();
+        if sg.removed {
+            return Err(econnreset());
+        }
         let found = sg.paths.iter().find(|p| p.uuid == req.sess_uuid).cloned();
         let path = match found {
             Some(p) => {
                 if p.state() != CONNECTING {
-                    pr_err!("Session in wrong state\n");
+                    peer_err!("Session in wrong state\n");
                     return Err(econnreset());
                 }
                 if p.con_num != con_num || p.cons.lock().cons.get(cid as usize).map_or(true, |c| c.is_some()) {
-                    pr_err!("Incorrect request: {}, {}\n", cid, con_num);
+                    peer_err!("Incorrect request: {}, {}\n", cid, con_num);
                     return Err(econnreset());
                 }
                 p
             }
             None => {
-                if sg.paths.len() >= wire::MAX_PATHS_NUM as usize {
+                if sg.paths.len() >= self.params.max_paths as usize {
+                    peer_err!("Rejecting path: the session has {} paths (max_paths)\n", sg.paths.len());
                     return Err(econnreset());
                 }
                 let p = match Path::new(&sess, id, &req) {
@@ -1043,13 +1135,19 @@ impl Ctx {
                     Err(e) => {
                         drop(sg);
                         self.drop_sess_if_empty(&sess);
-                        pr_err!("RTRS server session allocation failed: {:?}\n", e);
+                        peer_err!("RTRS server session allocation failed: {:?}\n", e);
                         return Err(e);
                     }
                 };
                 if let Err(e) = sg.paths.insert(p.clone()) {
                     drop(sg);
                     self.drop_sess_if_empty(&sess);
+                    return Err(e);
+                }
+                // From here the close work owns the teardown.
+                if let Err(e) = p.arm_setup_deadline() {
+                    drop(sg);
+                    p.close();
                     return Err(e);
                 }
                 p
@@ -1090,12 +1188,31 @@ impl Path {
                 inflight: AtomicU32::new(0),
                 established: AtomicBool::new(false),
                 hb_missed: AtomicU32::new(0),
-                cons <- new_mutex!(PathCons { cons, name: Name::empty(), hb: None }),
+                cons <- new_mutex!(PathCons { cons, name: Name::empty(), hb: None, setup: None }),
                 drained <- new_condvar!(),
                 close_w <- new_work!("rtrs_server::Path::close"),
             }),
             GFP_KERNEL,
         )
+    }
+
+    /// Arms the setup deadline (see [`SetupTick`]).
+    fn arm_setup_deadline(self: &Arc<Self>) -> Result {
+        let t = Timer::new(Arc::new(SetupTick { path: self.clone() }, GFP_KERNEL)?, &self.sess.ctx.wq)?;
+        t.arm(self.params().setup_timeout_ms);
+        // Only while connecting: the close work takes the timer under this
+        // lock after the state left CONNECTING, and would miss a later one.
+        let late = {
+            let mut g = self.cons.lock();
+            if self.state() == CONNECTING {
+                g.setup = Some(t);
+                None
+            } else {
+                Some(t)
+            }
+        };
+        drop(late);
+        Ok(())
     }
 
     /// Adds connection `cid` for the request `id` and accepts it.  Once the
@@ -1148,7 +1265,7 @@ impl Path {
         }
         drop(g);
         if let Err(e) = r {
-            pr_err!("accepting connection {} failed: {:?}\n", cid, e);
+            peer_err!("accepting connection {} failed: {:?}\n", cid, e);
             let _ = id.reject(&ConnRsp::reject(e.to_errno() as i16).to_bytes());
             self.close();
         }
