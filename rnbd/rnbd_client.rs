@@ -388,8 +388,9 @@ impl Attrs for DevAttrs {
                 self.state.unmap(d, force, true)
             }
             1 => {
-                let s = core::str::from_utf8(v).map_err(|_| EINVAL)?;
-                let sectors: u64 = s.parse().map_err(|_| EINVAL)?;
+                // Upstream: kstrtoul(buf, 0, ...), untrimmed; ERANGE for a
+                // number over unsigned long.
+                let sectors = proto::map::parse_ulong(input).map_err(|e| Error::from_errno(-e))?;
                 if d.state.load(Ordering::Acquire) != ST_MAPPED {
                     return Err(ENOENT);
                 }
@@ -483,6 +484,7 @@ fn map_err_log(e: &MapError<'_>) {
         MapError::DevPathTooLong => pr_err!("map_device: Device path too long\n"),
         MapError::TooManyPaths => pr_err!("map_device: too many (> {}) paths provided\n", proto::map::MAX_PATHS),
         MapError::BadPath(p, why) => pr_err!("Can't parse path {}: {:?}\n", Show(p), why),
+        MapError::NoProtocol(p) => pr_err!("Can't parse path {}: -{}\n", Show(p), e.errno()),
         MapError::BadPort(p) => pr_err!("bad destination port number parameter '{}'\n", Show(p)),
         MapError::BadAccessMode(p) => pr_err!("map_device: Invalid access_mode: '{}'\n", Show(p)),
         MapError::BadPollQueues(p) => pr_err!("bad nr_poll_queues parameter '{}'\n", Show(p)),
@@ -520,8 +522,9 @@ impl State {
             Some(s) => (s, false),
             None => {
                 let Some(p) = o.paths().next() else {
-                    pr_err!("map_device: no path given for the new session {}\n", Show(o.sessname));
-                    return Err(EINVAL);
+                    // Upstream's words and errno (find_and_get_or_create_sess).
+                    pr_err!("Session {} not found, and path parameter not given\n", Show(o.sessname));
+                    return Err(ENXIO);
                 };
                 if p.src.is_some() {
                     pr_warn!("map_device: source addresses are not supported yet, ignored\n");

@@ -2,9 +2,10 @@
 # SPDX-License-Identifier: GPL-2.0
 # Our client's map_device answers as upstream's: ENOENT for a device the
 # server does not have, EEXIST for a second map of one device, EINVAL for
-# malformed strings (one dmesg line each); a read-only mapping refuses
-# writes; a second read-write mapping is refused by the server.  Against our
-# server.
+# malformed strings (one dmesg line each), EPROTONOSUPPORT for a path=
+# without ip:/gid:, ENXIO for a new session without path=; a read-only
+# mapping refuses writes; a second read-write mapping is refused by the
+# server.  Against our server.
 . "$(dirname "$0")/interop.sh"
 test_begin clt_errors
 trap cleanup_data EXIT
@@ -46,10 +47,12 @@ check "... with one clear dmesg line" logged "map_device: Unknown parameter or m
 check "missing sessname: EINVAL" map_says "Invalid argument" "$P device_path=/dev/nullb0"
 check "... logged" logged "map_device: Parameters missing"
 check "bad access_mode: EINVAL" map_says "Invalid argument" "sessname=e1 $P device_path=/dev/nullb0 access_mode=rx"
-check "bad path: EINVAL" map_says "Invalid argument" "sessname=e1 path=10.99.0.2 device_path=/dev/nullb0"
+check "bad path: EINVAL" map_says "Invalid argument" "sessname=e1 path=ip:10.99.0 device_path=/dev/nullb0"
+check "path without ip:/gid:: EPROTONOSUPPORT" map_says "Protocol not supported" "sessname=e1 path=10.99.0.2 device_path=/dev/nullb0"
 check "bad port: EINVAL" map_says "Invalid argument" "sessname=e1 $P device_path=/dev/nullb0 dest_port=70000"
 check "empty value: EINVAL" map_says "Invalid argument" "sessname= $P device_path=/dev/nullb0"
-check "new session without a path: EINVAL" map_says "Invalid argument" "sessname=e9 device_path=/dev/nullb0"
+check "new session without a path: ENXIO" map_says "No such device or address" "sessname=e9 device_path=/dev/nullb0"
+check "... logged" logged "Session e9 not found, and path parameter not given"
 check "nothing mapped after the refusals" no_dev
 check "rw map" map "sessname=e2 $P device_path=/dev/nullb0 access_mode=rw"
 check "the same map again: EEXIST" map_says "File exists" "sessname=e2 $P device_path=/dev/nullb0 access_mode=rw"
