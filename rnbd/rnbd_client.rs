@@ -6,7 +6,8 @@
 //! # Objects and lifetimes
 //!
 //! - `State`: the module's (major, `/sys/class/rnbd-client/ctl`, the
-//!   sessions and devices).  Map and unmap are serialised by `State::ops`.
+//!   sessions and devices).  Map and the end of unmap (disk, server close,
+//!   session) are serialised by `State::ops`.
 //! - `Session`: one RTRS session and the blk-mq tag set its devices share
 //!   (so blk-mq shares the session's permits fairly between them), with
 //!   `Events`, the table of requests in flight indexed by permit.  Closed
@@ -22,7 +23,11 @@
 //! # Locking
 //!
 //! `State::ops` → `State::inner` → `Events::pending`.  No lock is held while
-//! calling into RTRS (its completion may run in the caller).
+//! calling into RTRS (its completion may run in the caller).  No lock is held
+//! while removing a device's sysfs files either (`State::unmap`): removal
+//! waits for the stores running in them, and those may be waiting for a
+//! lock (a second `unmap_device` writer, for `ops`).  Who unmaps a device
+//! is decided by a compare-exchange on `Dev::state`, not by a lock.
 
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use kernel::prelude::*;
@@ -289,6 +294,12 @@ impl Queue for DevQueue {
     }
 }
 
+/// `EALREADY`, which the 6.12 kernel crate does not name: the answer to an
+/// unmap of a device another caller is unmapping, as upstream's.
+fn ealready() -> Error {
+    Error::from_errno(-(kernel::bindings::EALREADY as i32))
+}
+
 const ST_MAPPED: u8 = 1;
 const ST_DISCONNECTED: u8 = 2;
 const ST_UNMAPPED: u8 = 3;
@@ -425,9 +436,12 @@ impl Attrs for DevAttrs {
 struct State {
     owner: &'static ThisModule,
     major: Major,
-    /// Serialises map and unmap.
+    /// Serialises map and the second half of unmap (see [`State::unmap`]).
     #[pin]
     ops: Mutex<()>,
+    /// Notified when an unmap has taken its device out of `Inner::devs`.
+    #[pin]
+    unmapped: CondVar,
     #[pin]
     inner: Mutex<Inner>,
 }
@@ -729,11 +743,21 @@ impl State {
     }
 
     /// Unmaps `dev`; `from_sysfs` when called from its own `unmap_device`.
+    ///
+    /// Three steps, as upstream's `rnbd_clt_unmap_device`:
+    /// 1. claim: `dev.state` goes from mapped to unmapped by one
+    ///    compare-exchange, so exactly one caller unmaps; the others get
+    ///    `EALREADY` (upstream: "Device is already being unmapped").
+    /// 2. remove the sysfs files with no lock held: removing a file waits for
+    ///    the stores running in it, and a second writer of `unmap_device` (or
+    ///    one of a device that `map_on` is tearing down under `ops`) must be
+    ///    able to finish.  Holding `ops` here deadlocked against a second
+    ///    writer waiting for `ops`.  Our own file goes first
+    ///    (`remove_self`), since removing it waits for the running store,
+    ///    which is ours.
+    /// 3. under `ops` (which keeps `map` from picking the session while its
+    ///    last device goes): the disk, the server's close, the session.
     fn unmap(&self, dev: &Arc<Dev>, force: bool, from_sysfs: bool) -> Result {
-        let _ops = self.ops.lock();
-        if dev.state.load(Ordering::Acquire) == ST_UNMAPPED {
-            return Err(ENOENT);
-        }
         if !force {
             if let Some(d) = dev.disk.lock().as_ref() {
                 if d.openers() > 0 {
@@ -742,7 +766,15 @@ impl State {
                 }
             }
         }
-        dev.state.store(ST_UNMAPPED, Ordering::Release);
+        if let Err(st) = dev.state.compare_exchange(ST_MAPPED, ST_UNMAPPED, Ordering::AcqRel, Ordering::Acquire) {
+            if st == ST_UNMAPPED {
+                pr_info!("</dev/rnbd{}> Device is already being unmapped\n", dev.idx);
+                return Err(ealready());
+            }
+            // Still being set up by `map_on`, which holds `ops`: it either
+            // finishes and the unmap can be retried, or removes it.
+            return Err(EBUSY);
+        }
         let sysfs = dev.sysfs.lock().take();
         if let Some((dir, link)) = sysfs {
             drop(link);
@@ -751,6 +783,7 @@ impl State {
             }
             drop(dir);
         }
+        let _ops = self.ops.lock();
         // Deleting the disk waits for its requests in flight.
         let disk = dev.disk.lock().take();
         drop(disk);
@@ -767,6 +800,10 @@ impl State {
         if sess.users.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.drop_session(&sess);
         }
+        // Module unload waits for this (see `RnbdClient::drop`).  The
+        // device left `devs` under `inner` above, so a waiter that saw it
+        // there is asleep by now.
+        self.unmapped.notify_all();
         pr_info!("</dev/rnbd{}> Device is unmapped\n", dev.idx);
         Ok(())
     }
@@ -816,6 +853,7 @@ impl kernel::Module for RnbdClient {
                 owner: module,
                 major,
                 ops <- new_mutex!(()),
+                unmapped <- new_condvar!(),
                 inner <- new_mutex!(Inner { sessions: KVec::new(), devs: Slots::new(), class: None, ctl: None, devices: None }),
             }),
             GFP_KERNEL,
@@ -852,7 +890,16 @@ impl Drop for RnbdClient {
         loop {
             let dev = st.inner.lock().devs.iter().next().cloned();
             let Some(d) = dev else { break };
-            let _ = st.unmap(&d, true, false);
+            if st.unmap(&d, true, false) == Err(ealready()) {
+                // A writer of its unmap_device is unmapping it: the disk,
+                // the session and the sysfs files must be gone before the
+                // module is.  Its last step takes the device out of `devs`
+                // (bounded: the close message waits at most CTL_TIMEOUT_MS).
+                let mut g = st.inner.lock();
+                while g.devs.iter().any(|x| Arc::ptr_eq(x, &d)) {
+                    st.unmapped.wait(&mut g);
+                }
+            }
             // A failed unmap must not loop forever.
             st.inner.lock().devs.take_where(|x| Arc::ptr_eq(x, &d), drop);
         }
