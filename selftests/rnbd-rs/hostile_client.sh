@@ -21,7 +21,8 @@ srv_load() {
 	modprobe rtrs_server sess_queue_depth=100 max_sessions=6 setup_timeout=10 && modprobe rnbd_server"
 }
 map_healthy() { echo "sessname=healthy path=ip:$SRV_IP0 device_path=/dev/nullb1" >/sys/class/rnbd-client/ctl/map_device; }
-first_pass() { wait_for 300 test "$(healthy_passes)" -ge 1; }
+passed_once() { [ "$(healthy_passes)" -ge 1 ]; }
+first_pass() { wait_for 300 passed_once; }
 
 check "the hostile tool is built" test -x "$HOSTILE"
 check "server: two memory-backed null_blk devices" two_nullb

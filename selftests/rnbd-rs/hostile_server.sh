@@ -17,7 +17,8 @@ trap 'touch $HEALTHY_STOP; srv "pkill -f \"rnbd-hostile server\""; cleanup_data'
 MAP_LIMIT=${MAP_LIMIT:-90}
 
 map_healthy() { echo "sessname=healthy path=ip:$SRV_IP0 device_path=/dev/nullb0" >/sys/class/rnbd-client/ctl/map_device; }
-first_pass() { wait_for 300 test "$(healthy_passes)" -ge 1; }
+passed_once() { [ "$(healthy_passes)" -ge 1 ]; }
+first_pass() { wait_for 300 passed_once; }
 ndev() { ls /sys/block | grep -c '^rnbd' || true; }
 
 check "the hostile tool is built" test -x "$HOSTILE"

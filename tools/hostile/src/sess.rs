@@ -63,7 +63,8 @@ pub struct Link {
 }
 
 pub const RECV_SLOTS: u32 = 64;
-pub const RECV_SLOT: u32 = 512;
+// Large enough for an info response of 1023 chunks (8 + 16 * queue depth).
+pub const RECV_SLOT: u32 = 16384;
 
 /// Result of a connect attempt.
 pub enum Connected {
