@@ -53,8 +53,8 @@ rdma_res() { # <clt|srv>
 	local cmd="rdma resource show | awk '{for (i = 3; i < NF; i += 2) s[\$i] += \$(i + 1)} END {printf \"pd %d cq %d qp %d cm_id %d mr %d\", s[\"pd\"], s[\"cq\"], s[\"qp\"], s[\"cm_id\"], s[\"mr\"]}'"
 	if [ "$1" = srv ]; then srv "$cmd"; else bash -c "$cmd"; fi
 }
-meminfo() { # <clt|srv>: MemAvailable and Slab in KiB
-	local cmd="awk '/^MemAvailable:/ {a = \$2} /^Slab:/ {s = \$2} END {print a, s}' /proc/meminfo"
+meminfo() { # <clt|srv>: MemAvailable and Slab in KiB, page cache dropped
+	local cmd="sync; echo 3 >/proc/sys/vm/drop_caches; awk '/^MemAvailable:/ {a = \$2} /^Slab:/ {s = \$2} END {print a, s}' /proc/meminfo"
 	if [ "$1" = srv ]; then srv "$cmd"; else bash -c "$cmd"; fi
 }
 # Memory back to the baseline: MemAvailable at most 8 MiB lower and Slab
