@@ -3,7 +3,9 @@
 # Sets everything up first (idempotent).  Ends with "N passed, N failed".
 #
 # Environment: FLAVOUR (perf; debug for KASAN/lockdep/kmemleak), RNBD_CACHE,
-# RNBD_RUN; see tools/env.sh.
+# RNBD_RUN; see tools/env.sh.  RNBD_TESTS: a space-separated subset of the
+# kselftests to run (e.g. "hostile_client.sh hostile_server.sh" for a
+# deeper pass under FLAVOUR=debug); all of them by default.
 set -uo pipefail
 . "$(dirname "$0")/env.sh"
 T=$RNBD_TOP/tools
@@ -61,7 +63,7 @@ trap '"$T/vm.sh" stop >/dev/null 2>&1' EXIT
 if "$T/vm.sh" start; then
 	log "kselftests in the client guest"
 	"$T/vm.sh" exec clt -t 5400 -- \
-		"cd $RNBD_TOP/selftests/rnbd-rs && make -s KSRC=$KSRC run_tests" | tee "$OUT/kselftest.tap"
+		"cd $RNBD_TOP/selftests/rnbd-rs && make -s KSRC=$KSRC ${RNBD_TESTS:+TEST_PROGS='$RNBD_TESTS'} run_tests" | tee "$OUT/kselftest.tap"
 	for vm in clt srv; do "$T/vm.sh" dmesg "$vm" >"$OUT/dmesg-$vm.log" 2>&1; done
 	# Each test's own KTAP lines (see selftests/rnbd-rs/lib.sh).
 	for f in "$RUN"/shared/results/*.log; do
