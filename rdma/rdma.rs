@@ -121,48 +121,40 @@ pub fn now_ms() -> u64 {
 
 pub use proto::ratelimit::{RateLimit, Verdict};
 
+/// The body of [`peer_err!`], [`peer_warn!`] and [`peer_info!`]: one
+/// [`RateLimit`] per call site, and a line saying how many were dropped.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __peer_log {
+    ($pr:ident, $($arg:tt)*) => {{
+        static RL: $crate::RateLimit = $crate::RateLimit::new();
+        if let $crate::Verdict::Print { suppressed } = RL.check($crate::now_ms()) {
+            if suppressed != 0 {
+                ::kernel::$pr!("{} similar messages suppressed\n", suppressed);
+            }
+            ::kernel::$pr!($($arg)*);
+        }
+    }};
+}
+
 /// Rate-limited `pr_err!` for lines a peer's input can trigger (see
 /// [`proto::ratelimit`]): a hostile peer must not be able to flood the log.
 /// Each call site has its own limit.
 #[macro_export]
 macro_rules! peer_err {
-    ($($arg:tt)*) => {{
-        static RL: $crate::RateLimit = $crate::RateLimit::new();
-        if let $crate::Verdict::Print { suppressed } = RL.check($crate::now_ms()) {
-            if suppressed != 0 {
-                ::kernel::pr_err!("{} similar messages suppressed\n", suppressed);
-            }
-            ::kernel::pr_err!($($arg)*);
-        }
-    }};
+    ($($arg:tt)*) => { $crate::__peer_log!(pr_err, $($arg)*) };
 }
 
 /// Rate-limited `pr_warn!`, see [`peer_err!`].
 #[macro_export]
 macro_rules! peer_warn {
-    ($($arg:tt)*) => {{
-        static RL: $crate::RateLimit = $crate::RateLimit::new();
-        if let $crate::Verdict::Print { suppressed } = RL.check($crate::now_ms()) {
-            if suppressed != 0 {
-                ::kernel::pr_warn!("{} similar messages suppressed\n", suppressed);
-            }
-            ::kernel::pr_warn!($($arg)*);
-        }
-    }};
+    ($($arg:tt)*) => { $crate::__peer_log!(pr_warn, $($arg)*) };
 }
 
 /// Rate-limited `pr_info!`, see [`peer_err!`].
 #[macro_export]
 macro_rules! peer_info {
-    ($($arg:tt)*) => {{
-        static RL: $crate::RateLimit = $crate::RateLimit::new();
-        if let $crate::Verdict::Print { suppressed } = RL.check($crate::now_ms()) {
-            if suppressed != 0 {
-                ::kernel::pr_info!("{} similar messages suppressed\n", suppressed);
-            }
-            ::kernel::pr_info!($($arg)*);
-        }
-    }};
+    ($($arg:tt)*) => { $crate::__peer_log!(pr_info, $($arg)*) };
 }
 
 /// Converts a pointer returned by the RDMA core (`ERR_PTR` convention, or
