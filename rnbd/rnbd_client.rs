@@ -402,6 +402,10 @@ impl Attrs for DevAttrs {
                 // Upstream: kstrtoul(buf, 0, ...), untrimmed; ERANGE for a
                 // number over unsigned long.
                 let sectors = proto::map::parse_ulong(input).map_err(|e| Error::from_errno(-e))?;
+                // As at map: the size in bytes must fit loff_t.
+                if sectors > proto::rnbd::MAX_NSECTORS {
+                    return Err(EINVAL);
+                }
                 if d.state.load(Ordering::Acquire) != ST_MAPPED {
                     return Err(ENOENT);
                 }

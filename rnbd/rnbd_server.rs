@@ -204,8 +204,10 @@ impl SessDev {
     }
 }
 
-/// Longest wait of a close for the device's requests in flight.
-const CLOSE_WAIT_MS: u32 = 30_000;
+/// Longest wait of a close for the device's requests in flight: well
+/// below the client's 30 s limit for a control message, which closes the
+/// whole session when it expires.
+const CLOSE_WAIT_MS: u32 = 15_000;
 
 #[pinned_drop]
 impl PinnedDrop for SessDev {

@@ -100,7 +100,17 @@ struct Pending {
     answered: bool,
     /// The read buffer's key is revoked (by the server or by us).
     invalidated: bool,
+    /// When it was submitted ([`rdma::now_ms`]): the heartbeat closes the
+    /// path when a request waits longer than [`IO_TIMEOUT_MS`].
+    since_ms: u64,
 }
+
+/// Longest a request may wait for its answer before the path is closed
+/// (which fails it and every other request in flight with an error).
+/// Upstream has no limit: a server that answers heartbeats but never an
+/// IO would leave the request, and an unmap or rmmod waiting for it,
+/// hanging forever.  nvme's default I/O timeout is 30 s as well.
+pub const IO_TIMEOUT_MS: u64 = 30_000;
 
 /// A session.
 #[pin_data]
@@ -150,7 +160,9 @@ impl Drop for Permit {
             *b = false;
         }
         drop(g);
-        self.sess.permit_freed.notify_one();
+        // All: a woken waiter may leave (signal, timeout) without taking
+        // the permit, and the others must not sleep on.
+        self.sess.permit_freed.notify_all();
     }
 }
 
@@ -209,7 +221,12 @@ impl Sess {
             GFP_KERNEL,
         )?;
         let path = Path::new(&sess, pd, links)?;
-        sess.paths.lock().insert(path.clone())?;
+        if let Err(e) = sess.paths.lock().insert(path.clone()) {
+            // The path's connections refer back to it: only its close
+            // work breaks that cycle.
+            path.close();
+            return Err(e);
+        }
         if let Err(e) = path.start() {
             pr_err!("path to the server did not come up: {:?}\n", e);
             sess.close();
@@ -360,7 +377,8 @@ impl Sess {
                 return self.events.io_done(permit, EINVAL.to_errno());
             };
             let invalidated = dir == Dir::Write;
-            *slot = Some(Pending { permit, dir, cid, status: 0, sent: false, answered: false, invalidated });
+            let since_ms = rdma::now_ms();
+            *slot = Some(Pending { permit, dir, cid, status: 0, sent: false, answered: false, invalidated, since_ms });
         }
         mr.sync_for_device();
         let r = path.post(cid, Sent { path: path.clone(), id }, |o| {
@@ -410,6 +428,13 @@ impl Sess {
     }
 
     /// Fails every request in flight (their QPs are drained).
+    /// The age of the oldest request in flight, in ms.
+    fn oldest_pending_ms(&self) -> u64 {
+        let now = rdma::now_ms();
+        let g = self.pending.lock();
+        g.iter().flatten().map(|p| now.saturating_sub(p.since_ms)).max().unwrap_or(0)
+    }
+
     fn fail_pending(&self) {
         loop {
             let p = {
@@ -1152,6 +1177,11 @@ impl Tick for HbTick {
         }
         if missed == 0 {
             p.send_hb(Imm::HbMsg);
+        }
+        let age = p.sess.oldest_pending_ms();
+        if age > IO_TIMEOUT_MS {
+            rdma::peer_err!("a request got no answer for {} ms, closing the path\n", age);
+            return p.close();
         }
         if let Some(t) = p.cons.lock().hb.as_ref() {
             t.arm(wire::HB_INTERVAL_MS);
