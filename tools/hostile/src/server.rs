@@ -58,6 +58,7 @@ kinds! {
     "open-rsp-max-segments-0": "open_rsp max_segments 0",
     "open-rsp-nsectors-max": "open_rsp nsectors u64::MAX",
     "open-never-answered": "OPEN never answered (heartbeats are)",
+    "io-never-answered": "the device opens, its IO is never answered (heartbeats are)",
     "good": "a well-behaved server (control: the map must work)",
 }
 
@@ -201,6 +202,10 @@ impl Server {
                 }
                 self.answered_open = true;
                 reply = r.to_bytes().to_vec();
+            }
+            Some(RMsg::Io) if self.kind == "io-never-answered" => {
+                eprintln!("# IO received, not answering");
+                return Ok(());
             }
             _ => {
                 // IO or close: reads get zeroes.
