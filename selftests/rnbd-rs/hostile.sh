@@ -18,6 +18,11 @@ HEALTHY_PASSES=/tmp/hostile.healthy-passes
 # a loop until told to stop; a failed pass leaves $HEALTHY_FAIL.
 healthy_start() { # <device>
 	rm -f "$HEALTHY_FAIL" "$HEALTHY_STOP" "$HEALTHY_PASSES"
+	# Every block of the region once first: the server's memory-backed
+	# null_blk allocates a page on the first write of each, and random
+	# passes would otherwise keep adding pages (up to 16 MiB) after the
+	# memory baseline.
+	dd if=/dev/urandom of="$1" bs=1M count=16 oflag=direct status=none
 	(
 		n=0
 		while [ ! -e "$HEALTHY_STOP" ]; do
