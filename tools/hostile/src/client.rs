@@ -230,9 +230,16 @@ kinds! {
         // Complete paths (info exchanged), so that the server's setup
         // deadline does not close the first ones while we add the rest.
         let paths_uuid = uuid();
-        let mut held = Vec::new();
+        let mut held: Vec<Sess> = Vec::new();
         let name = format!("hostile-paths-{:08x}", u32::from_le_bytes(paths_uuid[..4].try_into().unwrap_or([0; 4])));
+        let mut alive = std::time::Instant::now();
         for i in 0..=w::MAX_PATHS_NUM {
+            if alive.elapsed() > std::time::Duration::from_secs(2) {
+                for s in held.iter_mut() {
+                    s.keepalive()?;
+                }
+                alive = std::time::Instant::now();
+            }
             match Sess::connect_to(t, 1, paths_uuid)? {
                 Ok(mut s) => {
                     if let Some(o) = s.info(&name)? {

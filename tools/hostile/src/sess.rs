@@ -273,6 +273,21 @@ impl Sess {
         self.links[l].con.post_send(Op::WriteImm(imm), Some(&self.out[l]), 0, n as u32, addr, key, 2 << 40)
     }
 
+    /// Keeps a path that is only being held: reaps the admin connection's
+    /// completions (re-posting its receives) and sends an immediate, which
+    /// the server counts as a sign of life.  Without it a path held for
+    /// minutes (the 129-path kind under a debug kernel) is closed for
+    /// missed heartbeats, which nobody answered.
+    pub fn keepalive(&mut self) -> Result<(), String> {
+        while let Some(wc) = self.links[0].con.poll(0)? {
+            if wc.status == 0 && (wc.opcode == WC_RECV || wc.opcode == WC_RECV_RDMA_WITH_IMM) {
+                let slot = (wc.wr_id as u32) % RECV_SLOTS;
+                self.links[0].con.post_recv(Some(&self.links[0].recv), slot * RECV_SLOT, RECV_SLOT, slot as u64)?;
+            }
+        }
+        self.imm_only(0, Imm::HbAck.encode())
+    }
+
     /// Just an immediate (no data) on link `l`.
     pub fn imm_only(&mut self, l: usize, imm: u32) -> Result<(), String> {
         self.links[l].con.post_send(Op::WriteImm(imm), None, 0, 0, 0, 0, 3 << 40)
