@@ -797,18 +797,19 @@ mod hostile {
         assert!(InfoRsp::parse(&r).is_err());
     }
 
+    /// An info response with these `(addr, key, len)` descriptors.
+    fn info_rsp_bytes(descs: &[(u64, u32, u32)]) -> std::vec::Vec<u8> {
+        let mut r = std::vec::Vec::new();
+        r.extend_from_slice(&InfoRspHdr { ty: Le16::new(1), sg_cnt: Le16::new(descs.len() as u16), reserved: [0; 4] }.to_bytes());
+        for &(a, k, l) in descs {
+            r.extend_from_slice(&SgDesc { addr: Le64::new(a), key: Le32::new(k), len: Le32::new(l) }.to_bytes());
+        }
+        r
+    }
+
     #[test]
     fn info_bufs() {
-        let mk = |descs: &[(u64, u32, u32)]| {
-            let mut r = std::vec::Vec::new();
-            r.extend_from_slice(
-                &InfoRspHdr { ty: Le16::new(1), sg_cnt: Le16::new(descs.len() as u16), reserved: [0; 4] }.to_bytes(),
-            );
-            for &(a, k, l) in descs {
-                r.extend_from_slice(&SgDesc { addr: Le64::new(a), key: Le32::new(k), len: Le32::new(l) }.to_bytes());
-            }
-            r
-        };
+        let mk = info_rsp_bytes;
         let collect = |r: &[u8], qd, cs| {
             let rsp = InfoRsp::parse(r).unwrap();
             let mut v = std::vec::Vec::new();
@@ -884,16 +885,7 @@ mod hostile {
 
     #[test]
     fn info_bufs_hostile() {
-        let mk = |descs: &[(u64, u32, u32)]| {
-            let mut r = std::vec::Vec::new();
-            r.extend_from_slice(
-                &InfoRspHdr { ty: Le16::new(1), sg_cnt: Le16::new(descs.len() as u16), reserved: [0; 4] }.to_bytes(),
-            );
-            for &(a, k, l) in descs {
-                r.extend_from_slice(&SgDesc { addr: Le64::new(a), key: Le32::new(k), len: Le32::new(l) }.to_bytes());
-            }
-            r
-        };
+        let mk = info_rsp_bytes;
         let collect = |r: &[u8], qd, cs| {
             let rsp = InfoRsp::parse(r)?;
             let mut v = std::vec::Vec::new();
