@@ -127,7 +127,10 @@ impl Bdev {
         if (-4095..0).contains(&p) {
             return Err(Error::from_errno(p as i32));
         }
-        Ok(Self { file: NonNull::new(f).ok_or(ENODEV)?, write })
+        Ok(Self {
+            file: NonNull::new(f).ok_or(ENODEV)?,
+            write,
+        })
     }
 
     /// True if opened for writing.
@@ -261,7 +264,10 @@ impl<F: FnOnce(i32) + Send + 'static> WorkItem for BioCtx<F> {
     }
 }
 
-unsafe extern "C" fn bio_done<F: FnOnce(i32) + Send + 'static>(ctx: *mut core::ffi::c_void, err: i32) {
+unsafe extern "C" fn bio_done<F: FnOnce(i32) + Send + 'static>(
+    ctx: *mut core::ffi::c_void,
+    err: i32,
+) {
     // SAFETY: `ctx` is the `Pin<KBox<BioCtx<F>>>` leaked by `submit`, handed
     // back exactly once by the bio's completion.
     let mut b = unsafe { Pin::new_unchecked(KBox::from_raw(ctx.cast::<BioCtx<F>>())) };
@@ -299,7 +305,11 @@ pub fn submit<F: FnOnce(i32) + Send + 'static>(
             if len == 0 || len > b.len() || len > u32::MAX as usize {
                 return Err(EINVAL);
             }
-            (b.first_page().cast::<RawPage>(), len as u32, Some(b.clone()))
+            (
+                b.first_page().cast::<RawPage>(),
+                len as u32,
+                Some(b.clone()),
+            )
         }
         (false, None) => (core::ptr::null_mut(), 0, None),
         _ => return Err(EINVAL),

@@ -83,7 +83,12 @@ struct RawInfo {
 type QueueRqFn = unsafe extern "C" fn(ctx: *mut core::ffi::c_void, rq: *mut RawRequest) -> i32;
 
 extern "C" {
-    fn rrs_tagset_new(nr_hw_queues: u32, depth: u32, f: QueueRqFn, owner: *mut RawModule) -> *mut RawTagSet;
+    fn rrs_tagset_new(
+        nr_hw_queues: u32,
+        depth: u32,
+        f: QueueRqFn,
+        owner: *mut RawModule,
+    ) -> *mut RawTagSet;
     fn rrs_tagset_free(ts: *mut RawTagSet);
     fn rrs_disk_new(
         ts: *mut RawTagSet,
@@ -122,11 +127,16 @@ pub trait Queue: Send + Sync + 'static {
     fn queue_rq(&self, rq: Rq);
 }
 
-unsafe extern "C" fn queue_rq_trampoline<T: Queue>(ctx: *mut core::ffi::c_void, rq: *mut RawRequest) -> i32 {
+unsafe extern "C" fn queue_rq_trampoline<T: Queue>(
+    ctx: *mut core::ffi::c_void,
+    rq: *mut RawRequest,
+) -> i32 {
     // SAFETY: `ctx` is the `queuedata` of a `Disk<T>`, an `Arc<T>` that the
     // disk keeps until it is deleted, which waits for queue_rq calls.
     let q = unsafe { &*(ctx as *const T) };
-    let Some(ptr) = NonNull::new(rq) else { return 0 };
+    let Some(ptr) = NonNull::new(rq) else {
+        return 0;
+    };
     // SAFETY: blk-mq hands us a request that is not started yet.
     unsafe { rrs_rq_start(ptr.as_ptr()) };
     q.queue_rq(Rq { ptr, ended: false });
@@ -157,8 +167,22 @@ impl<T: Queue> TagSet<T> {
             return Err(EINVAL);
         }
         // SAFETY: the trampoline matches the disks' context type `T`.
-        let ptr = err_ptr(unsafe { rrs_tagset_new(nr_hw_queues, depth, queue_rq_trampoline::<T>, owner.as_ptr().cast()) })?;
-        Arc::new(Self { ptr, _t: PhantomData }, GFP_KERNEL).map_err(|_| {
+        let ptr = err_ptr(unsafe {
+            rrs_tagset_new(
+                nr_hw_queues,
+                depth,
+                queue_rq_trampoline::<T>,
+                owner.as_ptr().cast(),
+            )
+        })?;
+        Arc::new(
+            Self {
+                ptr,
+                _t: PhantomData,
+            },
+            GFP_KERNEL,
+        )
+        .map_err(|_| {
             // SAFETY: just allocated, no disk on it.
             unsafe { rrs_tagset_free(ptr.as_ptr()) };
             ENOMEM
@@ -195,7 +219,15 @@ unsafe impl<T: Queue> Sync for Disk<T> {}
 
 impl<T: Queue> Disk<T> {
     /// Allocates a disk `name` (not visible until [`Disk::add`]).
-    pub fn new(ts: &Arc<TagSet<T>>, p: &DiskParams, major: i32, first_minor: i32, minors: i32, name: &CStr, ctx: Arc<T>) -> Result<Self> {
+    pub fn new(
+        ts: &Arc<TagSet<T>>,
+        p: &DiskParams,
+        major: i32,
+        first_minor: i32,
+        minors: i32,
+        name: &CStr,
+        ctx: Arc<T>,
+    ) -> Result<Self> {
         // What `blk_validate_limits` refuses or WARNs on.  The caller checks
         // limits that come from a peer first; this keeps a WARN out of any
         // caller's reach.
@@ -213,10 +245,23 @@ impl<T: Queue> Disk<T> {
         let raw = Arc::into_raw(ctx);
         // SAFETY: live tag set; `p` and `name` are valid for the call.
         let r = err_ptr(unsafe {
-            rrs_disk_new(ts.ptr.as_ptr(), p, major, first_minor, minors, name.as_char_ptr(), raw.cast_mut().cast())
+            rrs_disk_new(
+                ts.ptr.as_ptr(),
+                p,
+                major,
+                first_minor,
+                minors,
+                name.as_char_ptr(),
+                raw.cast_mut().cast(),
+            )
         });
         match r {
-            Ok(disk) => Ok(Self { disk, ctx: raw, added: false, ts: ts.clone() }),
+            Ok(disk) => Ok(Self {
+                disk,
+                ctx: raw,
+                added: false,
+                ts: ts.clone(),
+            }),
             Err(e) => {
                 // SAFETY: from `into_raw` above; no disk refers to it.
                 drop(unsafe { Arc::from_raw(raw) });
@@ -324,7 +369,14 @@ impl Rq {
             5 => Some(Op::WriteZeroes),
             _ => None,
         };
-        RqInfo { op, sector: i.sector, bytes: i.bytes, ioprio: i.ioprio, fua: i.fua != 0, sync: i.sync != 0 }
+        RqInfo {
+            op,
+            sector: i.sector,
+            bytes: i.bytes,
+            ioprio: i.ioprio,
+            fua: i.fua != 0,
+            sync: i.sync != 0,
+        }
     }
 
     fn copy(&self, block: &PageBlock, to_block: bool) -> Result {
@@ -334,7 +386,14 @@ impl Rq {
         }
         // SAFETY: live request whose data is `i.bytes` long; the block is
         // contiguous, mapped and at least that long.
-        unsafe { rrs_rq_copy(self.ptr.as_ptr(), block.first_page().cast(), i.bytes as usize, to_block) };
+        unsafe {
+            rrs_rq_copy(
+                self.ptr.as_ptr(),
+                block.first_page().cast(),
+                i.bytes as usize,
+                to_block,
+            )
+        };
         Ok(())
     }
 

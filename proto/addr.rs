@@ -131,7 +131,9 @@ pub fn parse_addr(s: &[u8]) -> Result<Addr, AddrError> {
         Some(i) => (&a[..i], parse_u32(&a[i + 1..]).ok_or(AddrError::Syntax)?),
         None => (a, 0),
     };
-    parse_ipv6(a).map(|v6| Addr::V6(v6, scope)).ok_or(AddrError::Syntax)
+    parse_ipv6(a)
+        .map(|v6| Addr::V6(v6, scope))
+        .ok_or(AddrError::Syntax)
 }
 
 /// A path: optional source, destination (`src,dst`, `src@dst` or `dst`).
@@ -145,10 +147,19 @@ pub struct PathAddr {
 
 /// Parses a path string (upstream `rtrs_addr_to_sockaddr`).
 pub fn parse_path(s: &[u8]) -> Result<PathAddr, AddrError> {
-    let sep = s.iter().position(|&c| c == b',').or_else(|| s.iter().position(|&c| c == b'@'));
+    let sep = s
+        .iter()
+        .position(|&c| c == b',')
+        .or_else(|| s.iter().position(|&c| c == b'@'));
     match sep {
-        Some(i) => Ok(PathAddr { src: Some(parse_addr(&s[..i])?), dst: parse_addr(&s[i + 1..])? }),
-        None => Ok(PathAddr { src: None, dst: parse_addr(s)? }),
+        Some(i) => Ok(PathAddr {
+            src: Some(parse_addr(&s[..i])?),
+            dst: parse_addr(&s[i + 1..])?,
+        }),
+        None => Ok(PathAddr {
+            src: None,
+            dst: parse_addr(s)?,
+        }),
     }
 }
 
@@ -180,7 +191,16 @@ mod tests {
     fn ipv4() {
         assert_eq!(parse_ipv4(b"10.10.0.2"), Some([10, 10, 0, 2]));
         assert_eq!(parse_ipv4(b"255.255.255.255"), Some([255; 4]));
-        for bad in [&b""[..], b"1.2.3", b"1.2.3.4.5", b"256.1.1.1", b"1..2.3", b"a.b.c.d", b"1.2.3.4 ", b"0001.2.3.4"] {
+        for bad in [
+            &b""[..],
+            b"1.2.3",
+            b"1.2.3.4.5",
+            b"256.1.1.1",
+            b"1..2.3",
+            b"a.b.c.d",
+            b"1.2.3.4 ",
+            b"0001.2.3.4",
+        ] {
             assert_eq!(parse_ipv4(bad), None, "{:?}", core::str::from_utf8(bad));
         }
     }
@@ -204,7 +224,18 @@ mod tests {
         m[11] = 0xff;
         m[12..].copy_from_slice(&[10, 0, 0, 1]);
         assert_eq!(v("::ffff:10.0.0.1"), Some(m));
-        for bad in ["", ":", ":::", "1::2::3", "1:2:3:4:5:6:7", "1:2:3:4:5:6:7:8:9", "12345::", "g::", "1:2:3:4:5:6:7::8", "::1.2.3"] {
+        for bad in [
+            "",
+            ":",
+            ":::",
+            "1::2::3",
+            "1:2:3:4:5:6:7",
+            "1:2:3:4:5:6:7:8:9",
+            "12345::",
+            "g::",
+            "1:2:3:4:5:6:7::8",
+            "::1.2.3",
+        ] {
             assert_eq!(v(bad), None, "{bad}");
         }
     }
@@ -213,13 +244,25 @@ mod tests {
     fn paths() {
         assert_eq!(
             parse_path(b"ip:10.99.0.2"),
-            Ok(PathAddr { src: None, dst: Addr::V4([10, 99, 0, 2]) })
+            Ok(PathAddr {
+                src: None,
+                dst: Addr::V4([10, 99, 0, 2])
+            })
         );
         assert_eq!(
             parse_path(b"ip:10.99.0.1@ip:10.99.0.2"),
-            Ok(PathAddr { src: Some(Addr::V4([10, 99, 0, 1])), dst: Addr::V4([10, 99, 0, 2]) })
+            Ok(PathAddr {
+                src: Some(Addr::V4([10, 99, 0, 1])),
+                dst: Addr::V4([10, 99, 0, 2])
+            })
         );
-        assert!(matches!(parse_path(b"ip:fe80::1%3"), Ok(PathAddr { dst: Addr::V6(_, 3), .. })));
+        assert!(matches!(
+            parse_path(b"ip:fe80::1%3"),
+            Ok(PathAddr {
+                dst: Addr::V6(_, 3),
+                ..
+            })
+        ));
         assert_eq!(parse_path(b"10.99.0.2"), Err(AddrError::Prefix));
         assert_eq!(parse_path(b"gid:fe80::1"), Err(AddrError::Gid));
         assert_eq!(parse_path(b"ip:10.99.0.2,"), Err(AddrError::Prefix));

@@ -9,7 +9,9 @@
 //! from the unpacked kernel source before running this).
 
 use crate::rnbd::{self, AccessMode, MsgHdr, MsgType, OpFlags};
-use crate::rtrs::{self, ConnReq, ConnRsp, InfoReq, InfoRspHdr, RdmaReadHdr, RdmaWrite, RkeyRsp, SgDesc};
+use crate::rtrs::{
+    self, ConnReq, ConnRsp, InfoReq, InfoRspHdr, RdmaReadHdr, RdmaWrite, RkeyRsp, SgDesc,
+};
 use crate::wire::{Le16, Le32, Le64};
 use std::string::String;
 use std::vec::Vec;
@@ -69,20 +71,68 @@ fn rust_side() -> Vec<(&'static str, Vec<u8>)> {
     io.hdr = MsgHdr::new(MsgType::Io);
     io.device_id = Le32::new(42);
     io.sector = Le64::new(0x123456789);
-    io.rw = Le32::new(OpFlags { op: rnbd::Op::Write, sync: true, fua: true }.encode());
+    io.rw = Le32::new(
+        OpFlags {
+            op: rnbd::Op::Write,
+            sync: true,
+            fua: true,
+        }
+        .encode(),
+    );
     io.bi_size = Le32::new(131072);
     io.prio = Le16::new(0x4004);
     std::vec![
-        ("sg_desc", SgDesc { addr: Le64::new(0x1122334455667788), key: Le32::new(0xa1b2c3d4), len: Le32::new(0x20000) }.to_bytes().to_vec()),
-        ("conn_req", ConnReq::new(3, 5, 7, uuid, puuid, true).to_bytes().to_vec()),
-        ("conn_rsp", ConnRsp::accept(512, 126976, 4096, true).to_bytes().to_vec()),
-        ("info_req", InfoReq::new(b"clt-path").unwrap().to_bytes().to_vec()),
+        (
+            "sg_desc",
+            SgDesc {
+                addr: Le64::new(0x1122334455667788),
+                key: Le32::new(0xa1b2c3d4),
+                len: Le32::new(0x20000)
+            }
+            .to_bytes()
+            .to_vec()
+        ),
+        (
+            "conn_req",
+            ConnReq::new(3, 5, 7, uuid, puuid, true).to_bytes().to_vec()
+        ),
+        (
+            "conn_rsp",
+            ConnRsp::accept(512, 126976, 4096, true).to_bytes().to_vec()
+        ),
+        (
+            "info_req",
+            InfoReq::new(b"clt-path").unwrap().to_bytes().to_vec()
+        ),
         ("info_rsp", info_rsp.to_bytes().to_vec()),
-        ("rkey_rsp", RkeyRsp { ty: Le16::new(rtrs::MsgType::RkeyRsp as u16), buf_id: Le16::new(511), rkey: Le32::new(0x12345678) }.to_bytes().to_vec()),
+        (
+            "rkey_rsp",
+            RkeyRsp {
+                ty: Le16::new(rtrs::MsgType::RkeyRsp as u16),
+                buf_id: Le16::new(511),
+                rkey: Le32::new(0x12345678)
+            }
+            .to_bytes()
+            .to_vec()
+        ),
         ("rdma_read", rd.to_bytes().to_vec()),
-        ("rdma_write", RdmaWrite { ty: Le16::new(rtrs::MsgType::Write as u16), usr_len: Le16::new(32) }.to_bytes().to_vec()),
+        (
+            "rdma_write",
+            RdmaWrite {
+                ty: Le16::new(rtrs::MsgType::Write as u16),
+                usr_len: Le16::new(32)
+            }
+            .to_bytes()
+            .to_vec()
+        ),
         ("sess_info", rnbd::SessInfo::new(false).to_bytes().to_vec()),
-        ("open", rnbd::Open::new(AccessMode::Rw, b"nullb0").unwrap().to_bytes().to_vec()),
+        (
+            "open",
+            rnbd::Open::new(AccessMode::Rw, b"nullb0")
+                .unwrap()
+                .to_bytes()
+                .to_vec()
+        ),
         ("close", close.to_bytes().to_vec()),
         ("open_rsp", orsp.to_bytes().to_vec()),
         ("io", io.to_bytes().to_vec()),
@@ -93,7 +143,11 @@ fn rust_side() -> Vec<(&'static str, Vec<u8>)> {
 fn matches_c_layout() {
     let g = golden();
     let r = rust_side();
-    assert_eq!(g.len(), r.len(), "golden file and test disagree on the struct list");
+    assert_eq!(
+        g.len(),
+        r.len(),
+        "golden file and test disagree on the struct list"
+    );
     for ((gname, gsize, gbytes), (rname, rbytes)) in g.iter().zip(r.iter()) {
         assert_eq!(gname, rname);
         assert_eq!(*gsize, rbytes.len(), "sizeof({}) differs", gname);
@@ -106,18 +160,42 @@ fn decode_golden_back() {
     let g = golden();
     let bytes = |n: &str| -> Vec<u8> {
         let h = &g.iter().find(|e| e.0 == n).unwrap().2;
-        (0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap()).collect()
+        (0..h.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+            .collect()
     };
     let req = ConnReq::parse(&bytes("conn_req")).unwrap();
-    assert_eq!((req.cid.get(), req.cid_num.get(), req.recon_cnt.get(), req.first_conn()), (3, 5, 7, true));
+    assert_eq!(
+        (
+            req.cid.get(),
+            req.cid_num.get(),
+            req.recon_cnt.get(),
+            req.first_conn()
+        ),
+        (3, 5, 7, true)
+    );
     let rsp = ConnRsp::parse(&bytes("conn_rsp")).unwrap();
-    assert_eq!((rsp.queue_depth.get(), rsp.flags.get()), (512, rtrs::MSG_NEW_RKEY_F));
+    assert_eq!(
+        (rsp.queue_depth.get(), rsp.flags.get()),
+        (512, rtrs::MSG_NEW_RKEY_F)
+    );
     let b = bytes("info_req");
     let (_, name) = InfoReq::parse(&b).unwrap();
     assert_eq!(name, b"clt-path");
     let b = bytes("open");
-    assert_eq!(rnbd::Open::parse(&b).unwrap(), (AccessMode::Rw, &b"nullb0"[..]));
+    assert_eq!(
+        rnbd::Open::parse(&b).unwrap(),
+        (AccessMode::Rw, &b"nullb0"[..])
+    );
     let io = rnbd::MsgIo::from_bytes(&bytes("io")).unwrap();
-    assert_eq!(OpFlags::try_from(io.rw.get()).unwrap(), OpFlags { op: rnbd::Op::Write, sync: true, fua: true });
+    assert_eq!(
+        OpFlags::try_from(io.rw.get()).unwrap(),
+        OpFlags {
+            op: rnbd::Op::Write,
+            sync: true,
+            fua: true
+        }
+    );
     assert_eq!(io.sector.get(), 0x123456789);
 }

@@ -102,7 +102,10 @@ impl MapError<'_> {
 fn path(v: &[u8]) -> Result<PathAddr, MapError<'_>> {
     parse_path(v).map_err(|e| {
         // The same separator `parse_path` (and upstream) picks.
-        let sep = v.iter().position(|&c| c == b',').or_else(|| v.iter().position(|&c| c == b'@'));
+        let sep = v
+            .iter()
+            .position(|&c| c == b',')
+            .or_else(|| v.iter().position(|&c| c == b'@'));
         let src_ok = match sep {
             Some(i) => v.get(..i).is_some_and(|s| parse_addr(s).is_ok()),
             None => true,
@@ -199,8 +202,13 @@ pub fn parse_ulong(buf: &[u8]) -> Result<u64, i32> {
     let mut overflow = false;
     let mut n = 0;
     for &c in digits {
-        let Some(d) = (c as char).to_digit(16).filter(|&d| d < base) else { break };
-        match v.checked_mul(u64::from(base)).and_then(|x| x.checked_add(u64::from(d))) {
+        let Some(d) = (c as char).to_digit(16).filter(|&d| d < base) else {
+            break;
+        };
+        match v
+            .checked_mul(u64::from(base))
+            .and_then(|x| x.checked_add(u64::from(d)))
+        {
             Some(x) => v = x,
             None => overflow = true,
         }
@@ -228,7 +236,11 @@ mod tests {
 
     #[test]
     fn upstream_examples() {
-        let o = parse_map(b"sessname=s1 path=ip:10.99.0.2 device_path=/dev/nullb0\n", 2).unwrap();
+        let o = parse_map(
+            b"sessname=s1 path=ip:10.99.0.2 device_path=/dev/nullb0\n",
+            2,
+        )
+        .unwrap();
         assert_eq!(o.sessname, b"s1");
         assert_eq!(o.device_path, b"/dev/nullb0");
         assert_eq!(o.npaths, 1);
@@ -250,7 +262,10 @@ mod tests {
         assert_eq!(parse_map(b"sessname=s device_path=d", 1).unwrap().npaths, 0);
         // A C string: what follows a NUL is not seen.
         let o = parse_map(b"sessname=s device_path=d\0 colour=blue path=x", 1).unwrap();
-        assert_eq!((o.sessname, o.device_path, o.npaths), (&b"s"[..], &b"d"[..], 0));
+        assert_eq!(
+            (o.sessname, o.device_path, o.npaths),
+            (&b"s"[..], &b"d"[..], 0)
+        );
     }
 
     #[test]
@@ -260,27 +275,65 @@ mod tests {
         s.extend_from_slice(&long);
         s.extend_from_slice(b" device_path=d");
         assert_eq!(parse_map(&s, 1), Err(MapError::SessnameTooLong));
-        assert_eq!(parse_map(&s[1..], 1), Err(MapError::Unknown(&s[1..9 + 255])));
+        assert_eq!(
+            parse_map(&s[1..], 1),
+            Err(MapError::Unknown(&s[1..9 + 255]))
+        );
         let cases: &[(&[u8], MapError<'_>)] = &[
             (b"sessname=s", MapError::Missing),
             (b"device_path=d", MapError::Missing),
             (b"", MapError::Missing),
             (b"\0sessname=s device_path=d", MapError::Missing),
-            (b"sessname=s path=\0ip:1.2.3.4 device_path=d", MapError::Unknown(b"path=")),
-            (b"sessname=s device_path=d foo=1", MapError::Unknown(b"foo=1")),
+            (
+                b"sessname=s path=\0ip:1.2.3.4 device_path=d",
+                MapError::Unknown(b"path="),
+            ),
+            (
+                b"sessname=s device_path=d foo=1",
+                MapError::Unknown(b"foo=1"),
+            ),
             (b"sessname= device_path=d", MapError::Unknown(b"sessname=")),
             (b"sessname device_path=d", MapError::Unknown(b"sessname")),
-            (b"sessname=s device_path=d access_mode=rx", MapError::BadAccessMode(b"rx")),
-            (b"sessname=s device_path=d dest_port=65536", MapError::BadPort(b"65536")),
-            (b"sessname=s device_path=d dest_port=-1", MapError::BadPort(b"-1")),
-            (b"sessname=s device_path=d dest_port=12x", MapError::BadPort(b"12x")),
-            (b"sessname=s device_path=d nr_poll_queues=3", MapError::BadPollQueues(b"3")),
-            (b"sessname=s device_path=d nr_poll_queues=-2", MapError::BadPollQueues(b"-2")),
-            (b"sessname=s device_path=d path=1.2.3.4", MapError::NoProtocol(b"1.2.3.4")),
-            (b"sessname=s device_path=d path=ip:1.2.3", MapError::BadPath(b"ip:1.2.3", AddrError::Syntax)),
+            (
+                b"sessname=s device_path=d access_mode=rx",
+                MapError::BadAccessMode(b"rx"),
+            ),
+            (
+                b"sessname=s device_path=d dest_port=65536",
+                MapError::BadPort(b"65536"),
+            ),
+            (
+                b"sessname=s device_path=d dest_port=-1",
+                MapError::BadPort(b"-1"),
+            ),
+            (
+                b"sessname=s device_path=d dest_port=12x",
+                MapError::BadPort(b"12x"),
+            ),
+            (
+                b"sessname=s device_path=d nr_poll_queues=3",
+                MapError::BadPollQueues(b"3"),
+            ),
+            (
+                b"sessname=s device_path=d nr_poll_queues=-2",
+                MapError::BadPollQueues(b"-2"),
+            ),
+            (
+                b"sessname=s device_path=d path=1.2.3.4",
+                MapError::NoProtocol(b"1.2.3.4"),
+            ),
+            (
+                b"sessname=s device_path=d path=ip:1.2.3",
+                MapError::BadPath(b"ip:1.2.3", AddrError::Syntax),
+            ),
         ];
         for (input, want) in cases {
-            assert_eq!(parse_map(input, 2), Err(*want), "{:?}", core::str::from_utf8(input));
+            assert_eq!(
+                parse_map(input, 2),
+                Err(*want),
+                "{:?}",
+                core::str::from_utf8(input)
+            );
         }
         let seven = b"sessname=s device_path=d path=ip:1.1.1.1 path=ip:1.1.1.1 path=ip:1.1.1.1 \
 path=ip:1.1.1.1 path=ip:1.1.1.1 path=ip:1.1.1.1 path=ip:1.1.1.1";
@@ -299,12 +352,32 @@ path=ip:1.1.1.1 path=ip:1.1.1.1 path=ip:1.1.1.1 path=ip:1.1.1.1";
             s.extend_from_slice(b" device_path=d");
             parse_map(&s, 2).map(|_| ()).map_err(|e| e.errno())
         };
-        for p in [&b"10.99.0.2"[..], b"IP:10.99.0.2", b"tcp:1.2.3.4", b"x", b"gid", b"\xff", b"ip:1.2.3.4@",
-                  b"ip:1.2.3.4,", b"ip:1.2.3.4@10.99.0.2", b"ip:1.2.3.4,ip1.2.3.4"] {
+        for p in [
+            &b"10.99.0.2"[..],
+            b"IP:10.99.0.2",
+            b"tcp:1.2.3.4",
+            b"x",
+            b"gid",
+            b"\xff",
+            b"ip:1.2.3.4@",
+            b"ip:1.2.3.4,",
+            b"ip:1.2.3.4@10.99.0.2",
+            b"ip:1.2.3.4,ip1.2.3.4",
+        ] {
             assert_eq!(errno(p), Err(EPROTONOSUPPORT), "{:?}", p);
         }
-        for p in [&b"ip:"[..], b"ip:1.2.3", b"bogus@ip:10.99.0.2", b"10.99.0.1,ip:10.99.0.2", b"@ip:10.99.0.2",
-                  b",ip:1.2.3.4", b"ip:1.2.3@ip:10.99.0.2", b"ip:1.2.3.4@ip:1.2", b"gid:fe80::1", b"x@y"] {
+        for p in [
+            &b"ip:"[..],
+            b"ip:1.2.3",
+            b"bogus@ip:10.99.0.2",
+            b"10.99.0.1,ip:10.99.0.2",
+            b"@ip:10.99.0.2",
+            b",ip:1.2.3.4",
+            b"ip:1.2.3@ip:10.99.0.2",
+            b"ip:1.2.3.4@ip:1.2",
+            b"gid:fe80::1",
+            b"x@y",
+        ] {
             assert_eq!(errno(p), Err(EINVAL), "{:?}", p);
         }
         assert_eq!(errno(b"ip:1.2.3.4@ip:10.99.0.2"), Ok(()));

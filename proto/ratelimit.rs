@@ -41,7 +41,10 @@ pub enum Verdict {
 impl RateLimit {
     /// A limiter that has never printed.
     pub const fn new() -> Self {
-        Self { start: AtomicU64::new(0), calls: AtomicU32::new(0) }
+        Self {
+            start: AtomicU64::new(0),
+            calls: AtomicU32::new(0),
+        }
     }
 
     /// Decides about one line at time `now_ms` (any monotonic clock).
@@ -49,15 +52,23 @@ impl RateLimit {
         let stamp = now_ms.saturating_add(1);
         let start = self.start.load(Ordering::Acquire);
         if start == 0 || stamp.saturating_sub(start) >= INTERVAL_MS {
-            if self.start.compare_exchange(start, stamp, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            if self
+                .start
+                .compare_exchange(start, stamp, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
                 let prev = self.calls.swap(1, Ordering::AcqRel);
-                return Verdict::Print { suppressed: prev.saturating_sub(BURST) };
+                return Verdict::Print {
+                    suppressed: prev.saturating_sub(BURST),
+                };
             }
         }
         // Saturating: a flood of calls must not wrap the counter.
         let n = self
             .calls
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| Some(c.saturating_add(1)))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
+                Some(c.saturating_add(1))
+            })
             .unwrap_or(u32::MAX);
         if n < BURST {
             Verdict::Print { suppressed: 0 }
@@ -86,8 +97,14 @@ mod tests {
         for _ in 0..25 {
             assert_eq!(rl.check(2000), Verdict::Drop);
         }
-        assert_eq!(rl.check(1000 + INTERVAL_MS + 1), Verdict::Print { suppressed: 25 });
-        assert_eq!(rl.check(1000 + INTERVAL_MS + 2), Verdict::Print { suppressed: 0 });
+        assert_eq!(
+            rl.check(1000 + INTERVAL_MS + 1),
+            Verdict::Print { suppressed: 25 }
+        );
+        assert_eq!(
+            rl.check(1000 + INTERVAL_MS + 2),
+            Verdict::Print { suppressed: 0 }
+        );
     }
 
     #[test]

@@ -44,7 +44,12 @@ impl TryFrom<u16> for MsgType {
             3 => Self::OpenRsp,
             4 => Self::Io,
             5 => Self::Close,
-            _ => return Err(WireError::BadValue { field: "rnbd msg type", value: v as u64 }),
+            _ => {
+                return Err(WireError::BadValue {
+                    field: "rnbd msg type",
+                    value: v as u64,
+                })
+            }
         })
     }
 }
@@ -89,7 +94,12 @@ impl TryFrom<u8> for AccessMode {
             0 => Self::Ro,
             1 => Self::Rw,
             2 => Self::Migration,
-            _ => return Err(WireError::BadValue { field: "access_mode", value: v as u64 }),
+            _ => {
+                return Err(WireError::BadValue {
+                    field: "access_mode",
+                    value: v as u64,
+                })
+            }
         })
     }
 }
@@ -147,7 +157,10 @@ impl TryFrom<u32> for OpFlags {
     /// Rejects unknown operations and unknown flag bits (upstream WARNs).
     fn try_from(rw: u32) -> Result<Self, WireError> {
         if rw & !((1 << OP_BITS) - 1 | F_SYNC | F_FUA) != 0 {
-            return Err(WireError::BadValue { field: "rw flags", value: rw as u64 });
+            return Err(WireError::BadValue {
+                field: "rw flags",
+                value: rw as u64,
+            });
         }
         let op = match rw & ((1 << OP_BITS) - 1) {
             0 => Op::Read,
@@ -156,9 +169,18 @@ impl TryFrom<u32> for OpFlags {
             3 => Op::Discard,
             4 => Op::SecureErase,
             5 => Op::WriteZeroes,
-            o => return Err(WireError::BadValue { field: "rw op", value: o as u64 }),
+            o => {
+                return Err(WireError::BadValue {
+                    field: "rw op",
+                    value: o as u64,
+                })
+            }
         };
-        Ok(Self { op, sync: rw & F_SYNC != 0, fua: rw & F_FUA != 0 })
+        Ok(Self {
+            op,
+            sync: rw & F_SYNC != 0,
+            fua: rw & F_FUA != 0,
+        })
     }
 }
 
@@ -175,7 +197,10 @@ wire_struct! {
 impl MsgHdr {
     /// A header of type `ty`.
     pub fn new(ty: MsgType) -> Self {
-        Self { ty: Le16::new(ty as u16), padding: Le16::new(0) }
+        Self {
+            ty: Le16::new(ty as u16),
+            padding: Le16::new(0),
+        }
     }
 }
 
@@ -200,7 +225,11 @@ impl SessInfo {
     /// A session info (`rsp` false) or its response.
     pub fn new(rsp: bool) -> Self {
         let mut m = Self::zeroed();
-        m.hdr = MsgHdr::new(if rsp { MsgType::SessInfoRsp } else { MsgType::SessInfo });
+        m.hdr = MsgHdr::new(if rsp {
+            MsgType::SessInfoRsp
+        } else {
+            MsgType::SessInfo
+        });
         m.ver = VERSION_MAJOR;
         m
     }
@@ -211,7 +240,10 @@ impl SessInfo {
     pub fn parse_rsp(b: &[u8]) -> Result<Self, WireError> {
         let m = Self::from_bytes(b)?;
         if m.hdr.ty.get() != MsgType::SessInfoRsp as u16 {
-            return Err(WireError::BadValue { field: "type", value: m.hdr.ty.get() as u64 });
+            return Err(WireError::BadValue {
+                field: "type",
+                value: m.hdr.ty.get() as u64,
+            });
         }
         Ok(m)
     }
@@ -248,12 +280,21 @@ impl Open {
     pub fn parse(b: &[u8]) -> Result<(AccessMode, &[u8]), WireError> {
         let m = Self::from_bytes(b)?;
         if m.hdr.ty.get() != MsgType::Open as u16 {
-            return Err(WireError::BadValue { field: "type", value: m.hdr.ty.get() as u64 });
+            return Err(WireError::BadValue {
+                field: "type",
+                value: m.hdr.ty.get() as u64,
+            });
         }
         let mode = AccessMode::try_from(m.access_mode)?;
-        let name = c_str(&b[6..6 + NAME_MAX]).ok_or(WireError::BadValue { field: "dev_name", value: 0 })?;
+        let name = c_str(&b[6..6 + NAME_MAX]).ok_or(WireError::BadValue {
+            field: "dev_name",
+            value: 0,
+        })?;
         if name.is_empty() {
-            return Err(WireError::BadValue { field: "dev_name", value: 1 });
+            return Err(WireError::BadValue {
+                field: "dev_name",
+                value: 1,
+            });
         }
         Ok((mode, name))
     }
@@ -345,7 +386,10 @@ impl OpenRsp {
     pub fn parse(b: &[u8]) -> Result<Self, WireError> {
         let m = Self::from_bytes(b)?;
         if m.hdr.ty.get() != MsgType::OpenRsp as u16 {
-            return Err(WireError::BadValue { field: "type", value: m.hdr.ty.get() as u64 });
+            return Err(WireError::BadValue {
+                field: "type",
+                value: m.hdr.ty.get() as u64,
+            });
         }
         Ok(m)
     }
@@ -413,7 +457,11 @@ impl OpenRsp {
             discard_granularity,
             discard_alignment,
             max_write_zeroes_sectors: self.max_write_zeroes_sectors.get(),
-            max_secure_erase_sectors: if self.secure_discard.get() != 0 { max_discard_sectors } else { 0 },
+            max_secure_erase_sectors: if self.secure_discard.get() != 0 {
+                max_discard_sectors
+            } else {
+                0
+            },
             logical_block_size: lbs,
             physical_block_size: pbs,
             write_cache,
@@ -504,10 +552,16 @@ mod hostile {
     #[test]
     fn paths() {
         let mut b = [0u8; 64];
-        let mut p = |s: &[u8], d: &[u8]| full_path(s, b"sess1", d, &mut b).map(|n| std::string::String::from_utf8(b[..n].to_vec()).unwrap());
+        let mut p = |s: &[u8], d: &[u8]| {
+            full_path(s, b"sess1", d, &mut b)
+                .map(|n| std::string::String::from_utf8(b[..n].to_vec()).unwrap())
+        };
         assert_eq!(p(b"/", b"dev/nullb0").as_deref(), Some("/dev/nullb0"));
         assert_eq!(p(b"/dev/", b"/nullb0").as_deref(), Some("/dev/nullb0"));
-        assert_eq!(p(b"/srv/%SESSNAME%/x", b"d").as_deref(), Some("/srv/sess1/d"));
+        assert_eq!(
+            p(b"/srv/%SESSNAME%/x", b"d").as_deref(),
+            Some("/srv/sess1/d")
+        );
         assert_eq!(p(b"/", b"../etc/x"), None);
         assert_eq!(p(b"/", b"a..b"), None);
         assert_eq!(p(b"/", b""), None);
@@ -578,7 +632,10 @@ mod hostile {
         assert!(!l.write_cache && !l.fua);
         // Secure erase follows the discard limit.
         r.secure_discard = Le16::new(1);
-        assert_eq!(r.limits(MAX_IO, 4096).unwrap().max_secure_erase_sectors, 0xffff_ffff >> 9);
+        assert_eq!(
+            r.limits(MAX_IO, 4096).unwrap().max_secure_erase_sectors,
+            0xffff_ffff >> 9
+        );
         // Type.
         let mut b = open_rsp().to_bytes();
         b[0] = 1;
@@ -595,7 +652,11 @@ mod hostile {
         };
         // Logical block size: 0, not a power of two, beyond a page.
         for lbs in [0u16, 3, 256, 511, 513, 1000, 8192, 32768, 65535] {
-            assert!(with(&|r| r.logical_block_size = Le16::new(lbs)).is_err(), "lbs {}", lbs);
+            assert!(
+                with(&|r| r.logical_block_size = Le16::new(lbs)).is_err(),
+                "lbs {}",
+                lbs
+            );
         }
         for lbs in [512u16, 1024, 2048, 4096] {
             let l = with(&|r| r.logical_block_size = Le16::new(lbs)).unwrap();
@@ -613,18 +674,46 @@ mod hostile {
         })
         .unwrap();
         assert_eq!(l.physical_block_size, 4096);
-        assert_eq!(with(&|r| r.physical_block_size = Le16::new(256)).unwrap().physical_block_size, 512);
-        assert_eq!(with(&|r| r.physical_block_size = Le16::new(32768)).unwrap().physical_block_size, 32768);
+        assert_eq!(
+            with(&|r| r.physical_block_size = Le16::new(256))
+                .unwrap()
+                .physical_block_size,
+            512
+        );
+        assert_eq!(
+            with(&|r| r.physical_block_size = Le16::new(32768))
+                .unwrap()
+                .physical_block_size,
+            32768
+        );
         for pbs in [513u16, 1536, 4097, 65535] {
-            assert!(with(&|r| r.physical_block_size = Le16::new(pbs)).is_err(), "pbs {}", pbs);
+            assert!(
+                with(&|r| r.physical_block_size = Le16::new(pbs)).is_err(),
+                "pbs {}",
+                pbs
+            );
         }
         // Largest IO under a page (blk_validate_limits WARNs).
         for n in 1..8u32 {
-            assert!(with(&|r| r.max_hw_sectors = Le32::new(n)).is_err(), "max_hw_sectors {}", n);
+            assert!(
+                with(&|r| r.max_hw_sectors = Le32::new(n)).is_err(),
+                "max_hw_sectors {}",
+                n
+            );
         }
-        assert_eq!(with(&|r| r.max_hw_sectors = Le32::new(8)).unwrap().max_hw_sectors, 8);
+        assert_eq!(
+            with(&|r| r.max_hw_sectors = Le32::new(8))
+                .unwrap()
+                .max_hw_sectors,
+            8
+        );
         // ... also once rounded to whole logical blocks.
-        assert_eq!(with(&|r| r.max_hw_sectors = Le32::new(13)).unwrap().max_hw_sectors, 13);
+        assert_eq!(
+            with(&|r| r.max_hw_sectors = Le32::new(13))
+                .unwrap()
+                .max_hw_sectors,
+            13
+        );
         assert!(with(&|r| {
             r.logical_block_size = Le16::new(4096);
             r.max_hw_sectors = Le32::new(15);
@@ -637,13 +726,22 @@ mod hostile {
         // Size beyond loff_t.
         assert!(with(&|r| r.nsectors = Le64::new(u64::MAX)).is_err());
         assert!(with(&|r| r.nsectors = Le64::new(MAX_NSECTORS + 1)).is_err());
-        assert_eq!(with(&|r| r.nsectors = Le64::new(MAX_NSECTORS)).unwrap().nsectors, MAX_NSECTORS);
+        assert_eq!(
+            with(&|r| r.nsectors = Le64::new(MAX_NSECTORS))
+                .unwrap()
+                .nsectors,
+            MAX_NSECTORS
+        );
         assert_eq!(with(&|r| r.nsectors = Le64::new(0)).unwrap().nsectors, 0);
         // Discard: granularity not in sectors refused; 0 or under the
         // physical block raised; alignment reduced; no discard, no
         // granularity.
         for g in [1u32, 511, 513, 0xffff_ffff] {
-            assert!(with(&|r| r.discard_granularity = Le32::new(g)).is_err(), "granularity {}", g);
+            assert!(
+                with(&|r| r.discard_granularity = Le32::new(g)).is_err(),
+                "granularity {}",
+                g
+            );
         }
         let l = with(&|r| {
             r.physical_block_size = Le16::new(4096);
@@ -661,7 +759,15 @@ mod hostile {
             r.secure_discard = Le16::new(1);
         })
         .unwrap();
-        assert_eq!((l.max_discard_sectors, l.discard_granularity, l.discard_alignment, l.max_secure_erase_sectors), (0, 0, 0, 0));
+        assert_eq!(
+            (
+                l.max_discard_sectors,
+                l.discard_granularity,
+                l.discard_alignment,
+                l.max_secure_erase_sectors
+            ),
+            (0, 0, 0, 0)
+        );
         // max_segments is not used, whatever it is.
         assert!(with(&|r| r.max_segments = Le16::new(0)).is_ok());
     }
@@ -682,9 +788,18 @@ mod hostile {
         assert!(OpFlags::try_from(6).is_err());
         assert!(OpFlags::try_from(0xff).is_err());
         assert!(OpFlags::try_from(1 << 10).is_err());
-        assert_eq!(msg_type(&[6, 0, 0, 0]), Err(WireError::BadValue { field: "rnbd msg type", value: 6 }));
+        assert_eq!(
+            msg_type(&[6, 0, 0, 0]),
+            Err(WireError::BadValue {
+                field: "rnbd msg type",
+                value: 6
+            })
+        );
         assert!(msg_type(&[4, 0, 0]).is_err());
-        assert_eq!(AccessMode::from_str(b"migration"), Some(AccessMode::Migration));
+        assert_eq!(
+            AccessMode::from_str(b"migration"),
+            Some(AccessMode::Migration)
+        );
         assert_eq!(AccessMode::from_str(b"RW"), None);
     }
 }

@@ -22,7 +22,13 @@ use crate::wire::WireError;
 ///   write zeroes carry nothing and have a non-zero size.
 /// - Sizes and sectors are multiples of the logical block size; the end
 ///   sector does not overflow.
-pub fn check_io(f: OpFlags, sector: u64, bi_size: u32, data_len: usize, lbs: u32) -> Result<(), WireError> {
+pub fn check_io(
+    f: OpFlags,
+    sector: u64,
+    bi_size: u32,
+    data_len: usize,
+    lbs: u32,
+) -> Result<(), WireError> {
     let bad = |field, value: u64| Err(WireError::BadValue { field, value });
     if f.fua && !matches!(f.op, Op::Write | Op::Flush) {
         return bad("fua", f.op as u64);
@@ -65,7 +71,11 @@ mod tests {
     use super::*;
 
     fn f(op: Op, fua: bool) -> OpFlags {
-        OpFlags { op, sync: false, fua }
+        OpFlags {
+            op,
+            sync: false,
+            fua,
+        }
     }
 
     #[test]

@@ -66,9 +66,14 @@ impl Imm {
     pub fn encode(self) -> u32 {
         let (ty, payload) = match self {
             Imm::IoReq { payload } => (0, payload),
-            Imm::IoRsp { msg_id, errno, with_inval } => (
+            Imm::IoRsp {
+                msg_id,
+                errno,
+                with_inval,
+            } => (
                 if with_inval { 2 } else { 1 },
-                (errno.unsigned_abs() & RSP_ERRNO_MASK) << RSP_MSG_ID_BITS | (msg_id & RSP_MSG_ID_MASK),
+                (errno.unsigned_abs() & RSP_ERRNO_MASK) << RSP_MSG_ID_BITS
+                    | (msg_id & RSP_MSG_ID_MASK),
             ),
             Imm::HbMsg => (8, 0),
             Imm::HbAck => (9, 0),
@@ -172,7 +177,12 @@ impl TryFrom<u16> for MsgType {
             2 => Self::Write,
             3 => Self::Read,
             4 => Self::RkeyRsp,
-            _ => return Err(WireError::BadValue { field: "rtrs msg type", value: v as u64 }),
+            _ => {
+                return Err(WireError::BadValue {
+                    field: "rtrs msg type",
+                    value: v as u64,
+                })
+            }
         })
     }
 }
@@ -308,7 +318,14 @@ wire_struct! {
 
 impl ConnReq {
     /// The request a client sends for connection `cid` of `cid_num`.
-    pub fn new(cid: u16, cid_num: u16, recon_cnt: u16, sess_uuid: [u8; 16], paths_uuid: [u8; 16], first_conn: bool) -> Self {
+    pub fn new(
+        cid: u16,
+        cid_num: u16,
+        recon_cnt: u16,
+        sess_uuid: [u8; 16],
+        paths_uuid: [u8; 16],
+        first_conn: bool,
+    ) -> Self {
         let mut r = Self::zeroed();
         r.magic = Le16::new(MAGIC);
         r.version = Le16::new(VERSION);
@@ -328,10 +345,16 @@ impl ConnReq {
         check_magic_version(r.magic, r.version)?;
         let n = r.cid_num.get();
         if n == 0 || n > MAX_CON_NUM {
-            return Err(WireError::BadValue { field: "cid_num", value: n as u64 });
+            return Err(WireError::BadValue {
+                field: "cid_num",
+                value: n as u64,
+            });
         }
         if r.cid.get() >= n {
-            return Err(WireError::BadValue { field: "cid", value: r.cid.get() as u64 });
+            return Err(WireError::BadValue {
+                field: "cid",
+                value: r.cid.get() as u64,
+            });
         }
         Ok(r)
     }
@@ -344,10 +367,16 @@ impl ConnReq {
 
 fn check_magic_version(magic: Le16, version: Le16) -> Result<(), WireError> {
     if magic.get() != MAGIC {
-        return Err(WireError::BadValue { field: "magic", value: magic.get() as u64 });
+        return Err(WireError::BadValue {
+            field: "magic",
+            value: magic.get() as u64,
+        });
     }
     if version.get() >> 8 != VERSION_MAJOR as u16 {
-        return Err(WireError::BadValue { field: "version", value: version.get() as u64 });
+        return Err(WireError::BadValue {
+            field: "version",
+            value: version.get() as u64,
+        });
     }
     Ok(())
 }
@@ -387,10 +416,16 @@ impl ConnRsp {
         let r = Self::from_bytes(b)?;
         check_magic_version(r.magic, r.version)?;
         if r.queue_depth.get() == 0 {
-            return Err(WireError::BadValue { field: "queue_depth", value: 0 });
+            return Err(WireError::BadValue {
+                field: "queue_depth",
+                value: 0,
+            });
         }
         if r.max_io_size.get() == 0 {
-            return Err(WireError::BadValue { field: "max_io_size", value: 0 });
+            return Err(WireError::BadValue {
+                field: "max_io_size",
+                value: 0,
+            });
         }
         Ok(r)
     }
@@ -473,13 +508,26 @@ impl InfoReq {
     pub fn parse(b: &[u8]) -> Result<(Self, &[u8]), WireError> {
         let r = Self::from_bytes(b)?;
         if r.ty.get() != MsgType::InfoReq as u16 {
-            return Err(WireError::BadValue { field: "type", value: r.ty.get() as u64 });
+            return Err(WireError::BadValue {
+                field: "type",
+                value: r.ty.get() as u64,
+            });
         }
-        let name = c_str(&b[2..2 + NAME_MAX]).ok_or(WireError::BadValue { field: "pathname", value: 0 })?;
+        let name = c_str(&b[2..2 + NAME_MAX]).ok_or(WireError::BadValue {
+            field: "pathname",
+            value: 0,
+        })?;
         // Upstream refuses `/` and `.`; control characters are refused too:
         // the name becomes a sysfs directory and appears in log lines.
-        if name.is_empty() || name.iter().any(|&c| c == b'/' || c == b'.' || c < 0x20 || c == 0x7f) {
-            return Err(WireError::BadValue { field: "pathname", value: 1 });
+        if name.is_empty()
+            || name
+                .iter()
+                .any(|&c| c == b'/' || c == b'.' || c < 0x20 || c == 0x7f)
+        {
+            return Err(WireError::BadValue {
+                field: "pathname",
+                value: 1,
+            });
         }
         Ok((r, name))
     }
@@ -496,17 +544,25 @@ impl<'a> InfoRsp<'a> {
     pub fn parse(b: &'a [u8]) -> Result<Self, WireError> {
         let h = InfoRspHdr::from_bytes(b)?;
         if h.ty.get() != MsgType::InfoRsp as u16 {
-            return Err(WireError::BadValue { field: "type", value: h.ty.get() as u64 });
+            return Err(WireError::BadValue {
+                field: "type",
+                value: h.ty.get() as u64,
+            });
         }
         let n = h.sg_cnt.get() as usize;
         let need = InfoRspHdr::SIZE + n * SgDesc::SIZE;
         if n == 0 {
-            return Err(WireError::BadValue { field: "sg_cnt", value: 0 });
+            return Err(WireError::BadValue {
+                field: "sg_cnt",
+                value: 0,
+            });
         }
         if b.len() < need {
             return Err(WireError::Short { need, got: b.len() });
         }
-        Ok(Self { descs: &b[InfoRspHdr::SIZE..need] })
+        Ok(Self {
+            descs: &b[InfoRspHdr::SIZE..need],
+        })
     }
 
     /// Number of descriptors.
@@ -528,7 +584,13 @@ impl<'a> InfoRsp<'a> {
 /// Where an IO request sits in its chunk, from the immediate and the
 /// server's geometry, with every bound checked: the chunk exists, the
 /// message header (`hdr_len` bytes at `off`) lies inside the chunk.
-pub fn io_req_locate(payload: u32, mem_bits: u32, queue_depth: u32, chunk_size: u32, hdr_len: u32) -> Option<(u32, u32)> {
+pub fn io_req_locate(
+    payload: u32,
+    mem_bits: u32,
+    queue_depth: u32,
+    chunk_size: u32,
+    hdr_len: u32,
+) -> Option<(u32, u32)> {
     let (buf_id, off) = io_req_split(payload, mem_bits, queue_depth)?;
     (off.checked_add(hdr_len)? <= chunk_size).then_some((buf_id, off))
 }
@@ -562,7 +624,13 @@ pub fn info_rsp_bufs(
     if n == 0 || queue_depth == 0 || queue_depth % n != 0 {
         return Err(bad("sg_cnt", n as u64));
     }
-    let bits = |v: u32| if v <= 1 { 0 } else { 32 - (v - 1).leading_zeros() };
+    let bits = |v: u32| {
+        if v <= 1 {
+            0
+        } else {
+            32 - (v - 1).leading_zeros()
+        }
+    };
     if chunk_size == 0 || bits(n) + bits(chunk_size) > PAYLOAD_BITS {
         return Err(bad("chunk_size", chunk_size as u64));
     }
@@ -625,13 +693,20 @@ pub enum IoReq {
 /// one descriptor, inside the chunk, whose length is non-zero and at most
 /// `max_io`.
 pub fn parse_io_req(msg: &[u8], off: usize, max_io: u32) -> Result<IoReq, WireError> {
-    let ty = Le16::read(msg.get(..2).ok_or(WireError::Short { need: 2, got: msg.len() })?).get();
+    let ty = Le16::read(msg.get(..2).ok_or(WireError::Short {
+        need: 2,
+        got: msg.len(),
+    })?)
+    .get();
     match MsgType::try_from(ty)? {
         MsgType::Write => {
             let w = RdmaWrite::from_bytes(msg)?;
             let usr_len = w.usr_len.get() as u32;
             if usr_len as usize > off {
-                return Err(WireError::BadValue { field: "usr_len", value: usr_len as u64 });
+                return Err(WireError::BadValue {
+                    field: "usr_len",
+                    value: usr_len as u64,
+                });
             }
             Ok(IoReq::Write { usr_len })
         }
@@ -639,26 +714,47 @@ pub fn parse_io_req(msg: &[u8], off: usize, max_io: u32) -> Result<IoReq, WireEr
             let r = RdmaReadHdr::from_bytes(msg)?;
             let usr_len = r.usr_len.get() as u32;
             if usr_len as usize > off {
-                return Err(WireError::BadValue { field: "usr_len", value: usr_len as u64 });
+                return Err(WireError::BadValue {
+                    field: "usr_len",
+                    value: usr_len as u64,
+                });
             }
             let desc = match r.sg_cnt.get() {
                 0 => None,
                 1 => {
                     let d = SgDesc::from_bytes(&msg[RdmaReadHdr::SIZE..])?;
                     if d.len.get() == 0 || d.len.get() > max_io {
-                        return Err(WireError::BadValue { field: "desc len", value: d.len.get() as u64 });
+                        return Err(WireError::BadValue {
+                            field: "desc len",
+                            value: d.len.get() as u64,
+                        });
                     }
                     Some(d)
                 }
-                n => return Err(WireError::BadValue { field: "sg_cnt", value: n as u64 }),
+                n => {
+                    return Err(WireError::BadValue {
+                        field: "sg_cnt",
+                        value: n as u64,
+                    })
+                }
             };
             let need_inval = r.flags.get() & MSG_NEED_INVAL_F != 0;
             if need_inval && desc.is_none() {
-                return Err(WireError::BadValue { field: "flags", value: r.flags.get() as u64 });
+                return Err(WireError::BadValue {
+                    field: "flags",
+                    value: r.flags.get() as u64,
+                });
             }
-            Ok(IoReq::Read(ReadReq { usr_len, need_inval, desc }))
+            Ok(IoReq::Read(ReadReq {
+                usr_len,
+                need_inval,
+                desc,
+            }))
         }
-        _ => Err(WireError::BadValue { field: "io msg type", value: ty as u64 }),
+        _ => Err(WireError::BadValue {
+            field: "io msg type",
+            value: ty as u64,
+        }),
     }
 }
 
@@ -675,10 +771,27 @@ mod tests {
     #[test]
     fn io_rsp_layout_matches_c() {
         // rtrs_to_io_rsp_imm(5, -EIO, false) = 1 << 28 | 5 << 19 | 5
-        let imm = Imm::IoRsp { msg_id: 5, errno: -5, with_inval: false }.encode();
+        let imm = Imm::IoRsp {
+            msg_id: 5,
+            errno: -5,
+            with_inval: false,
+        }
+        .encode();
         assert_eq!(imm, (1 << 28) | (5 << 19) | 5);
-        assert_eq!(Imm::try_from(imm), Ok(Imm::IoRsp { msg_id: 5, errno: -5, with_inval: false }));
-        let imm = Imm::IoRsp { msg_id: 0x7ffff, errno: 0, with_inval: true }.encode();
+        assert_eq!(
+            Imm::try_from(imm),
+            Ok(Imm::IoRsp {
+                msg_id: 5,
+                errno: -5,
+                with_inval: false
+            })
+        );
+        let imm = Imm::IoRsp {
+            msg_id: 0x7ffff,
+            errno: 0,
+            with_inval: true,
+        }
+        .encode();
         assert_eq!(imm, (2 << 28) | 0x7ffff);
     }
 
@@ -694,8 +807,13 @@ mod tests {
     #[test]
     fn io_req_bounds() {
         // 128 KiB chunks: mem_bits 17.
-        let p = Imm::IoReq { payload: (3 << 17) | 4096 }.encode();
-        let Ok(Imm::IoReq { payload }) = Imm::try_from(p) else { panic!() };
+        let p = Imm::IoReq {
+            payload: (3 << 17) | 4096,
+        }
+        .encode();
+        let Ok(Imm::IoReq { payload }) = Imm::try_from(p) else {
+            panic!()
+        };
         assert_eq!(io_req_split(payload, 17, 512), Some((3, 4096)));
         assert_eq!(io_req_split(payload, 17, 3), None);
         assert_eq!(io_req_split(payload, 0, 512), None);
@@ -719,8 +837,23 @@ mod hostile {
 
     fn read_msg(usr_len: u16, flags: u16, sg_cnt: u16, len: u32) -> [u8; 24] {
         let mut m = [0u8; 24];
-        m[..8].copy_from_slice(&RdmaReadHdr { ty: Le16::new(3), usr_len: Le16::new(usr_len), flags: Le16::new(flags), sg_cnt: Le16::new(sg_cnt) }.to_bytes());
-        m[8..].copy_from_slice(&SgDesc { addr: Le64::new(0x1000), key: Le32::new(7), len: Le32::new(len) }.to_bytes());
+        m[..8].copy_from_slice(
+            &RdmaReadHdr {
+                ty: Le16::new(3),
+                usr_len: Le16::new(usr_len),
+                flags: Le16::new(flags),
+                sg_cnt: Le16::new(sg_cnt),
+            }
+            .to_bytes(),
+        );
+        m[8..].copy_from_slice(
+            &SgDesc {
+                addr: Le64::new(0x1000),
+                key: Le32::new(7),
+                len: Le32::new(len),
+            }
+            .to_bytes(),
+        );
         m
     }
 
@@ -729,16 +862,32 @@ mod hostile {
         let c = chunk_with(100, &read_msg(32, 1, 1, 4096));
         assert_eq!(
             parse_io_req(at(&c, 100), 100, 4096),
-            Ok(IoReq::Read(ReadReq { usr_len: 32, need_inval: true, desc: SgDesc::from_bytes(&read_msg(0, 0, 0, 4096)[8..]).ok() }))
+            Ok(IoReq::Read(ReadReq {
+                usr_len: 32,
+                need_inval: true,
+                desc: SgDesc::from_bytes(&read_msg(0, 0, 0, 4096)[8..]).ok()
+            }))
         );
         // usr_len beyond the start of the chunk (upstream's underflow).
-        assert!(parse_io_req(at(&chunk_with(16, &read_msg(32, 0, 1, 4096)), 16), 16, 4096).is_err());
+        assert!(
+            parse_io_req(at(&chunk_with(16, &read_msg(32, 0, 1, 4096)), 16), 16, 4096).is_err()
+        );
         // Unbounded or empty read length, too many descriptors.
         assert!(parse_io_req(at(&c, 100), 100, 4095).is_err());
         assert!(parse_io_req(at(&chunk_with(100, &read_msg(0, 0, 1, 0)), 100), 100, 4096).is_err());
-        assert!(parse_io_req(at(&chunk_with(100, &read_msg(0, 0, 2, 4096)), 100), 100, 4096).is_err());
+        assert!(parse_io_req(
+            at(&chunk_with(100, &read_msg(0, 0, 2, 4096)), 100),
+            100,
+            4096
+        )
+        .is_err());
         // Invalidation asked without a buffer (upstream WARNs).
-        assert!(parse_io_req(at(&chunk_with(100, &read_msg(0, 1, 0, 4096)), 100), 100, 4096).is_err());
+        assert!(parse_io_req(
+            at(&chunk_with(100, &read_msg(0, 1, 0, 4096)), 100),
+            100,
+            4096
+        )
+        .is_err());
         // Header crossing the end of the chunk.
         assert!(parse_io_req(at(&c, 8192 - 10), 8192 - 10, 4096).is_err());
         assert!(parse_io_req(at(&c, 8192), 8192, 4096).is_err());
@@ -746,8 +895,18 @@ mod hostile {
         for ty in [0u16, 1, 4, 5, 0xffff] {
             assert!(parse_io_req(at(&chunk_with(8, &ty.to_le_bytes()), 8), 8, 4096).is_err());
         }
-        let w = chunk_with(64, &RdmaWrite { ty: Le16::new(2), usr_len: Le16::new(64) }.to_bytes());
-        assert_eq!(parse_io_req(at(&w, 64), 64, 4096), Ok(IoReq::Write { usr_len: 64 }));
+        let w = chunk_with(
+            64,
+            &RdmaWrite {
+                ty: Le16::new(2),
+                usr_len: Le16::new(64),
+            }
+            .to_bytes(),
+        );
+        assert_eq!(
+            parse_io_req(at(&w, 64), 64, 4096),
+            Ok(IoReq::Write { usr_len: 64 })
+        );
         assert!(parse_io_req(at(&w, 63), 63, 4096).is_err());
     }
 
@@ -762,9 +921,15 @@ mod hostile {
         let mut bad = ok;
         bad[5] = 3; // major 3
         assert!(ConnReq::parse(&bad).is_err());
-        assert!(ConnReq::parse(&ConnReq::new(3, 3, 0, [1; 16], [2; 16], false).to_bytes()).is_err());
-        assert!(ConnReq::parse(&ConnReq::new(0, 0, 0, [1; 16], [2; 16], false).to_bytes()).is_err());
-        assert!(ConnReq::parse(&ConnReq::new(0, 4097, 0, [1; 16], [2; 16], false).to_bytes()).is_err());
+        assert!(
+            ConnReq::parse(&ConnReq::new(3, 3, 0, [1; 16], [2; 16], false).to_bytes()).is_err()
+        );
+        assert!(
+            ConnReq::parse(&ConnReq::new(0, 0, 0, [1; 16], [2; 16], false).to_bytes()).is_err()
+        );
+        assert!(
+            ConnReq::parse(&ConnReq::new(0, 4097, 0, [1; 16], [2; 16], false).to_bytes()).is_err()
+        );
         assert!(ConnRsp::parse(&ConnRsp::reject(-5).to_bytes()).is_err());
         let r = ConnRsp::from_bytes(&ConnRsp::reject(-104).to_bytes()).unwrap();
         assert_eq!(r.reject_errno(), -104);
@@ -788,7 +953,14 @@ mod hostile {
         assert!(InfoReq::parse(&b).is_err());
         assert!(InfoReq::new(&[b'a'; 255]).is_none());
         let mut r = [0u8; 8 + 32];
-        r[..8].copy_from_slice(&InfoRspHdr { ty: Le16::new(1), sg_cnt: Le16::new(2), reserved: [0; 4] }.to_bytes());
+        r[..8].copy_from_slice(
+            &InfoRspHdr {
+                ty: Le16::new(1),
+                sg_cnt: Le16::new(2),
+                reserved: [0; 4],
+            }
+            .to_bytes(),
+        );
         let rsp = InfoRsp::parse(&r).unwrap();
         assert_eq!(rsp.len(), 2);
         assert!(rsp.desc(2).is_none());
@@ -800,9 +972,23 @@ mod hostile {
     /// An info response with these `(addr, key, len)` descriptors.
     fn info_rsp_bytes(descs: &[(u64, u32, u32)]) -> std::vec::Vec<u8> {
         let mut r = std::vec::Vec::new();
-        r.extend_from_slice(&InfoRspHdr { ty: Le16::new(1), sg_cnt: Le16::new(descs.len() as u16), reserved: [0; 4] }.to_bytes());
+        r.extend_from_slice(
+            &InfoRspHdr {
+                ty: Le16::new(1),
+                sg_cnt: Le16::new(descs.len() as u16),
+                reserved: [0; 4],
+            }
+            .to_bytes(),
+        );
         for &(a, k, l) in descs {
-            r.extend_from_slice(&SgDesc { addr: Le64::new(a), key: Le32::new(k), len: Le32::new(l) }.to_bytes());
+            r.extend_from_slice(
+                &SgDesc {
+                    addr: Le64::new(a),
+                    key: Le32::new(k),
+                    len: Le32::new(l),
+                }
+                .to_bytes(),
+            );
         }
         r
     }
@@ -817,7 +1003,10 @@ mod hostile {
         };
         // One descriptor per chunk (our server, C with always_invalidate=Y).
         let r = mk(&[(0x1000, 7, 64), (0x9000, 8, 64)]);
-        assert_eq!(collect(&r, 2, 64), Ok(std::vec![(0, 0x1000, 7), (1, 0x9000, 8)]));
+        assert_eq!(
+            collect(&r, 2, 64),
+            Ok(std::vec![(0, 0x1000, 7), (1, 0x9000, 8)])
+        );
         // Merged chunks (C with always_invalidate=N).
         let r = mk(&[(0x1000, 7, 128), (0x9000, 8, 128)]);
         assert_eq!(collect(&r, 4, 64).unwrap()[1], (1, 0x1040, 7));
@@ -830,10 +1019,17 @@ mod hostile {
         assert_eq!(io_req_join(3, 100, 512), Some(3 << 19 | 100));
         assert_eq!(io_req_join(512, 0, 512), None);
         assert_eq!(io_req_join(0, 1 << 19, 512), None);
-        assert_eq!(io_req_split(io_req_join(5, 77, 512).unwrap(), 19, 512), Some((5, 77)));
+        assert_eq!(
+            io_req_split(io_req_join(5, 77, 512).unwrap(), 19, 512),
+            Some((5, 77))
+        );
     }
 
-    fn conn_rsp(queue_depth: u16, max_io_size: u32, max_hdr_size: u32) -> Result<Geometry, WireError> {
+    fn conn_rsp(
+        queue_depth: u16,
+        max_io_size: u32,
+        max_hdr_size: u32,
+    ) -> Result<Geometry, WireError> {
         let b = ConnRsp::accept(queue_depth, max_io_size, max_hdr_size, false).to_bytes();
         ConnRsp::parse(&b)?.geometry()
     }
@@ -846,12 +1042,25 @@ mod hostile {
         let g = ConnRsp::parse(&b).unwrap().geometry().unwrap();
         assert_eq!(
             g,
-            Geometry { queue_depth: 512, max_io_size: 126976, max_hdr_size: 4096, chunk_size: 131072, mem_bits: 19, new_rkey: true }
+            Geometry {
+                queue_depth: 512,
+                max_io_size: 126976,
+                max_hdr_size: 4096,
+                chunk_size: 131072,
+                mem_bits: 19,
+                new_rkey: true
+            }
         );
         // The largest chunk we take, with as many chunks as its offsets allow.
-        assert_eq!(conn_rsp(256, (1 << 20) - 4096, 4096).map(|g| g.chunk_size), Ok(1 << 20));
+        assert_eq!(
+            conn_rsp(256, (1 << 20) - 4096, 4096).map(|g| g.chunk_size),
+            Ok(1 << 20)
+        );
         // The smallest: two chunks, one page of IO, 64 bytes of header.
-        assert_eq!(conn_rsp(2, 4096, 64).map(|g| (g.chunk_size, g.mem_bits)), Ok((4160, 27)));
+        assert_eq!(
+            conn_rsp(2, 4096, 64).map(|g| (g.chunk_size, g.mem_bits)),
+            Ok((4160, 27))
+        );
         // A 64 KiB-page server.
         assert!(conn_rsp(128, (512 << 10) - (64 << 10), 64 << 10).is_ok());
     }
@@ -904,17 +1113,35 @@ mod hostile {
         assert!(collect(&mk(&[(0x1000, 1, 100), (0x2000, 1, 156)]), 4, 64).is_err());
         assert!(collect(&mk(&[(0x1000, 1, 256), (0x2000, 1, 0)]), 4, 64).is_err());
         // sg_cnt that does not divide the queue depth (upstream's rule).
-        assert!(collect(&mk(&[(0x1000, 1, 64), (0x2000, 1, 64), (0x3000, 1, 128)]), 4, 64).is_err());
+        assert!(collect(
+            &mk(&[(0x1000, 1, 64), (0x2000, 1, 64), (0x3000, 1, 128)]),
+            4,
+            64
+        )
+        .is_err());
         // Addresses wrapping the 64-bit space.
-        assert!(collect(&mk(&[(0xFFFF_FFFF_FFFF_FFF0, 1, 64), (0x1000, 1, 64)]), 2, 64).is_err());
+        assert!(collect(
+            &mk(&[(0xFFFF_FFFF_FFFF_FFF0, 1, 64), (0x1000, 1, 64)]),
+            2,
+            64
+        )
+        .is_err());
         assert!(collect(&mk(&[(u64::MAX - 127, 1, 128)]), 2, 64).is_err());
         assert!(collect(&mk(&[(0x1000, 1, 64), (u64::MAX, 1, 64)]), 2, 64).is_err());
         // Ending on the last byte of the space is fine.
-        assert_eq!(collect(&mk(&[(u64::MAX - 128, 1, 128)]), 2, 64).unwrap()[1], (1, u64::MAX - 64, 1));
+        assert_eq!(
+            collect(&mk(&[(u64::MAX - 128, 1, 128)]), 2, 64).unwrap()[1],
+            (1, u64::MAX - 64, 1)
+        );
         // Chunk size and descriptor count whose offsets overflow the immediate.
         let cs = (1 << 27) + 64;
         assert!(collect(&mk(&[(0x1000, 1, cs), (0x2000_0000, 1, cs)]), 2, cs).is_err());
-        assert!(collect(&mk(&[(0x1000, 1, 1 << 27), (0x2000_0000, 1, 1 << 27)]), 2, 1 << 27).is_ok());
+        assert!(collect(
+            &mk(&[(0x1000, 1, 1 << 27), (0x2000_0000, 1, 1 << 27)]),
+            2,
+            1 << 27
+        )
+        .is_ok());
     }
 
     #[test]
@@ -924,7 +1151,13 @@ mod hostile {
         assert_eq!(mem_bits(513), Some(18));
         assert_eq!(mem_bits(2), Some(27));
         assert_eq!(mem_bits(1), None);
-        assert_eq!(io_req_locate((5 << 19) | 100, 19, 512, 131072, 24), Some((5, 100)));
-        assert_eq!(io_req_locate((5 << 19) | (131072 - 8), 19, 512, 131072, 24), None);
+        assert_eq!(
+            io_req_locate((5 << 19) | 100, 19, 512, 131072, 24),
+            Some((5, 100))
+        );
+        assert_eq!(
+            io_req_locate((5 << 19) | (131072 - 8), 19, 512, 131072, 24),
+            None
+        );
     }
 }

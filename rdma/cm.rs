@@ -159,9 +159,18 @@ pub enum SendOp<'a> {
     Send { sge: Option<Sge<'a>> },
     /// RDMA WRITE of `sge` to the peer's `remote_addr`/`rkey`, with immediate
     /// data `imm` (host order).
-    WriteImm { sge: Option<Sge<'a>>, remote_addr: u64, rkey: u32, imm: u32 },
+    WriteImm {
+        sge: Option<Sge<'a>>,
+        remote_addr: u64,
+        rkey: u32,
+        imm: u32,
+    },
     /// RDMA WRITE of `sge` to the peer's `remote_addr`/`rkey`.
-    Write { sge: Sge<'a>, remote_addr: u64, rkey: u32 },
+    Write {
+        sge: Sge<'a>,
+        remote_addr: u64,
+        rkey: u32,
+    },
     /// SEND of `sge` (or of nothing) with immediate data `imm` (host order).
     SendImm { sge: Option<Sge<'a>>, imm: u32 },
     /// Empty SEND that invalidates the peer's `rkey` on arrival.
@@ -188,7 +197,10 @@ pub struct Chain<'a> {
 impl<'a> Chain<'a> {
     /// An empty chain.
     pub fn new() -> Self {
-        Self { ops: [None; MAX_CHAIN], n: 0 }
+        Self {
+            ops: [None; MAX_CHAIN],
+            n: 0,
+        }
     }
 
     /// Appends `op`; fails when the chain is full.
@@ -242,14 +254,23 @@ unsafe fn post_send_raw<T: Completion>(
                 rdma[i].wr.opcode = bindings::ib_wr_opcode_IB_WR_SEND;
                 sge
             }
-            SendOp::WriteImm { sge, remote_addr, rkey, imm } => {
+            SendOp::WriteImm {
+                sge,
+                remote_addr,
+                rkey,
+                imm,
+            } => {
                 rdma[i].remote_addr = *remote_addr;
                 rdma[i].rkey = *rkey;
                 rdma[i].wr.opcode = bindings::ib_wr_opcode_IB_WR_RDMA_WRITE_WITH_IMM;
                 rdma[i].wr.ex.imm_data = imm.to_be();
                 sge
             }
-            SendOp::Write { sge, remote_addr, rkey } => {
+            SendOp::Write {
+                sge,
+                remote_addr,
+                rkey,
+            } => {
                 rdma[i].remote_addr = *remote_addr;
                 rdma[i].rkey = *rkey;
                 rdma[i].wr.opcode = bindings::ib_wr_opcode_IB_WR_RDMA_WRITE;
@@ -458,7 +479,11 @@ impl IdRef<'_> {
             (*self.id.as_ptr()).context = ctx.cast_mut().cast();
         }
         self.adopted.set(true);
-        Ok(CmId { id: self.id, handler: ctx, qp: None })
+        Ok(CmId {
+            id: self.id,
+            handler: ctx,
+            qp: None,
+        })
     }
 
     /// Accepts the connect request this event is for.
@@ -546,7 +571,11 @@ impl<T: Handler> CmId<T> {
             )
         });
         match r {
-            Ok(id) => Ok(Self { id, handler: ctx, qp: None }),
+            Ok(id) => Ok(Self {
+                id,
+                handler: ctx,
+                qp: None,
+            }),
             Err(e) => {
                 // SAFETY: from `into_raw` above; the id was not created.
                 drop(unsafe { Arc::from_raw(ctx) });
@@ -570,7 +599,12 @@ impl<T: Handler> CmId<T> {
         let mut sa = dst.raw();
         // SAFETY: live id; `sa` is copied by the call.
         crate::to_result(unsafe {
-            bindings::rdma_resolve_addr(self.raw(), core::ptr::null_mut(), (&mut sa as *mut bindings::sockaddr_in).cast(), timeout_ms as _)
+            bindings::rdma_resolve_addr(
+                self.raw(),
+                core::ptr::null_mut(),
+                (&mut sa as *mut bindings::sockaddr_in).cast(),
+                timeout_ms as _,
+            )
         })
     }
 
@@ -584,7 +618,9 @@ impl<T: Handler> CmId<T> {
     pub fn bind(&self, addr: SockAddr) -> Result {
         let mut sa = addr.raw();
         // SAFETY: live id; `sa` is copied by the call.
-        crate::to_result(unsafe { bindings::rdma_bind_addr(self.raw(), (&mut sa as *mut bindings::sockaddr_in).cast()) })
+        crate::to_result(unsafe {
+            bindings::rdma_bind_addr(self.raw(), (&mut sa as *mut bindings::sockaddr_in).cast())
+        })
     }
 
     /// Listens for connect requests.
@@ -620,7 +656,11 @@ impl<T: Handler> CmId<T> {
         crate::to_result(unsafe { bindings::rdma_create_qp(self.raw(), pd.as_ptr(), &mut attr) })?;
         // SAFETY: set by the successful call above.
         let ptr = NonNull::new(unsafe { bindings::rrs_cm_id_qp(self.raw()) }).ok_or(EINVAL)?;
-        let qp: &Qp = self.qp.insert(Qp { ptr, _pd: pd.clone(), _cq: cq.clone() });
+        let qp: &Qp = self.qp.insert(Qp {
+            ptr,
+            _pd: pd.clone(),
+            _cq: cq.clone(),
+        });
         Ok(qp)
     }
 
@@ -676,25 +716,47 @@ unsafe extern "C" fn event_trampoline<T: Handler>(
     // SAFETY: rdma_cm passes a live id and event for the duration of the call.
     let (id_nn, ev) = unsafe { (NonNull::new_unchecked(id), &*ev) };
     let kind = EventKind::from_raw(ev.event);
-    let pd = if matches!(kind, EventKind::ConnectRequest | EventKind::ConnectResponse | EventKind::Established | EventKind::Rejected) {
+    let pd = if matches!(
+        kind,
+        EventKind::ConnectRequest
+            | EventKind::ConnectResponse
+            | EventKind::Established
+            | EventKind::Rejected
+    ) {
         // SAFETY: for these events the `conn` member is the valid one.
         let c = unsafe { &ev.param.conn };
         if c.private_data.is_null() {
             &[][..]
         } else {
             // SAFETY: rdma_cm guarantees `private_data_len` bytes.
-            unsafe { core::slice::from_raw_parts(c.private_data.cast::<u8>(), c.private_data_len as usize) }
+            unsafe {
+                core::slice::from_raw_parts(
+                    c.private_data.cast::<u8>(),
+                    c.private_data_len as usize,
+                )
+            }
         }
     } else {
         &[][..]
     };
     let adopted = Cell::new(false);
-    let idref = IdRef { id: id_nn, adopted: &adopted, connect_request: kind == EventKind::ConnectRequest };
+    let idref = IdRef {
+        id: id_nn,
+        adopted: &adopted,
+        connect_request: kind == EventKind::ConnectRequest,
+    };
     // SAFETY: `context` is the `Arc<T>` of the id's (or, for a connect
     // request, its listener's) owner, alive until that id is destroyed, which
     // waits for this handler.
     let handler = unsafe { &*((*id).context as *const T) };
-    handler.event(&idref, &Event { kind, status: ev.status, private_data: pd });
+    handler.event(
+        &idref,
+        &Event {
+            kind,
+            status: ev.status,
+            private_data: pd,
+        },
+    );
     // A connect request nobody adopted: non-zero makes rdma_cm destroy it.
     if kind == EventKind::ConnectRequest && !adopted.get() {
         return crate::code::econnrefused().to_errno();

@@ -7,9 +7,9 @@
 use crate::bindings;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use kernel::prelude::*;
 use kernel::str::CStr;
-use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use kernel::types::Opaque;
 
 /// A borrowed RDMA device.
@@ -31,7 +31,10 @@ impl<'a> Device<'a> {
     ///
     /// `ptr` must be a registered device that outlives `'a`.
     pub(crate) unsafe fn from_raw(ptr: *mut bindings::ib_device) -> Option<Self> {
-        Some(Self { ptr: NonNull::new(ptr)?, _p: PhantomData })
+        Some(Self {
+            ptr: NonNull::new(ptr)?,
+            _p: PhantomData,
+        })
     }
 
     pub(crate) fn as_ptr(&self) -> *mut bindings::ib_device {
@@ -188,11 +191,17 @@ fn key_of<T: ClientOps>() -> usize {
 
 fn slot_claim<T: ClientOps>(client: *mut bindings::ib_client) -> Result<usize> {
     // `add` could not tell two registrations of one `T` apart.
-    if SLOT_KEY.iter().any(|k| k.load(Ordering::Acquire) == key_of::<T>()) {
+    if SLOT_KEY
+        .iter()
+        .any(|k| k.load(Ordering::Acquire) == key_of::<T>())
+    {
         return Err(EBUSY);
     }
     for i in 0..SLOTS {
-        if SLOT_KEY[i].compare_exchange(0, key_of::<T>(), Ordering::AcqRel, Ordering::Acquire).is_ok() {
+        if SLOT_KEY[i]
+            .compare_exchange(0, key_of::<T>(), Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
             SLOT_CLIENT[i].store(client, Ordering::Release);
             return Ok(i);
         }
@@ -220,16 +229,24 @@ fn reg_of<'a, T: ClientOps>() -> Option<&'a Registration<T>> {
 }
 
 unsafe extern "C" fn add_trampoline<T: ClientOps>(dev: *mut bindings::ib_device) -> i32 {
-    let Some(reg) = reg_of::<T>() else { return EINVAL.to_errno() };
+    let Some(reg) = reg_of::<T>() else {
+        return EINVAL.to_errno();
+    };
     // SAFETY: the RDMA core passes a registered device; the borrow ends
     // before this callback returns.
-    let Some(d) = (unsafe { Device::from_raw(dev) }) else { return EINVAL.to_errno() };
+    let Some(d) = (unsafe { Device::from_raw(dev) }) else {
+        return EINVAL.to_errno();
+    };
     match reg.ops.add(d) {
         Ok(()) => {
             // SAFETY: `dev` and `reg.client` are registered; the data is a
             // static marker that is never written through.
             unsafe {
-                bindings::ib_set_client_data(dev, reg.client.get(), (&ADDED as *const u8).cast_mut().cast())
+                bindings::ib_set_client_data(
+                    dev,
+                    reg.client.get(),
+                    (&ADDED as *const u8).cast_mut().cast(),
+                )
             };
             0
         }
@@ -246,7 +263,9 @@ unsafe extern "C" fn remove_trampoline<T: ClientOps>(
         return;
     }
     // SAFETY: as in `add_trampoline`.
-    let Some(d) = (unsafe { Device::from_raw(dev) }) else { return };
+    let Some(d) = (unsafe { Device::from_raw(dev) }) else {
+        return;
+    };
     if let Some(reg) = reg_of::<T>() {
         reg.ops.remove(d);
     }

@@ -49,7 +49,12 @@ pub struct DmaBuf {
 
 impl DmaBuf {
     /// Allocates `len` zeroed bytes and maps them.
-    pub fn new(pd: &Arc<Pd>, len: usize, dir: Direction, flags: kernel::alloc::Flags) -> Result<Self> {
+    pub fn new(
+        pd: &Arc<Pd>,
+        len: usize,
+        dir: Direction,
+        flags: kernel::alloc::Flags,
+    ) -> Result<Self> {
         if len == 0 || len > u32::MAX as usize {
             return Err(EINVAL);
         }
@@ -57,12 +62,19 @@ impl DmaBuf {
         let dev = pd.device().as_ptr();
         // SAFETY: `buf` is `len` bytes of kmalloc memory that stays allocated
         // (and unmoved) until `drop` unmaps it.
-        let addr = unsafe { bindings::rrs_ib_dma_map_single(dev, buf.as_mut_ptr().cast(), len, dir.raw()) };
+        let addr = unsafe {
+            bindings::rrs_ib_dma_map_single(dev, buf.as_mut_ptr().cast(), len, dir.raw())
+        };
         // SAFETY: `addr` was just returned by the mapping call on `dev`.
         if unsafe { bindings::rrs_ib_dma_mapping_error(dev, addr) } != 0 {
             return Err(ENOMEM);
         }
-        Ok(Self { pd: pd.clone(), buf, addr, dir })
+        Ok(Self {
+            pd: pd.clone(),
+            buf,
+            addr,
+            dir,
+        })
     }
 
     /// Length in bytes.
@@ -89,7 +101,9 @@ impl DmaBuf {
     pub fn with_cpu<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
         let dev = self.pd.device().as_ptr();
         // SAFETY: `addr`/`len` is our live mapping (type invariant).
-        unsafe { bindings::rrs_ib_dma_sync_single_for_cpu(dev, self.addr, self.len(), self.dir.raw()) };
+        unsafe {
+            bindings::rrs_ib_dma_sync_single_for_cpu(dev, self.addr, self.len(), self.dir.raw())
+        };
         f(&self.buf)
     }
 
@@ -97,10 +111,14 @@ impl DmaBuf {
     pub fn with_cpu_mut<R>(&mut self, f: impl FnOnce(&mut [u8]) -> R) -> R {
         let dev = self.pd.device().as_ptr();
         // SAFETY: as in `with_cpu`.
-        unsafe { bindings::rrs_ib_dma_sync_single_for_cpu(dev, self.addr, self.len(), self.dir.raw()) };
+        unsafe {
+            bindings::rrs_ib_dma_sync_single_for_cpu(dev, self.addr, self.len(), self.dir.raw())
+        };
         let r = f(&mut self.buf);
         // SAFETY: as above.
-        unsafe { bindings::rrs_ib_dma_sync_single_for_device(dev, self.addr, self.len(), self.dir.raw()) };
+        unsafe {
+            bindings::rrs_ib_dma_sync_single_for_device(dev, self.addr, self.len(), self.dir.raw())
+        };
         r
     }
 
@@ -129,11 +147,15 @@ impl DmaBuf {
         }
         let dev = self.pd.device().as_ptr();
         // SAFETY: `addr`/`len` is our live mapping (type invariant).
-        unsafe { bindings::rrs_ib_dma_sync_single_for_cpu(dev, self.addr, self.len(), self.dir.raw()) };
+        unsafe {
+            bindings::rrs_ib_dma_sync_single_for_cpu(dev, self.addr, self.len(), self.dir.raw())
+        };
         // SAFETY: `off..end` is inside the allocation (checked above); `dst`
         // is a distinct, writable local slice.  The source is read through a
         // raw pointer because the device may write it concurrently.
-        unsafe { core::ptr::copy_nonoverlapping(self.buf.as_ptr().add(off), dst.as_mut_ptr(), dst.len()) };
+        unsafe {
+            core::ptr::copy_nonoverlapping(self.buf.as_ptr().add(off), dst.as_mut_ptr(), dst.len())
+        };
         Ok(())
     }
 }

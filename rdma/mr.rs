@@ -13,11 +13,15 @@ pub struct Access(u32);
 
 impl Access {
     /// The peer may RDMA WRITE into the region.
-    pub const REMOTE_WRITE: Access =
-        Access(bindings::ib_access_flags_IB_ACCESS_LOCAL_WRITE | bindings::ib_access_flags_IB_ACCESS_REMOTE_WRITE);
+    pub const REMOTE_WRITE: Access = Access(
+        bindings::ib_access_flags_IB_ACCESS_LOCAL_WRITE
+            | bindings::ib_access_flags_IB_ACCESS_REMOTE_WRITE,
+    );
     /// The peer may RDMA READ from the region.
-    pub const REMOTE_READ: Access =
-        Access(bindings::ib_access_flags_IB_ACCESS_LOCAL_WRITE | bindings::ib_access_flags_IB_ACCESS_REMOTE_READ);
+    pub const REMOTE_READ: Access = Access(
+        bindings::ib_access_flags_IB_ACCESS_LOCAL_WRITE
+            | bindings::ib_access_flags_IB_ACCESS_REMOTE_READ,
+    );
 
     pub(crate) fn raw(self) -> i32 {
         self.0 as i32
@@ -53,16 +57,30 @@ impl FrMr {
         let pages = (in_page + buf.len()).div_ceil(kernel::page::PAGE_SIZE) as u32;
         // SAFETY: the PD is live while `buf` holds it.
         let ptr = crate::from_err_ptr(unsafe {
-            bindings::ib_alloc_mr(buf.pd().as_ptr(), bindings::ib_mr_type_IB_MR_TYPE_MEM_REG, pages)
+            bindings::ib_alloc_mr(
+                buf.pd().as_ptr(),
+                bindings::ib_mr_type_IB_MR_TYPE_MEM_REG,
+                pages,
+            )
         })?;
-        let mut mr = Self { ptr, buf, mapped: false };
+        let mut mr = Self {
+            ptr,
+            buf,
+            mapped: false,
+        };
         let mut sg = bindings::scatterlist::default();
         // SAFETY: `sg` is a local one-entry list; `buf` is mapped (its invariant).
         unsafe { bindings::rrs_sg_set_dma(&mut sg, mr.buf.dma_addr(), mr.buf.len() as u32) };
         // SAFETY: `ptr` is our MR; `sg` is valid for the call, which copies it
         // into the MR's page list.
         let n = unsafe {
-            bindings::ib_map_mr_sg(ptr.as_ptr(), &mut sg, 1, core::ptr::null_mut(), kernel::page::PAGE_SIZE as u32)
+            bindings::ib_map_mr_sg(
+                ptr.as_ptr(),
+                &mut sg,
+                1,
+                core::ptr::null_mut(),
+                kernel::page::PAGE_SIZE as u32,
+            )
         };
         if n != 1 {
             return Err(if n < 0 { Error::from_errno(n) } else { EINVAL });

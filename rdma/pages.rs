@@ -85,7 +85,9 @@ impl PageBlock {
         // SAFETY: in bounds (checked); `dst` is a distinct local slice.  The
         // source is read through a raw pointer: the peer or a device may
         // write it concurrently, and no reference to it is ever created.
-        unsafe { core::ptr::copy_nonoverlapping(self.addr.as_ptr().add(off), dst.as_mut_ptr(), dst.len()) };
+        unsafe {
+            core::ptr::copy_nonoverlapping(self.addr.as_ptr().add(off), dst.as_mut_ptr(), dst.len())
+        };
         Ok(())
     }
 
@@ -93,7 +95,9 @@ impl PageBlock {
     pub fn write(&self, off: usize, src: &[u8]) -> Result {
         self.check(off, src.len())?;
         // SAFETY: in bounds (checked); raw-pointer write, see `read`.
-        unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), self.addr.as_ptr().add(off), src.len()) };
+        unsafe {
+            core::ptr::copy_nonoverlapping(src.as_ptr(), self.addr.as_ptr().add(off), src.len())
+        };
         Ok(())
     }
 }
@@ -141,7 +145,12 @@ impl BlockMr {
         let len = block.len();
         // SAFETY: the block is live while we hold its `Arc`.
         let dma = unsafe {
-            bindings::rrs_ib_dma_map_page(dev, block.page.as_ptr(), len, Direction::Bidirectional.raw())
+            bindings::rrs_ib_dma_map_page(
+                dev,
+                block.page.as_ptr(),
+                len,
+                Direction::Bidirectional.raw(),
+            )
         };
         // SAFETY: `dma` was returned by the mapping call on `dev`.
         if unsafe { bindings::rrs_ib_dma_mapping_error(dev, dma) } != 0 {
@@ -149,7 +158,9 @@ impl BlockMr {
         }
         let unmap = || {
             // SAFETY: mapped above, not used by any request.
-            unsafe { bindings::rrs_ib_dma_unmap_page(dev, dma, len, Direction::Bidirectional.raw()) }
+            unsafe {
+                bindings::rrs_ib_dma_unmap_page(dev, dma, len, Direction::Bidirectional.raw())
+            }
         };
         // SAFETY: live PD.
         let mr = match crate::from_err_ptr(unsafe {
@@ -166,7 +177,9 @@ impl BlockMr {
         unsafe { bindings::rrs_sg_set_dma(&mut sg, dma, len as u32) };
         // The block is one "page" of the MR, as upstream registers chunks.
         // SAFETY: `mr` is ours; the call copies `sg` into the page list.
-        let n = unsafe { bindings::ib_map_mr_sg(mr.as_ptr(), &mut sg, 1, core::ptr::null_mut(), len as u32) };
+        let n = unsafe {
+            bindings::ib_map_mr_sg(mr.as_ptr(), &mut sg, 1, core::ptr::null_mut(), len as u32)
+        };
         if n != 1 {
             // SAFETY: allocated above, never posted.
             unsafe { bindings::rrs_ib_dereg_mr(mr.as_ptr()) };
@@ -175,7 +188,13 @@ impl BlockMr {
         }
         // SAFETY: live MR.
         let rkey = unsafe { (*mr.as_ptr()).rkey };
-        let this = Self { mr, rkey: AtomicU32::new(rkey), dma, block, pd: pd.clone() };
+        let this = Self {
+            mr,
+            rkey: AtomicU32::new(rkey),
+            dma,
+            block,
+            pd: pd.clone(),
+        };
         // Start from a key other than the allocation's, as upstream does.
         this.bump_key();
         Ok(this)
@@ -194,10 +213,12 @@ impl BlockMr {
     /// Moves to the next key (the low byte of the rkey), so that the next
     /// registration does not grant a key that was revoked.
     pub fn bump_key(&self) {
-        let _ = self.rkey.fetch_update(Ordering::AcqRel, Ordering::Acquire, |k| {
-            // SAFETY: pure arithmetic helper.
-            Some(unsafe { bindings::rrs_ib_inc_rkey(k) })
-        });
+        let _ = self
+            .rkey
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |k| {
+                // SAFETY: pure arithmetic helper.
+                Some(unsafe { bindings::rrs_ib_inc_rkey(k) })
+            });
     }
 
     /// The address the peer uses for the block's first byte.
@@ -254,7 +275,12 @@ impl BlockMr {
             Some(end) if end <= self.len() && len > 0 => {}
             _ => return Err(EINVAL),
         }
-        Ok(Sge { addr: self.dma + off as u64, length: len as u32, lkey: self.pd.local_dma_lkey(), _buf: core::marker::PhantomData })
+        Ok(Sge {
+            addr: self.dma + off as u64,
+            length: len as u32,
+            lkey: self.pd.local_dma_lkey(),
+            _buf: core::marker::PhantomData,
+        })
     }
 }
 
@@ -265,7 +291,12 @@ impl Drop for BlockMr {
         unsafe { bindings::rrs_ib_dereg_mr(self.as_ptr()) };
         // SAFETY: mapped in `new`; the MR that exposed it is gone.
         unsafe {
-            bindings::rrs_ib_dma_unmap_page(self.pd.device().as_ptr(), self.dma, self.len(), Direction::Bidirectional.raw())
+            bindings::rrs_ib_dma_unmap_page(
+                self.pd.device().as_ptr(),
+                self.dma,
+                self.len(),
+                Direction::Bidirectional.raw(),
+            )
         };
     }
 }

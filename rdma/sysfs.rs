@@ -36,7 +36,10 @@ impl KobjRef<'_> {
     ///
     /// `ptr` must be a live kobject for `'a`.
     pub unsafe fn from_raw<'a>(ptr: *mut core::ffi::c_void) -> Option<KobjRef<'a>> {
-        Some(KobjRef { ptr: NonNull::new(ptr.cast())?, _p: core::marker::PhantomData })
+        Some(KobjRef {
+            ptr: NonNull::new(ptr.cast())?,
+            _p: core::marker::PhantomData,
+        })
     }
 }
 
@@ -88,7 +91,11 @@ pub trait Attrs: Send + Sync + 'static {
     }
 }
 
-unsafe extern "C" fn show_tramp<T: Attrs>(ctx: *mut core::ffi::c_void, idx: u32, buf: *mut u8) -> isize {
+unsafe extern "C" fn show_tramp<T: Attrs>(
+    ctx: *mut core::ffi::c_void,
+    idx: u32,
+    buf: *mut u8,
+) -> isize {
     // SAFETY: `ctx` is the `Arc<T>` the kobject owns until its release.
     let t = unsafe { &*(ctx as *const T) };
     // SAFETY: sysfs passes a page-sized buffer for the call.
@@ -100,7 +107,12 @@ unsafe extern "C" fn show_tramp<T: Attrs>(ctx: *mut core::ffi::c_void, idx: u32,
     }
 }
 
-unsafe extern "C" fn store_tramp<T: Attrs>(ctx: *mut core::ffi::c_void, idx: u32, buf: *const u8, n: usize) -> isize {
+unsafe extern "C" fn store_tramp<T: Attrs>(
+    ctx: *mut core::ffi::c_void,
+    idx: u32,
+    buf: *const u8,
+    n: usize,
+) -> isize {
     // SAFETY: as in `show_tramp`.
     let t = unsafe { &*(ctx as *const T) };
     // SAFETY: sysfs passes `n` readable bytes for the call.
@@ -155,7 +167,12 @@ unsafe impl Sync for Dir {}
 
 impl Dir {
     /// Creates `parent/name` with `attrs`, served by `handler`.
-    pub fn new<T: Attrs>(parent: KobjRef<'_>, name: &CStr, attrs: &'static [Attr], handler: Arc<T>) -> Result<Self> {
+    pub fn new<T: Attrs>(
+        parent: KobjRef<'_>,
+        name: &CStr,
+        attrs: &'static [Attr],
+        handler: Arc<T>,
+    ) -> Result<Self> {
         let (names, modes) = attr_arrays(attrs)?;
         let ctx = Arc::into_raw(handler);
         let vt: &'static bindings::rrs_kobj_vt = &Vt::<T>::VT;
@@ -187,7 +204,9 @@ impl Dir {
     /// directory can then be dropped there (removal otherwise waits for the
     /// running store).  Returns false if it was removed already.
     pub fn remove_self(&self, idx: usize) -> bool {
-        let Ok(i) = u32::try_from(idx) else { return false };
+        let Ok(i) = u32::try_from(idx) else {
+            return false;
+        };
         // SAFETY: live kobject; the C side checks the index.
         unsafe { bindings::rrs_kobj_remove_self(self.k.as_ptr(), i) }
     }
@@ -196,7 +215,10 @@ impl Dir {
     pub fn kobj(&self) -> KobjRef<'_> {
         // SAFETY: live kobject (type invariant).
         let p = unsafe { bindings::rrs_kobj_kobj(self.k.as_ptr()) };
-        KobjRef { ptr: NonNull::new(p).expect("kobject of a live rrs_kobj"), _p: core::marker::PhantomData }
+        KobjRef {
+            ptr: NonNull::new(p).expect("kobject of a live rrs_kobj"),
+            _p: core::marker::PhantomData,
+        }
     }
 }
 
@@ -227,12 +249,17 @@ impl PlainDir {
     pub fn new(parent: KobjRef<'_>, name: &CStr) -> Result<Self> {
         // SAFETY: live parent; `name` is copied.
         let k = unsafe { bindings::rrs_dir_create(parent.ptr.as_ptr(), name.as_char_ptr()) };
-        Ok(Self { k: NonNull::new(k).ok_or(ENOMEM)? })
+        Ok(Self {
+            k: NonNull::new(k).ok_or(ENOMEM)?,
+        })
     }
 
     /// This directory.
     pub fn kobj(&self) -> KobjRef<'_> {
-        KobjRef { ptr: self.k, _p: core::marker::PhantomData }
+        KobjRef {
+            ptr: self.k,
+            _p: core::marker::PhantomData,
+        }
     }
 }
 
@@ -266,8 +293,13 @@ impl Link {
         let mut n = KVec::with_capacity(name.len() + 1, GFP_KERNEL)?;
         n.extend_from_slice(name.as_bytes_with_nul(), GFP_KERNEL)?;
         // SAFETY: both live; sysfs takes its own reference to `to`.
-        crate::to_result(unsafe { bindings::rrs_sysfs_link(from.ptr.as_ptr(), to.ptr.as_ptr(), n.as_ptr().cast()) })?;
-        Ok(Self { from: from.ptr, name: n })
+        crate::to_result(unsafe {
+            bindings::rrs_sysfs_link(from.ptr.as_ptr(), to.ptr.as_ptr(), n.as_ptr().cast())
+        })?;
+        Ok(Self {
+            from: from.ptr,
+            name: n,
+        })
     }
 }
 
@@ -316,14 +348,21 @@ impl Class {
     pub fn ctl(&self) -> KobjRef<'_> {
         // SAFETY: live device.
         let p = unsafe { bindings::rrs_device_kobj(self.dev.as_ptr()) };
-        KobjRef { ptr: NonNull::new(p).expect("kobject of a device"), _p: core::marker::PhantomData }
+        KobjRef {
+            ptr: NonNull::new(p).expect("kobject of a device"),
+            _p: core::marker::PhantomData,
+        }
     }
 }
 
 impl Class {
     /// Adds attribute files to `ctl` itself, served by `handler`.  The files
     /// must be dropped before the class.
-    pub fn ctl_files<T: Attrs>(&self, attrs: &'static [Attr], handler: Arc<T>) -> Result<DevFiles<T>> {
+    pub fn ctl_files<T: Attrs>(
+        &self,
+        attrs: &'static [Attr],
+        handler: Arc<T>,
+    ) -> Result<DevFiles<T>> {
         let (names, modes) = attr_arrays(attrs)?;
         let ctx = Arc::into_raw(handler);
         let vt: &'static bindings::rrs_kobj_vt = &Vt::<T>::VT;

@@ -56,7 +56,11 @@ impl<T: Tick> Timer<T> {
         // SAFETY: the trampoline matches `ctx`'s type.
         let d = unsafe { bindings::rrs_dwork_new(Some(trampoline::<T>), ctx.cast_mut().cast()) };
         match NonNull::new(d) {
-            Some(d) => Ok(Self { d, ctx, wq: wq.clone() }),
+            Some(d) => Ok(Self {
+                d,
+                ctx,
+                wq: wq.clone(),
+            }),
             None => {
                 // SAFETY: from `into_raw` above, not handed out.
                 drop(unsafe { Arc::from_raw(ctx) });

@@ -37,8 +37,15 @@ impl OwnedQueue {
     /// Allocates an unbound workqueue named `name`.
     pub fn new(name: &'static CStr) -> Result<Arc<Self>> {
         // SAFETY: `name` is a static NUL-terminated string.
-        let p = unsafe { bindings::rrs_alloc_workqueue(name.as_char_ptr(), bindings::wq_flags_WQ_UNBOUND) };
-        Ok(Arc::new(Self { ptr: NonNull::new(p).ok_or(ENOMEM)? }, GFP_KERNEL)?)
+        let p = unsafe {
+            bindings::rrs_alloc_workqueue(name.as_char_ptr(), bindings::wq_flags_WQ_UNBOUND)
+        };
+        Ok(Arc::new(
+            Self {
+                ptr: NonNull::new(p).ok_or(ENOMEM)?,
+            },
+            GFP_KERNEL,
+        )?)
     }
 
     /// The queue, for `enqueue` and `try_spawn`.

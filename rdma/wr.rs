@@ -33,7 +33,11 @@ pub struct Sge<'a> {
 
 impl Sge<'_> {
     pub(crate) fn raw(&self) -> bindings::ib_sge {
-        bindings::ib_sge { addr: self.addr, length: self.length, lkey: self.lkey }
+        bindings::ib_sge {
+            addr: self.addr,
+            length: self.length,
+            lkey: self.lkey,
+        }
     }
 
     /// Length in bytes.
@@ -117,7 +121,13 @@ impl WorkCompletion {
             .then(|| u32::from_be(unsafe { wc.ex.imm_data }));
         let invalidated_rkey = (flags & bindings::ib_wc_flags_IB_WC_WITH_INVALIDATE as u32 != 0)
             .then(|| unsafe { wc.ex.invalidate_rkey });
-        Self { status, opcode, byte_len: wc.byte_len, imm, invalidated_rkey }
+        Self {
+            status,
+            opcode,
+            byte_len: wc.byte_len,
+            imm,
+            invalidated_rkey,
+        }
     }
 }
 
@@ -147,7 +157,13 @@ pub struct Posted<T: Completion> {
 impl<T: Completion> Posted<T> {
     /// Boxes `value` for posting.
     pub fn new(value: T, flags: kernel::alloc::Flags) -> Result<KBox<Self>> {
-        let b = KBox::new(Self { cqe: Opaque::uninit(), value }, flags)?;
+        let b = KBox::new(
+            Self {
+                cqe: Opaque::uninit(),
+                value,
+            },
+            flags,
+        )?;
         // SAFETY: `cqe` is ours, valid to write; `ib_cqe` has the single `done` field.
         unsafe { (*b.cqe.get()).done = Some(done_trampoline::<T>) };
         Ok(b)
@@ -179,7 +195,10 @@ impl<T: Completion> Posted<T> {
     }
 }
 
-unsafe extern "C" fn done_trampoline<T: Completion>(_cq: *mut bindings::ib_cq, wc: *mut bindings::ib_wc) {
+unsafe extern "C" fn done_trampoline<T: Completion>(
+    _cq: *mut bindings::ib_cq,
+    wc: *mut bindings::ib_wc,
+) {
     // SAFETY: the RDMA core passes a valid completion for the duration of the call.
     let wc = unsafe { &*wc };
     // SAFETY: `wr_cqe` is the union member we set when posting.
@@ -200,7 +219,9 @@ pub(crate) struct ChainCqe(Opaque<bindings::ib_cqe>);
 // SAFETY: the entry is written once at compile time and only read afterwards.
 unsafe impl Sync for ChainCqe {}
 
-pub(crate) static CHAIN_CQE: ChainCqe = ChainCqe(Opaque::new(bindings::ib_cqe { done: Some(chain_done) }));
+pub(crate) static CHAIN_CQE: ChainCqe = ChainCqe(Opaque::new(bindings::ib_cqe {
+    done: Some(chain_done),
+}));
 
 impl ChainCqe {
     pub(crate) fn as_ptr(&self) -> *mut bindings::ib_cqe {

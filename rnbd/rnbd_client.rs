@@ -29,13 +29,13 @@
 //! lock (a second `unmap_device` writer, for `ops`).  Who unmaps a device
 //! is decided by a compare-exchange on `Dev::state`, not by a lock.
 
+use blk::mq::{Disk, DiskParams, Major, Queue, Rq, TagSet};
+use blk::Op;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use kernel::prelude::*;
 use kernel::str::CStr;
 use kernel::sync::{new_condvar, new_mutex, Arc, CondVar, CondVarTimeoutResult, Mutex};
 use kernel::time::{ktime_ms_delta, msecs_to_jiffies, Ktime};
-use blk::mq::{Disk, DiskParams, Major, Queue, Rq, TagSet};
-use blk::Op;
 use proto::addr::Addr;
 use proto::map::{parse_map, MapError};
 use proto::rnbd::{self as wire, AccessMode, MsgHdr, MsgType, OpFlags};
@@ -83,7 +83,11 @@ struct Events {
 
 impl SessEvents for Events {
     fn io_done(&self, permit: Permit, status: i32) {
-        let p = self.pending.lock().get_mut(permit.id() as usize).and_then(|s| s.take());
+        let p = self
+            .pending
+            .lock()
+            .get_mut(permit.id() as usize)
+            .and_then(|s| s.take());
         match p {
             Some(Pending::Io { rq, read }) => {
                 let mut status = status;
@@ -96,7 +100,10 @@ impl SessEvents for Events {
                 rq.end(status);
             }
             Some(Pending::Ctl(w)) => w.finish(permit, status),
-            None => pr_err!("completion for permit {} with nothing in flight\n", permit.id()),
+            None => pr_err!(
+                "completion for permit {} with nothing in flight\n",
+                permit.id()
+            ),
         }
     }
 
@@ -172,7 +179,11 @@ impl Session {
             Ok(p) => p,
             Err(e) => {
                 if e == rdma::code::etimedout() {
-                    rdma::peer_err!("session {}: no free permit for a control message in {} ms\n", Show(&self.name), CTL_TIMEOUT_MS);
+                    rdma::peer_err!(
+                        "session {}: no free permit for a control message in {} ms\n",
+                        Show(&self.name),
+                        CTL_TIMEOUT_MS
+                    );
                 }
                 return Err(e);
             }
@@ -183,7 +194,11 @@ impl Session {
             let slot = g.get_mut(id).ok_or(EINVAL)?;
             *slot = Some(Pending::Ctl(w.clone()));
         }
-        let dir = if rsp_len > 0 { IoDir::Read } else { IoDir::Write };
+        let dir = if rsp_len > 0 {
+            IoDir::Read
+        } else {
+            IoDir::Write
+        };
         self.rtrs.request(permit, dir, usr, rsp_len as u32);
         // RTRS ends every request (a path failure fails those in flight).
         let mut g = w.st.lock();
@@ -191,12 +206,15 @@ impl Session {
             if let Some(r) = g.take() {
                 break Ok(r);
             }
-            let left = (CTL_TIMEOUT_MS as i64).saturating_sub(ktime_ms_delta(Ktime::ktime_get(), start));
+            let left =
+                (CTL_TIMEOUT_MS as i64).saturating_sub(ktime_ms_delta(Ktime::ktime_get(), start));
             if left <= 0 {
                 break Err(rdma::code::etimedout());
             }
             let wait = msecs_to_jiffies(left.min(1000) as u32);
-            if let CondVarTimeoutResult::Signal { .. } = w.cv.wait_interruptible_timeout(&mut g, wait) {
+            if let CondVarTimeoutResult::Signal { .. } =
+                w.cv.wait_interruptible_timeout(&mut g, wait)
+            {
                 break Err(EINTR);
             }
         };
@@ -273,7 +291,14 @@ impl Queue for DevQueue {
         m.hdr = MsgHdr::new(MsgType::Io);
         m.device_id = Le32::new(self.device_id);
         m.sector = Le64::new(i.sector);
-        m.rw = Le32::new(OpFlags { op: wop, sync: i.sync, fua: i.fua }.encode());
+        m.rw = Le32::new(
+            OpFlags {
+                op: wop,
+                sync: i.sync,
+                fua: i.fua,
+            }
+            .encode(),
+        );
         m.bi_size = Le32::new(i.bytes);
         m.prio = Le16::new(i.ioprio);
         let id = permit.id() as usize;
@@ -290,7 +315,12 @@ impl Queue for DevQueue {
             }
         }
         let dir = if read { IoDir::Read } else { IoDir::Write };
-        self.sess.rtrs.request(permit, dir, &m.to_bytes(), if has_data { i.bytes } else { 0 });
+        self.sess.rtrs.request(
+            permit,
+            dir,
+            &m.to_bytes(),
+            if has_data { i.bytes } else { 0 },
+        );
     }
 }
 
@@ -334,14 +364,38 @@ impl Dev {
 
 /// Per-device attributes, in upstream's order.
 static DEV_ATTRS: [Attr; 8] = [
-    Attr { name: kernel::c_str!("unmap_device"), mode: 0o644 },
-    Attr { name: kernel::c_str!("resize"), mode: 0o644 },
-    Attr { name: kernel::c_str!("remap_device"), mode: 0o644 },
-    Attr { name: kernel::c_str!("mapping_path"), mode: 0o444 },
-    Attr { name: kernel::c_str!("state"), mode: 0o444 },
-    Attr { name: kernel::c_str!("session"), mode: 0o444 },
-    Attr { name: kernel::c_str!("access_mode"), mode: 0o444 },
-    Attr { name: kernel::c_str!("nr_poll_queues"), mode: 0o444 },
+    Attr {
+        name: kernel::c_str!("unmap_device"),
+        mode: 0o644,
+    },
+    Attr {
+        name: kernel::c_str!("resize"),
+        mode: 0o644,
+    },
+    Attr {
+        name: kernel::c_str!("remap_device"),
+        mode: 0o644,
+    },
+    Attr {
+        name: kernel::c_str!("mapping_path"),
+        mode: 0o444,
+    },
+    Attr {
+        name: kernel::c_str!("state"),
+        mode: 0o444,
+    },
+    Attr {
+        name: kernel::c_str!("session"),
+        mode: 0o444,
+    },
+    Attr {
+        name: kernel::c_str!("access_mode"),
+        mode: 0o444,
+    },
+    Attr {
+        name: kernel::c_str!("nr_poll_queues"),
+        mode: 0o444,
+    },
 ];
 const A_UNMAP: usize = 0;
 
@@ -459,7 +513,10 @@ struct Inner {
 }
 
 /// `ctl` attributes.
-static CTL_ATTRS: [Attr; 1] = [Attr { name: kernel::c_str!("map_device"), mode: 0o644 }];
+static CTL_ATTRS: [Attr; 1] = [Attr {
+    name: kernel::c_str!("map_device"),
+    mode: 0o644,
+}];
 
 struct CtlAttrs {
     state: Arc<State>,
@@ -500,20 +557,31 @@ fn map_err_log(e: &MapError<'_>) {
     match e {
         MapError::SessnameTooLong => pr_err!("map_device: sessname too long\n"),
         MapError::DevPathTooLong => pr_err!("map_device: Device path too long\n"),
-        MapError::TooManyPaths => pr_err!("map_device: too many (> {}) paths provided\n", proto::map::MAX_PATHS),
+        MapError::TooManyPaths => pr_err!(
+            "map_device: too many (> {}) paths provided\n",
+            proto::map::MAX_PATHS
+        ),
         MapError::BadPath(p, why) => pr_err!("Can't parse path {}: {:?}\n", Show(p), why),
         MapError::NoProtocol(p) => pr_err!("Can't parse path {}: -{}\n", Show(p), e.errno()),
         MapError::BadPort(p) => pr_err!("bad destination port number parameter '{}'\n", Show(p)),
         MapError::BadAccessMode(p) => pr_err!("map_device: Invalid access_mode: '{}'\n", Show(p)),
         MapError::BadPollQueues(p) => pr_err!("bad nr_poll_queues parameter '{}'\n", Show(p)),
-        MapError::Unknown(p) => pr_err!("map_device: Unknown parameter or missing value '{}'\n", Show(p)),
+        MapError::Unknown(p) => pr_err!(
+            "map_device: Unknown parameter or missing value '{}'\n",
+            Show(p)
+        ),
         MapError::Missing => pr_err!("map_device: Parameters missing\n"),
     }
 }
 
 impl State {
     fn find_session(&self, name: &[u8]) -> Option<Arc<Session>> {
-        self.inner.lock().sessions.iter().find(|s| &s.name[..] == name).cloned()
+        self.inner
+            .lock()
+            .sessions
+            .iter()
+            .find(|s| &s.name[..] == name)
+            .cloned()
     }
 
     fn map(self: &Arc<Self>, input: &[u8]) -> Result {
@@ -531,8 +599,15 @@ impl State {
         let _ops = self.ops.lock();
         {
             let g = self.inner.lock();
-            if g.devs.iter().any(|d| &d.pathname[..] == o.device_path && &d.sess.name[..] == o.sessname) {
-                pr_err!("map_device: Device {} already mapped on session {}\n", Show(o.device_path), Show(o.sessname));
+            if g.devs
+                .iter()
+                .any(|d| &d.pathname[..] == o.device_path && &d.sess.name[..] == o.sessname)
+            {
+                pr_err!(
+                    "map_device: Device {} already mapped on session {}\n",
+                    Show(o.device_path),
+                    Show(o.sessname)
+                );
                 return Err(EEXIST);
             }
         }
@@ -541,7 +616,10 @@ impl State {
             None => {
                 let Some(p) = o.paths().next() else {
                     // Upstream's words and errno (find_and_get_or_create_sess).
-                    pr_err!("Session {} not found, and path parameter not given\n", Show(o.sessname));
+                    pr_err!(
+                        "Session {} not found, and path parameter not given\n",
+                        Show(o.sessname)
+                    );
                     return Err(ENXIO);
                 };
                 if p.src.is_some() {
@@ -554,7 +632,16 @@ impl State {
                         return Err(EINVAL);
                     }
                 };
-                (self.open_session(o.sessname, SockAddr { ip, port: o.dest_port })?, true)
+                (
+                    self.open_session(
+                        o.sessname,
+                        SockAddr {
+                            ip,
+                            port: o.dest_port,
+                        },
+                    )?,
+                    true,
+                )
             }
         };
         let r = self.map_on(&sess, o.device_path, o.access_mode, o.nr_poll_queues);
@@ -570,7 +657,11 @@ impl State {
             GFP_KERNEL,
         )?;
         let rtrs = Sess::open(name, dst, events.clone()).inspect_err(|e| {
-            pr_err!("map_device: failed to open session {}: {:?}\n", Show(name), e);
+            pr_err!(
+                "map_device: failed to open session {}: {:?}\n",
+                Show(name),
+                e
+            );
         })?;
         let qd = rtrs.queue_depth();
         let setup = (|| -> Result<Arc<Session>> {
@@ -584,7 +675,13 @@ impl State {
             let mut nm = KVec::with_capacity(name.len(), GFP_KERNEL)?;
             nm.extend_from_slice(name, GFP_KERNEL)?;
             let s = Arc::new(
-                Session { name: nm, rtrs: rtrs.clone(), events: events.clone(), ts, users: AtomicU32::new(0) },
+                Session {
+                    name: nm,
+                    rtrs: rtrs.clone(),
+                    events: events.clone(),
+                    ts,
+                    users: AtomicU32::new(0),
+                },
                 GFP_KERNEL,
             )?;
             s.sess_info()?;
@@ -611,13 +708,25 @@ impl State {
         sess.rtrs.close();
     }
 
-    fn map_on(self: &Arc<Self>, sess: &Arc<Session>, path: &[u8], mode: AccessMode, nr_poll_queues: u32) -> Result {
+    fn map_on(
+        self: &Arc<Self>,
+        sess: &Arc<Session>,
+        path: &[u8],
+        mode: AccessMode,
+        nr_poll_queues: u32,
+    ) -> Result {
         let msg = wire::Open::new(mode, path).ok_or(EINVAL)?;
-        let rsp = sess.ctl(&msg.to_bytes(), wire::OpenRsp::SIZE).inspect_err(|e| {
-            rdma::peer_err!("map_device: open of {} failed: {:?}\n", Show(path), e);
-        })?;
+        let rsp = sess
+            .ctl(&msg.to_bytes(), wire::OpenRsp::SIZE)
+            .inspect_err(|e| {
+                rdma::peer_err!("map_device: open of {} failed: {:?}\n", Show(path), e);
+            })?;
         let r = wire::OpenRsp::parse(&rsp[..wire::OpenRsp::SIZE]).map_err(|e| {
-            rdma::peer_err!("map_device: unexpected open response for {}: {:?}\n", Show(path), e);
+            rdma::peer_err!(
+                "map_device: unexpected open response for {}: {:?}\n",
+                Show(path),
+                e
+            );
             EINVAL
         })?;
         let device_id = r.device_id.get();
@@ -632,7 +741,11 @@ impl State {
         let lim = match r.limits(sess.rtrs.max_io_size(), kernel::page::PAGE_SIZE as u32) {
             Ok(l) => l,
             Err(e) => {
-                rdma::peer_err!("map_device: {}: the server's device limits are invalid: {:?}\n", Show(path), e);
+                rdma::peer_err!(
+                    "map_device: {}: the server's device limits are invalid: {:?}\n",
+                    Show(path),
+                    e
+                );
                 close_remote(sess);
                 return Err(EINVAL);
             }
@@ -685,14 +798,35 @@ impl State {
             let mut name = [0u8; 32];
             let n = fmt_name(&mut name, b"rnbd", idx);
             let cname = CStr::from_bytes_with_nul(&name[..=n]).map_err(|_| EINVAL)?;
-            let q = Arc::new(DevQueue { sess: sess.clone(), device_id, read_only: mode == AccessMode::Ro }, GFP_KERNEL)?;
-            let mut disk = Disk::new(&sess.ts, &params, self.major.get(), (idx as i32) << PART_BITS, 1 << PART_BITS, cname, q)?;
+            let q = Arc::new(
+                DevQueue {
+                    sess: sess.clone(),
+                    device_id,
+                    read_only: mode == AccessMode::Ro,
+                },
+                GFP_KERNEL,
+            )?;
+            let mut disk = Disk::new(
+                &sess.ts,
+                &params,
+                self.major.get(),
+                (idx as i32) << PART_BITS,
+                1 << PART_BITS,
+                cname,
+                q,
+            )?;
             disk.add()?;
             let dir = Dir::new(
                 disk.kobj().ok_or(EINVAL)?,
                 kernel::c_str!("rnbd"),
                 &DEV_ATTRS,
-                Arc::new(DevAttrs { dev: dev.clone(), state: self.clone() }, GFP_KERNEL)?,
+                Arc::new(
+                    DevAttrs {
+                        dev: dev.clone(),
+                        state: self.clone(),
+                    },
+                    GFP_KERNEL,
+                )?,
             )?;
             // ctl/devices/<path with '/' as '!'>@<session>
             let mut ln = KVec::with_capacity(path.len() + sess.name.len() + 2, GFP_KERNEL)?;
@@ -705,9 +839,11 @@ impl State {
             let link = {
                 let g = self.inner.lock();
                 match (g.devices.as_ref(), disk.kobj()) {
-                    (Some(dd), Some(k)) => {
-                        Some(Link::new(dd.kobj(), k, CStr::from_bytes_with_nul(&ln).map_err(|_| EINVAL)?)?)
-                    }
+                    (Some(dd), Some(k)) => Some(Link::new(
+                        dd.kobj(),
+                        k,
+                        CStr::from_bytes_with_nul(&ln).map_err(|_| EINVAL)?,
+                    )?),
                     _ => None,
                 }
             };
@@ -739,7 +875,10 @@ impl State {
             drop(sysfs);
             let disk = dev.disk.lock().take();
             drop(disk);
-            self.inner.lock().devs.take_where(|d| Arc::ptr_eq(d, &dev), drop);
+            self.inner
+                .lock()
+                .devs
+                .take_where(|d| Arc::ptr_eq(d, &dev), drop);
             close_remote(sess);
             return Err(e);
         }
@@ -770,7 +909,10 @@ impl State {
                 }
             }
         }
-        if let Err(st) = dev.state.compare_exchange(ST_MAPPED, ST_UNMAPPED, Ordering::AcqRel, Ordering::Acquire) {
+        if let Err(st) =
+            dev.state
+                .compare_exchange(ST_MAPPED, ST_UNMAPPED, Ordering::AcqRel, Ordering::Acquire)
+        {
             if st == ST_UNMAPPED {
                 pr_info!("</dev/rnbd{}> Device is already being unmapped\n", dev.idx);
                 return Err(ealready());
@@ -797,10 +939,17 @@ impl State {
             c.hdr = MsgHdr::new(MsgType::Close);
             c.device_id = Le32::new(dev.device_id);
             if let Err(e) = sess.ctl(&c.to_bytes(), 0) {
-                rdma::peer_warn!("</dev/rnbd{}> close on the server failed: {:?}\n", dev.idx, e);
+                rdma::peer_warn!(
+                    "</dev/rnbd{}> close on the server failed: {:?}\n",
+                    dev.idx,
+                    e
+                );
             }
         }
-        self.inner.lock().devs.take_where(|d| Arc::ptr_eq(d, dev), drop);
+        self.inner
+            .lock()
+            .devs
+            .take_where(|d| Arc::ptr_eq(d, dev), drop);
         if sess.users.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.drop_session(&sess);
         }
@@ -864,9 +1013,14 @@ impl kernel::Module for RnbdClient {
         )?;
         let class = Class::new(kernel::c_str!("rnbd-client"), kernel::c_str!("ctl"))?;
         let devices = PlainDir::new(class.ctl(), kernel::c_str!("devices"))?;
-        let ctl = Arc::new(CtlAttrs { state: state.clone() }, GFP_KERNEL)
-            .map_err(Error::from)
-            .and_then(|h| class.ctl_files(&CTL_ATTRS, h));
+        let ctl = Arc::new(
+            CtlAttrs {
+                state: state.clone(),
+            },
+            GFP_KERNEL,
+        )
+        .map_err(Error::from)
+        .and_then(|h| class.ctl_files(&CTL_ATTRS, h));
         let ctl = match ctl {
             Ok(c) => c,
             Err(e) => {
@@ -905,7 +1059,10 @@ impl Drop for RnbdClient {
                 }
             }
             // A failed unmap must not loop forever.
-            st.inner.lock().devs.take_where(|x| Arc::ptr_eq(x, &d), drop);
+            st.inner
+                .lock()
+                .devs
+                .take_where(|x| Arc::ptr_eq(x, &d), drop);
         }
         let sessions = core::mem::take(&mut st.inner.lock().sessions);
         for s in sessions.iter() {

@@ -23,11 +23,11 @@ use kernel::prelude::*;
 use kernel::str::CStr;
 use kernel::sync::{new_condvar, new_mutex, Arc, CondVar, Mutex};
 use kernel::time::msecs_to_jiffies;
+use proto::rnbd::{self as wire, AccessMode, MsgIo, MsgType, Op, OpFlags, OpenRsp};
+use proto::wire::{Le16, Le32, Le64};
 use rdma::sysfs::{Attr, Attrs, Class, Dir, Emit, KobjRef, Link, PlainDir};
 use rdma::wq::OwnedQueue;
 use rdma::{peer_err, peer_info, peer_warn};
-use proto::rnbd::{self as wire, AccessMode, MsgIo, MsgType, Op, OpFlags, OpenRsp};
-use proto::wire::{Le16, Le32, Le64};
 use rtrs_core::Slots;
 use rtrs_server::{Io, Server, Sess, SessOps};
 
@@ -97,8 +97,16 @@ impl DevSysfs {
         let cname = CStr::from_bytes_with_nul(&b[..=n]).map_err(|_| EINVAL)?;
         let dir = PlainDir::new(parent, cname)?;
         let sessions = PlainDir::new(dir.kobj(), kernel::c_str!("sessions"))?;
-        let link = Link::new(dir.kobj(), bdev.disk_kobj().ok_or(ENODEV)?, kernel::c_str!("block_dev"))?;
-        Ok(Self { _link: link, sessions, _dir: dir })
+        let link = Link::new(
+            dir.kobj(),
+            bdev.disk_kobj().ok_or(ENODEV)?,
+            kernel::c_str!("block_dev"),
+        )?;
+        Ok(Self {
+            _link: link,
+            sessions,
+            _dir: dir,
+        })
     }
 }
 
@@ -191,7 +199,9 @@ impl SessDev {
                 );
                 return;
             }
-            let _ = self.idle.wait_interruptible_timeout(&mut g, msecs_to_jiffies(100));
+            let _ = self
+                .idle
+                .wait_interruptible_timeout(&mut g, msecs_to_jiffies(100));
             waited += 100;
         }
     }
@@ -317,7 +327,13 @@ impl DevTable {
     /// `force_close`: the device goes, its id stays reserved.  `token`
     /// makes sure it is still the device the request was for.
     fn force_close(&self, id: usize, token: u64) {
-        let sd = self.devs.lock().get_mut(id).and_then(|s| if s.as_ref().is_some_and(|d| d.token == token) { s.take() } else { None });
+        let sd = self.devs.lock().get_mut(id).and_then(|s| {
+            if s.as_ref().is_some_and(|d| d.token == token) {
+                s.take()
+            } else {
+                None
+            }
+        });
         if let Some(sd) = sd {
             sd.wait_idle();
             pr_info!("{}: force closed\n", sd.pathname.show());
@@ -336,10 +352,22 @@ struct SessDevAttrs {
 }
 
 static SESS_DEV_ATTRS: [Attr; 4] = [
-    Attr { name: kernel::c_str!("read_only"), mode: 0o444 },
-    Attr { name: kernel::c_str!("access_mode"), mode: 0o444 },
-    Attr { name: kernel::c_str!("mapping_path"), mode: 0o444 },
-    Attr { name: kernel::c_str!("force_close"), mode: 0o644 },
+    Attr {
+        name: kernel::c_str!("read_only"),
+        mode: 0o444,
+    },
+    Attr {
+        name: kernel::c_str!("access_mode"),
+        mode: 0o444,
+    },
+    Attr {
+        name: kernel::c_str!("mapping_path"),
+        mode: 0o444,
+    },
+    Attr {
+        name: kernel::c_str!("force_close"),
+        mode: 0o644,
+    },
 ];
 
 impl Attrs for SessDevAttrs {
@@ -370,7 +398,10 @@ impl Attrs for SessDevAttrs {
         pr_info!("{}: force close requested\n", self.pathname.show());
         // Not from here: closing removes this very file.
         let (t, id, token) = (self.table.clone(), self.id, self.token);
-        self.wq.queue().try_spawn(GFP_KERNEL, move || t.force_close(id, token)).map_err(|_| ENOMEM)
+        self.wq
+            .queue()
+            .try_spawn(GFP_KERNEL, move || t.force_close(id, token))
+            .map_err(|_| ENOMEM)
     }
 }
 
@@ -390,7 +421,11 @@ impl SrvSess {
 
     fn open(&self, io: &Io) -> Result {
         let (mode, dev_name) = wire::Open::parse(io.usr()).map_err(|e| {
-            peer_err!("Invalid open request on session {}: {:?}\n", self.name.show(), e);
+            peer_err!(
+                "Invalid open request on session {}: {:?}\n",
+                self.name.show(),
+                e
+            );
             EINVAL
         })?;
         if io.data_len() < OpenRsp::SIZE {
@@ -406,7 +441,9 @@ impl SrvSess {
             Some(x) => x,
             None => {
                 let mut path = KVec::from_elem(0u8, wire::PATH_MAX, GFP_KERNEL)?;
-                let Some(n) = wire::full_path(&self.m.search_path, self.name.get(), dev_name, &mut path) else {
+                let Some(n) =
+                    wire::full_path(&self.m.search_path, self.name.get(), dev_name, &mut path)
+                else {
                     peer_err!(
                         "Opening device for session {} failed, invalid device path '{}'\n",
                         self.name.show(),
@@ -432,7 +469,12 @@ impl SrvSess {
                     return Err(e);
                 }
                 // Undoes the two counts above if anything below fails.
-                let mut undo = OpenUndo { m: &self.m, dev: dev.clone(), mode, armed: true };
+                let mut undo = OpenUndo {
+                    m: &self.m,
+                    dev: dev.clone(),
+                    mode,
+                    armed: true,
+                };
                 let bdev = Arc::new(bdev, GFP_KERNEL)?;
                 let token = self.m.tokens.fetch_add(1, Ordering::Relaxed);
                 // The id is the slot the insert below takes (lock held).
@@ -476,7 +518,12 @@ impl SrvSess {
                 undo.armed = false;
                 let got = devs.insert(Some(sd.clone()))?;
                 debug_assert_eq!(got, id);
-                peer_info!("{} {}: Opened device '{}'\n", self.name.show(), sd.pathname.show(), sd.dev.name.show());
+                peer_info!(
+                    "{} {}: Opened device '{}'\n",
+                    self.name.show(),
+                    sd.pathname.show(),
+                    sd.dev.name.show()
+                );
                 (id, sd)
             }
         };
@@ -495,16 +542,31 @@ impl SrvSess {
         rsp.discard_granularity = Le32::new(l.discard_granularity);
         rsp.discard_alignment = Le32::new(l.discard_alignment);
         rsp.secure_discard = Le16::new(l.max_secure_erase_sectors.min(u16::MAX as u32) as u16);
-        rsp.cache_policy = if l.write_cache { wire::CACHE_WRITEBACK } else { 0 } | if l.fua { wire::CACHE_FUA } else { 0 };
+        rsp.cache_policy = if l.write_cache {
+            wire::CACHE_WRITEBACK
+        } else {
+            0
+        } | if l.fua { wire::CACHE_FUA } else { 0 };
         io.write_data(0, &rsp.to_bytes())
     }
 
     fn close(&self, io: &Io) {
-        let Ok(m) = wire::Close::from_bytes(io.usr()) else { return };
-        let sd = self.devs.devs.lock().remove(m.device_id.get() as usize).flatten();
+        let Ok(m) = wire::Close::from_bytes(io.usr()) else {
+            return;
+        };
+        let sd = self
+            .devs
+            .devs
+            .lock()
+            .remove(m.device_id.get() as usize)
+            .flatten();
         if let Some(sd) = sd {
             sd.wait_idle();
-            peer_info!("{} {}: Device closed\n", self.name.show(), sd.pathname.show());
+            peer_info!(
+                "{} {}: Device closed\n",
+                self.name.show(),
+                sd.pathname.show()
+            );
         }
     }
 
@@ -514,12 +576,20 @@ impl SrvSess {
         let r = (|| -> Result<(Arc<SessDev>, blk::Request)> {
             let m = MsgIo::from_bytes(io.usr()).map_err(|_| EINVAL)?;
             let f = OpFlags::try_from(m.rw.get()).map_err(|e| {
-                peer_err!("Invalid IO operation on session {}: {:?}\n", self.name.show(), e);
+                peer_err!(
+                    "Invalid IO operation on session {}: {:?}\n",
+                    self.name.show(),
+                    e
+                );
                 EINVAL
             })?;
             let id = m.device_id.get();
             let sd = self.dev(id).ok_or_else(|| {
-                peer_err!("Got I/O request on session {} for unknown device id {}\n", self.name.show(), id);
+                peer_err!(
+                    "Got I/O request on session {} for unknown device id {}\n",
+                    self.name.show(),
+                    id
+                );
                 rdma::code::enotconn()
             })?;
             let op = match f.op {
@@ -536,7 +606,9 @@ impl SrvSess {
             let bi_size = m.bi_size.get();
             // Only what a block device could have sent: FUA on writes only,
             // sizes matching the data, aligned to the logical block size.
-            if let Err(e) = proto::rnbd_io::check_io(f, m.sector.get(), bi_size, io.data_len(), sd.lbs) {
+            if let Err(e) =
+                proto::rnbd_io::check_io(f, m.sector.get(), bi_size, io.data_len(), sd.lbs)
+            {
                 peer_err!(
                     "Invalid IO request on session {}: {:?} (op {:?}, sector {}, bi_size {}, data {})\n",
                     self.name.show(),
@@ -555,7 +627,17 @@ impl SrvSess {
                 p if p >> IOPRIO_CLASS_SHIFT > IOPRIO_CLASS_IDLE => 0,
                 p => p,
             };
-            Ok((sd, blk::Request { op, sync: f.sync, fua: f.fua, sector: m.sector.get(), bi_size, prio }))
+            Ok((
+                sd,
+                blk::Request {
+                    op,
+                    sync: f.sync,
+                    fua: f.fua,
+                    sector: m.sector.get(),
+                    bi_size,
+                    prio,
+                },
+            ))
         })();
         let (sd, req) = match r {
             Ok(x) => x,
@@ -564,7 +646,11 @@ impl SrvSess {
         let data = io.data().cloned();
         let len = io.data_len();
         let bdev = sd.bdev.clone();
-        let data = if req.op.has_data() { data.as_ref().map(|b| (b, len)) } else { None };
+        let data = if req.op.has_data() {
+            data.as_ref().map(|b| (b, len))
+        } else {
+            None
+        };
         sd.inflight.fetch_add(1, Ordering::AcqRel);
         let sd2 = sd.clone();
         // On a submission error the closure (and `io` in it) is dropped,
@@ -585,7 +671,11 @@ impl SessOps for SrvSess {
         let ty = match wire::msg_type(io.usr()) {
             Ok(t) => t,
             Err(e) => {
-                peer_warn!("Received unexpected message from session {}: {:?}\n", self.name.show(), e);
+                peer_warn!(
+                    "Received unexpected message from session {}: {:?}\n",
+                    self.name.show(),
+                    e
+                );
                 return io.respond(EINVAL.to_errno());
             }
         };
@@ -604,7 +694,11 @@ impl SessOps for SrvSess {
                 io.respond(r.err().map_or(0, |e| e.to_errno()));
             }
             t => {
-                peer_warn!("Received unexpected message type {:?} from session {}\n", t, self.name.show());
+                peer_warn!(
+                    "Received unexpected message type {:?} from session {}\n",
+                    t,
+                    self.name.show()
+                );
                 io.respond(EINVAL.to_errno());
             }
         }
@@ -612,9 +706,12 @@ impl SessOps for SrvSess {
 
     fn disconnected(&self) {
         let mut devs = KVec::new();
-        self.devs.devs.lock().take_where(|_| true, |d| {
-            let _ = devs.push(d, GFP_KERNEL);
-        });
+        self.devs.devs.lock().take_where(
+            |_| true,
+            |d| {
+                let _ = devs.push(d, GFP_KERNEL);
+            },
+        );
         drop(devs);
         peer_info!("RTRS Session {} disconnected\n", self.name.show());
     }
@@ -627,7 +724,10 @@ struct Ops {
 
 impl rtrs_server::Ops for Ops {
     fn connected(&self, sess: &Arc<Sess>, name: &[u8]) -> Result<Arc<dyn SessOps>> {
-        let devs = Arc::pin_init(pin_init!(DevTable { devs <- new_mutex!(Slots::new()) }), GFP_KERNEL)?;
+        let devs = Arc::pin_init(
+            pin_init!(DevTable { devs <- new_mutex!(Slots::new()) }),
+            GFP_KERNEL,
+        )?;
         let s = Arc::pin_init(
             pin_init!(SrvSess {
                 m: self.m.clone(),
@@ -658,7 +758,13 @@ impl Drop for RnbdServer {
 
 impl kernel::Module for RnbdServer {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        let mut p = KBox::new(RawParams { port_nr: 0, dev_search_path: [0; wire::PATH_MAX] }, GFP_KERNEL)?;
+        let mut p = KBox::new(
+            RawParams {
+                port_nr: 0,
+                dev_search_path: [0; wire::PATH_MAX],
+            },
+            GFP_KERNEL,
+        )?;
         rnbd_srv_params_get(&mut p);
         let n = p.dev_search_path.iter().position(|&c| c == 0).unwrap_or(0);
         let mut search_path = KVec::new();
@@ -678,9 +784,10 @@ impl kernel::Module for RnbdServer {
             }),
             GFP_KERNEL,
         )?;
-        let server = Server::open(Arc::new(Ops { m }, GFP_KERNEL)?, p.port_nr).inspect_err(|e| {
-            pr_err!("rtrs_srv_open(), err: {:?}\n", e);
-        })?;
+        let server =
+            Server::open(Arc::new(Ops { m }, GFP_KERNEL)?, p.port_nr).inspect_err(|e| {
+                pr_err!("rtrs_srv_open(), err: {:?}\n", e);
+            })?;
         pr_info!(
             "Loaded, RNBD protocol {}.{}, port {}, dev_search_path '{}'\n",
             wire::VERSION_MAJOR,
@@ -688,6 +795,9 @@ impl kernel::Module for RnbdServer {
             p.port_nr,
             core::str::from_utf8(&p.dev_search_path[..n]).unwrap_or("?")
         );
-        Ok(Self { server: Some(server), wq })
+        Ok(Self {
+            server: Some(server),
+            wq,
+        })
     }
 }

@@ -37,8 +37,12 @@ use kernel::time::{ktime_ms_delta, msecs_to_jiffies, Ktime};
 use kernel::workqueue::{impl_has_work, new_work, Work, WorkItem};
 use proto::rtrs::{self as wire, ConnReq, ConnRsp, Geometry, Imm, InfoReq, InfoRsp, SgDesc};
 use proto::wire::{Le16, Le32, Le64};
-use rdma::cm::{Chain, CmId, ConnParam, Event, EventKind, Handler, IdRef, QpCaps, SendOp, SockAddr};
-use rdma::code::{econnaborted, econnrefused, econnreset, ehostunreach, emsgsize, enotconn, etimedout};
+use rdma::cm::{
+    Chain, CmId, ConnParam, Event, EventKind, Handler, IdRef, QpCaps, SendOp, SockAddr,
+};
+use rdma::code::{
+    econnaborted, econnrefused, econnreset, ehostunreach, emsgsize, enotconn, etimedout,
+};
 use rdma::cq::{Cq, Poll};
 use rdma::dma::{Direction, DmaBuf};
 use rdma::mr::Access;
@@ -196,7 +200,10 @@ impl Sess {
         let mut permits = KVec::with_capacity(permits_n as usize, GFP_KERNEL)?;
         let mut pending = KVec::with_capacity(permits_n as usize, GFP_KERNEL)?;
         for _ in 0..permits_n {
-            blocks.push(Arc::new(PageBlock::new(geo.chunk_size as usize)?, GFP_KERNEL)?, GFP_KERNEL)?;
+            blocks.push(
+                Arc::new(PageBlock::new(geo.chunk_size as usize)?, GFP_KERNEL)?,
+                GFP_KERNEL,
+            )?;
             permits.push(false, GFP_KERNEL)?;
             pending.push(None, GFP_KERNEL)?;
         }
@@ -268,12 +275,17 @@ impl Sess {
         loop {
             if let Some(i) = g.iter().position(|&b| !b) {
                 g[i] = true;
-                return Some(Permit { sess: self.clone(), id: i as u32 });
+                return Some(Permit {
+                    sess: self.clone(),
+                    id: i as u32,
+                });
             }
             if !wait || self.closing.load(Ordering::Acquire) {
                 return None;
             }
-            let _ = self.permit_freed.wait_interruptible_timeout(&mut g, msecs_to_jiffies(1000));
+            let _ = self
+                .permit_freed
+                .wait_interruptible_timeout(&mut g, msecs_to_jiffies(1000));
         }
     }
 
@@ -287,17 +299,23 @@ impl Sess {
         loop {
             if let Some(i) = g.iter().position(|&b| !b) {
                 g[i] = true;
-                return Ok(Permit { sess: self.clone(), id: i as u32 });
+                return Ok(Permit {
+                    sess: self.clone(),
+                    id: i as u32,
+                });
             }
             if self.closing.load(Ordering::Acquire) {
                 return Err(enotconn());
             }
-            let left = (timeout_ms as i64).saturating_sub(ktime_ms_delta(Ktime::ktime_get(), start));
+            let left =
+                (timeout_ms as i64).saturating_sub(ktime_ms_delta(Ktime::ktime_get(), start));
             if left <= 0 {
                 return Err(etimedout());
             }
             let wait = msecs_to_jiffies(left.min(1000) as u32);
-            if let CondVarTimeoutResult::Signal { .. } = self.permit_freed.wait_interruptible_timeout(&mut g, wait) {
+            if let CondVarTimeoutResult::Signal { .. } =
+                self.permit_freed.wait_interruptible_timeout(&mut g, wait)
+            {
                 return Err(EINTR);
             }
         }
@@ -309,7 +327,12 @@ impl Sess {
     /// possibly before this returns.
     pub fn request(self: &Arc<Self>, permit: Permit, dir: Dir, usr: &[u8], data_len: u32) {
         let id = permit.id;
-        let path = self.paths.lock().iter().find(|p| p.state() == CONNECTED).cloned();
+        let path = self
+            .paths
+            .lock()
+            .iter()
+            .find(|p| p.state() == CONNECTED)
+            .cloned();
         let Some(path) = path else {
             return self.events.io_done(permit, enotconn().to_errno());
         };
@@ -336,7 +359,10 @@ impl Sess {
         let mut hdr = [0u8; wire::RdmaReadHdr::SIZE + SgDesc::SIZE];
         match dir {
             Dir::Write => {
-                let m = wire::RdmaWrite { ty: Le16::new(wire::MsgType::Write as u16), usr_len: Le16::new(usr.len() as u16) };
+                let m = wire::RdmaWrite {
+                    ty: Le16::new(wire::MsgType::Write as u16),
+                    usr_len: Le16::new(usr.len() as u16),
+                };
                 hdr[..wire::RdmaWrite::SIZE].copy_from_slice(&m.to_bytes());
             }
             Dir::Read => {
@@ -347,13 +373,19 @@ impl Sess {
                     sg_cnt: Le16::new(1),
                 };
                 hdr[..wire::RdmaReadHdr::SIZE].copy_from_slice(&m.to_bytes());
-                let d = SgDesc { addr: Le64::new(mr.iova()), key: Le32::new(mr.rkey()), len: Le32::new(data_len) };
+                let d = SgDesc {
+                    addr: Le64::new(mr.iova()),
+                    key: Le32::new(mr.rkey()),
+                    len: Le32::new(data_len),
+                };
                 hdr[wire::RdmaReadHdr::SIZE..].copy_from_slice(&d.to_bytes());
             }
         }
         let block = permit.block().clone();
         if block.write(data_len as usize, usr).is_err()
-            || block.write(data_len as usize + usr.len(), &hdr[..msg_len]).is_err()
+            || block
+                .write(data_len as usize + usr.len(), &hdr[..msg_len])
+                .is_err()
         {
             return self.events.io_done(permit, EINVAL.to_errno());
         }
@@ -378,31 +410,59 @@ impl Sess {
             };
             let invalidated = dir == Dir::Write;
             let since_ms = rdma::now_ms();
-            *slot = Some(Pending { permit, dir, cid, status: 0, sent: false, answered: false, invalidated, since_ms });
+            *slot = Some(Pending {
+                permit,
+                dir,
+                cid,
+                status: 0,
+                sent: false,
+                answered: false,
+                invalidated,
+                since_ms,
+            });
         }
         mr.sync_for_device();
-        let r = path.post(cid, Sent { path: path.clone(), id }, |o| {
-            let mr = o.path.mrs.get(o.id as usize).ok_or(EINVAL)?;
-            let mut c = Chain::new();
-            match dir {
-                Dir::Write => {
-                    c.push(SendOp::WriteImm { sge: Some(mr.sge(0, total)?), remote_addr: raddr, rkey, imm })?;
+        let r = path.post(
+            cid,
+            Sent {
+                path: path.clone(),
+                id,
+            },
+            |o| {
+                let mr = o.path.mrs.get(o.id as usize).ok_or(EINVAL)?;
+                let mut c = Chain::new();
+                match dir {
+                    Dir::Write => {
+                        c.push(SendOp::WriteImm {
+                            sge: Some(mr.sge(0, total)?),
+                            remote_addr: raddr,
+                            rkey,
+                            imm,
+                        })?;
+                    }
+                    Dir::Read => {
+                        c.push(SendOp::RegBlock {
+                            mr,
+                            access: Access::REMOTE_WRITE,
+                        })?;
+                        c.push(SendOp::WriteImm {
+                            sge: Some(mr.sge(data_len as usize, usr.len() + msg_len)?),
+                            remote_addr: hdr_addr,
+                            rkey,
+                            imm,
+                        })?;
+                    }
                 }
-                Dir::Read => {
-                    c.push(SendOp::RegBlock { mr, access: Access::REMOTE_WRITE })?;
-                    c.push(SendOp::WriteImm {
-                        sge: Some(mr.sge(data_len as usize, usr.len() + msg_len)?),
-                        remote_addr: hdr_addr,
-                        rkey,
-                        imm,
-                    })?;
-                }
-            }
-            Ok(c)
-        });
+                Ok(c)
+            },
+        );
         if let Err(e) = r {
             // Never posted: nothing of it is in the device's hands.
-            let p = self.pending.lock().get_mut(id as usize).and_then(|s| s.take());
+            let p = self
+                .pending
+                .lock()
+                .get_mut(id as usize)
+                .and_then(|s| s.take());
             if let Some(p) = p {
                 self.events.io_done(p.permit, e.to_errno());
             }
@@ -413,7 +473,9 @@ impl Sess {
     fn progress(&self, id: u32, f: impl FnOnce(&mut Pending)) {
         let fin = {
             let mut g = self.pending.lock();
-            let Some(slot) = g.get_mut(id as usize) else { return };
+            let Some(slot) = g.get_mut(id as usize) else {
+                return;
+            };
             let Some(p) = slot.as_mut() else { return };
             f(p);
             if p.sent && p.answered && p.invalidated {
@@ -432,7 +494,11 @@ impl Sess {
     fn oldest_pending_ms(&self) -> u64 {
         let now = rdma::now_ms();
         let g = self.pending.lock();
-        g.iter().flatten().map(|p| now.saturating_sub(p.since_ms)).max().unwrap_or(0)
+        g.iter()
+            .flatten()
+            .map(|p| now.saturating_sub(p.since_ms))
+            .max()
+            .unwrap_or(0)
     }
 
     fn fail_pending(&self) {
@@ -467,7 +533,9 @@ impl Sess {
         drop(paths);
         let mut g = self.paths.lock();
         while !g.is_empty() {
-            let _ = self.path_gone.wait_interruptible_timeout(&mut g, msecs_to_jiffies(100));
+            let _ = self
+                .path_gone
+                .wait_interruptible_timeout(&mut g, msecs_to_jiffies(100));
         }
         drop(g);
         self.wq.flush();
@@ -552,18 +620,26 @@ impl Handler for ConEvents {
                 rdma::peer_warn!("CM error (CM event: {:?}, err: {})\n", ev.kind, ev.status);
                 fail(&mut g, ehostunreach().to_errno());
             }
-            EventKind::ConnectError | EventKind::Unreachable | EventKind::AddrChange | EventKind::TimewaitExit => {
+            EventKind::ConnectError
+            | EventKind::Unreachable
+            | EventKind::AddrChange
+            | EventKind::TimewaitExit => {
                 rdma::peer_warn!("CM error (CM event: {:?}, err: {})\n", ev.kind, ev.status);
                 fail(&mut g, econnreset().to_errno());
             }
-            EventKind::Disconnected | EventKind::DeviceRemoval => fail(&mut g, econnreset().to_errno()),
+            EventKind::Disconnected | EventKind::DeviceRemoval => {
+                fail(&mut g, econnreset().to_errno())
+            }
             k => rdma::peer_info!("Ignoring CM event {:?}\n", k),
         }
         let path = g.path.clone();
         drop(g);
         self.cv.notify_all();
         if let Some(p) = path {
-            if !matches!(ev.kind, EventKind::AddrResolved | EventKind::RouteResolved | EventKind::Established) {
+            if !matches!(
+                ev.kind,
+                EventKind::AddrResolved | EventKind::RouteResolved | EventKind::Established
+            ) {
                 p.close();
             }
         }
@@ -578,7 +654,9 @@ impl ConEvents {
             if waited >= CONNECT_STEP_MS {
                 return Err(etimedout());
             }
-            let _ = self.cv.wait_interruptible_timeout(&mut g, msecs_to_jiffies(100));
+            let _ = self
+                .cv
+                .wait_interruptible_timeout(&mut g, msecs_to_jiffies(100));
             waited += 100;
         }
         if g.phase == C_ERR {
@@ -626,7 +704,16 @@ impl Link {
         let vectors = dev.num_comp_vectors().max(1);
         let cid = u16::from_le_bytes([req[6], req[7]]);
         let cq = Cq::new(dev, send + recv, cid as u32 % vectors, Poll::Workqueue)?;
-        id.create_qp(&pd, &cq, QpCaps { max_send_wr: send, max_recv_wr: recv, max_send_sge: 1, max_recv_sge: 1 })?;
+        id.create_qp(
+            &pd,
+            &cq,
+            QpCaps {
+                max_send_wr: send,
+                max_recv_wr: recv,
+                max_send_sge: 1,
+                max_recv_sge: 1,
+            },
+        )?;
         id.resolve_route(CONNECT_STEP_MS)?;
         ctl.wait(C_ROUTE)?;
         id.connect(&ConnParam {
@@ -708,7 +795,13 @@ impl Path {
         let mut raddr = KVec::with_capacity(n, GFP_KERNEL)?;
         for b in sess.blocks.iter() {
             mrs.push(BlockMr::new(&pd, b.clone())?, GFP_KERNEL)?;
-            raddr.push(AtomicU64Pair { addr: AtomicU64::new(0), rkey: AtomicU32::new(0) }, GFP_KERNEL)?;
+            raddr.push(
+                AtomicU64Pair {
+                    addr: AtomicU64::new(0),
+                    rkey: AtomicU32::new(0),
+                },
+                GFP_KERNEL,
+            )?;
         }
         let con_num = links.len() as u16;
         let mut inv_seen = KVec::with_capacity(links.len(), GFP_KERNEL)?;
@@ -742,9 +835,12 @@ impl Path {
     }
 
     fn rbuf(&self, id: u32) -> (u64, u32) {
-        self.raddr
-            .get(id as usize)
-            .map_or((0, 0), |r| (r.addr.load(Ordering::Acquire), r.rkey.load(Ordering::Acquire)))
+        self.raddr.get(id as usize).map_or((0, 0), |r| {
+            (
+                r.addr.load(Ordering::Acquire),
+                r.rkey.load(Ordering::Acquire),
+            )
+        })
     }
 
     /// Posts receives, exchanges the info messages, starts the heartbeat.
@@ -757,7 +853,14 @@ impl Path {
         )?;
         {
             let buf = DmaBuf::new(&self.pd, info_len, Direction::FromDevice, GFP_KERNEL)?;
-            let owner = Posted::new(InfoRecv { path: self.clone(), buf, wait: info.clone() }, GFP_KERNEL)?;
+            let owner = Posted::new(
+                InfoRecv {
+                    path: self.clone(),
+                    buf,
+                    wait: info.clone(),
+                },
+                GFP_KERNEL,
+            )?;
             let g = self.cons.lock();
             let qp = g.cons[0].id.qp().ok_or_else(enotconn)?;
             qp.post_recv(owner, |o| Ok(Some(o.buf.sge(0, info_len)?)))?;
@@ -775,11 +878,21 @@ impl Path {
         // Element-wise: a length-checked copy_from_slice here leaves a call
         // to a panic helper that 6.12's objtool does not know never returns.
         buf.with_cpu_mut(|b| b.iter_mut().zip(req.iter()).for_each(|(d, s)| *d = *s));
-        self.post(0, SendBuf { path: self.clone(), _buf: buf, what: "info request" }, |o| {
-            let mut c = Chain::new();
-            c.push(SendOp::Send { sge: Some(o._buf.sge(0, InfoReq::SIZE)?) })?;
-            Ok(c)
-        })?;
+        self.post(
+            0,
+            SendBuf {
+                path: self.clone(),
+                _buf: buf,
+                what: "info request",
+            },
+            |o| {
+                let mut c = Chain::new();
+                c.push(SendOp::Send {
+                    sge: Some(o._buf.sge(0, InfoReq::SIZE)?),
+                })?;
+                Ok(c)
+            },
+        )?;
         // The answer, or a failure that closed the path.
         let mut g = info.st.lock();
         let mut waited = 0;
@@ -787,16 +900,25 @@ impl Path {
             if waited >= CONNECT_STEP_MS || self.state() >= CLOSING {
                 return Err(etimedout());
             }
-            let _ = info.cv.wait_interruptible_timeout(&mut g, msecs_to_jiffies(100));
+            let _ = info
+                .cv
+                .wait_interruptible_timeout(&mut g, msecs_to_jiffies(100));
             waited += 100;
         }
         let r = g.take().unwrap_or(Err(EINVAL));
         drop(g);
         r?;
-        if self.state.compare_exchange(CONNECTING, CONNECTED, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+        if self
+            .state
+            .compare_exchange(CONNECTING, CONNECTED, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
             return Err(enotconn());
         }
-        let hb = Timer::new(Arc::new(HbTick { path: self.clone() }, GFP_KERNEL)?, &self.sess.wq)?;
+        let hb = Timer::new(
+            Arc::new(HbTick { path: self.clone() }, GFP_KERNEL)?,
+            &self.sess.wq,
+        )?;
         hb.arm(wire::HB_INTERVAL_MS);
         let late = {
             let mut g = self.cons.lock();
@@ -812,10 +934,19 @@ impl Path {
     }
 
     /// Posts a send chain on connection `cid` (process context).
-    fn post<T: Completion>(&self, cid: u16, owner: T, ops: impl for<'a> FnOnce(&'a T) -> Result<Chain<'a>>) -> Result {
+    fn post<T: Completion>(
+        &self,
+        cid: u16,
+        owner: T,
+        ops: impl for<'a> FnOnce(&'a T) -> Result<Chain<'a>>,
+    ) -> Result {
         let owner = Posted::new(owner, GFP_KERNEL)?;
         let g = self.cons.lock();
-        let qp = g.cons.get(cid as usize).and_then(|c| c.id.qp()).ok_or_else(enotconn)?;
+        let qp = g
+            .cons
+            .get(cid as usize)
+            .and_then(|c| c.id.qp())
+            .ok_or_else(enotconn)?;
         qp.post_chain(owner, ops)
     }
 
@@ -823,13 +954,29 @@ impl Path {
     /// messages if it sends them, empty otherwise.
     fn post_recv(self: &Arc<Self>, cid: u16) -> Result {
         let buf = if self.sess.geo.new_rkey {
-            Some(DmaBuf::new(&self.pd, wire::RkeyRsp::SIZE, Direction::FromDevice, GFP_KERNEL)?)
+            Some(DmaBuf::new(
+                &self.pd,
+                wire::RkeyRsp::SIZE,
+                Direction::FromDevice,
+                GFP_KERNEL,
+            )?)
         } else {
             None
         };
-        let owner = Posted::new(Recv { path: self.clone(), cid, buf }, GFP_KERNEL)?;
+        let owner = Posted::new(
+            Recv {
+                path: self.clone(),
+                cid,
+                buf,
+            },
+            GFP_KERNEL,
+        )?;
         let g = self.cons.lock();
-        let qp = g.cons.get(cid as usize).and_then(|c| c.id.qp()).ok_or_else(enotconn)?;
+        let qp = g
+            .cons
+            .get(cid as usize)
+            .and_then(|c| c.id.qp())
+            .ok_or_else(enotconn)?;
         qp.post_recv(owner, |o| match &o.buf {
             Some(b) => Ok(Some(b.sge(0, wire::RkeyRsp::SIZE)?)),
             None => Ok(None),
@@ -837,11 +984,24 @@ impl Path {
     }
 
     fn send_hb(self: &Arc<Self>, imm: Imm) {
-        let r = self.post(0, SendBuf { path: self.clone(), _buf: (), what: "HB" }, |_| {
-            let mut c = Chain::new();
-            c.push(SendOp::WriteImm { sge: None, remote_addr: 0, rkey: 0, imm: imm.encode() })?;
-            Ok(c)
-        });
+        let r = self.post(
+            0,
+            SendBuf {
+                path: self.clone(),
+                _buf: (),
+                what: "HB",
+            },
+            |_| {
+                let mut c = Chain::new();
+                c.push(SendOp::WriteImm {
+                    sge: None,
+                    remote_addr: 0,
+                    rkey: 0,
+                    imm: imm.encode(),
+                })?;
+                Ok(c)
+            },
+        );
         if let Err(e) = r {
             rdma::peer_err!("HB send failed, errno: {:?}\n", e);
             self.close();
@@ -866,7 +1026,10 @@ impl Path {
     fn io_rsp(self: &Arc<Self>, cid: u16, msg_id: u32, errno: i32, with_inval: bool) {
         let sess = &self.sess;
         // The key the server revoked just before this answer, if any.
-        let inv = self.inv_seen.get(cid as usize).map_or(0, |e| e.swap(0, Ordering::Relaxed));
+        let inv = self
+            .inv_seen
+            .get(cid as usize)
+            .map_or(0, |e| e.swap(0, Ordering::Relaxed));
         let Some(mr) = self.mrs.get(msg_id as usize) else {
             rdma::peer_err!("answer for unknown request {}\n", msg_id);
             return self.close();
@@ -900,7 +1063,10 @@ impl Path {
             return self.close();
         }
         if unconfirmed {
-            rdma::peer_warn!("answer for request {} claims an invalidation that did not happen\n", msg_id);
+            rdma::peer_warn!(
+                "answer for request {} claims an invalidation that did not happen\n",
+                msg_id
+            );
         }
         if let Some(req_cid) = need_inv {
             // The server left our read buffer's key valid: revoke it before
@@ -909,11 +1075,18 @@ impl Path {
             // server answering early, or on another connection, must not
             // get the invalidation executed before the key is registered.
             let rkey = mr.rkey();
-            let r = self.post(req_cid, Inval { path: self.clone(), id: msg_id }, |_| {
-                let mut c = Chain::new();
-                c.push(SendOp::LocalInv { rkey })?;
-                Ok(c)
-            });
+            let r = self.post(
+                req_cid,
+                Inval {
+                    path: self.clone(),
+                    id: msg_id,
+                },
+                |_| {
+                    let mut c = Chain::new();
+                    c.push(SendOp::LocalInv { rkey })?;
+                    Ok(c)
+                },
+            );
             if let Err(e) = r {
                 rdma::peer_err!("Posting LOCAL_INV failed: {:?}\n", e);
                 self.close();
@@ -932,7 +1105,11 @@ impl Path {
         if was >= CLOSING {
             return;
         }
-        if self.state.compare_exchange(was, CLOSING, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+        if self
+            .state
+            .compare_exchange(was, CLOSING, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
             return self.close();
         }
         let _ = self.sess.wq.queue().enqueue(self.clone());
@@ -1053,7 +1230,9 @@ impl Completion for Recv {
                     rdma::peer_err!("rkey response without a buffer\n");
                     return path.close();
                 };
-                let msg = b.with_cpu(|s| wire::RkeyRsp::from_bytes(&s[..(wc.byte_len as usize).min(s.len())]));
+                let msg = b.with_cpu(|s| {
+                    wire::RkeyRsp::from_bytes(&s[..(wc.byte_len as usize).min(s.len())])
+                });
                 let msg = match msg {
                     Ok(m) if m.ty.get() == wire::MsgType::RkeyRsp as u16 => m,
                     _ => {
@@ -1063,14 +1242,20 @@ impl Completion for Recv {
                 };
                 let buf_id = msg.buf_id.get() as u32;
                 let chunk = match Imm::try_from(imm) {
-                    Ok(Imm::IoRsp { msg_id, .. }) if msg_id == buf_id => path.raddr.get(buf_id as usize),
+                    Ok(Imm::IoRsp { msg_id, .. }) if msg_id == buf_id => {
+                        path.raddr.get(buf_id as usize)
+                    }
                     _ => None,
                 };
                 match chunk {
                     // `io_rsp` then checks that the request is in flight.
                     Some(r) => r.rkey.store(msg.rkey.get(), Ordering::Release),
                     None => {
-                        rdma::peer_err!("rkey response for buffer {} does not match its immediate {:#x}\n", buf_id, imm);
+                        rdma::peer_err!(
+                            "rkey response for buffer {} does not match its immediate {:#x}\n",
+                            buf_id,
+                            imm
+                        );
                         return path.close();
                     }
                 }
@@ -1091,7 +1276,11 @@ impl Completion for Recv {
             }
         };
         match Imm::try_from(imm) {
-            Ok(Imm::IoRsp { msg_id, errno, with_inval }) => path.io_rsp(cid, msg_id, errno, with_inval),
+            Ok(Imm::IoRsp {
+                msg_id,
+                errno,
+                with_inval,
+            }) => path.io_rsp(cid, msg_id, errno, with_inval),
             Ok(Imm::HbMsg) => path.send_hb(Imm::HbAck),
             Ok(Imm::HbAck) => {}
             _ => rdma::peer_warn!("Unknown IMM type {:#x}\n", imm),

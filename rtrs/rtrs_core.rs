@@ -59,7 +59,10 @@ impl<T> Slots<T> {
 
     /// The index the next [`Slots::insert`] will use.
     pub fn next_free(&self) -> usize {
-        self.v.iter().position(|s| s.is_none()).unwrap_or(self.v.len())
+        self.v
+            .iter()
+            .position(|s| s.is_none())
+            .unwrap_or(self.v.len())
     }
 
     /// The value in slot `i`.
@@ -79,7 +82,10 @@ impl<T> Slots<T> {
 
     /// The values with their slot indexes.
     pub fn iter_indexed(&self) -> impl Iterator<Item = (usize, &T)> {
-        self.v.iter().enumerate().filter_map(|(i, s)| s.as_ref().map(|x| (i, x)))
+        self.v
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|x| (i, x)))
     }
 
     /// Removes and returns every value for which `f` is true.
@@ -114,7 +120,11 @@ struct Devices;
 
 impl ClientOps for Devices {
     fn add(&self, dev: Device<'_>) -> Result {
-        pr_info!("RDMA device {} added ({} port(s))\n", dev.name(), dev.port_count());
+        pr_info!(
+            "RDMA device {} added ({} port(s))\n",
+            dev.name(),
+            dev.port_count()
+        );
         Ok(())
     }
 
@@ -131,7 +141,9 @@ impl kernel::Module for RtrsCore {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let (maj, min) = protocol_version();
         pr_info!("loaded, RTRS protocol {}.{}\n", maj, min);
-        Ok(Self { _client: Registration::register(kernel::c_str!("rtrs_core"), Devices)? })
+        Ok(Self {
+            _client: Registration::register(kernel::c_str!("rtrs_core"), Devices)?,
+        })
     }
 }
 

@@ -39,7 +39,10 @@ use kernel::time::msecs_to_jiffies;
 use kernel::workqueue::{impl_has_work, new_work, Work, WorkItem};
 use proto::rtrs::{self as wire, ConnReq, ConnRsp, Imm, InfoReq, IoReq, ReadReq, SgDesc};
 use proto::wire::{Le16, Le32, Le64};
-use rdma::cm::{Chain, CmId, ConnParam, Event, EventKind, Handler, IdRef, QpCaps, SendOp, SockAddr};
+use rdma::cm::{
+    Chain, CmId, ConnParam, Event, EventKind, Handler, IdRef, QpCaps, SendOp, SockAddr,
+};
+use rdma::code::{econnreset, enotconn};
 use rdma::cq::{Cq, Poll};
 use rdma::dma::{Direction, DmaBuf};
 use rdma::mr::Access;
@@ -48,7 +51,6 @@ use rdma::pd::Pd;
 use rdma::timer::{Tick, Timer};
 use rdma::wq::OwnedQueue;
 use rdma::wr::{Completion, Opcode, Posted, Status, WorkCompletion};
-use rdma::code::{econnreset, enotconn};
 use rdma::{peer_err, peer_info, peer_warn};
 use rtrs_core::Slots;
 
@@ -96,7 +98,11 @@ impl Params {
         let chunk = rtrs_srv_param_max_chunk_size();
         // Upstream accepts 1, but the immediate then has no buffer id bits.
         if qd < 2 || qd > wire::MAX_SESS_QUEUE_DEPTH as i32 {
-            pr_err!("Invalid sess_queue_depth value {}, has to be >= 2, <= {}.\n", qd, wire::MAX_SESS_QUEUE_DEPTH);
+            pr_err!(
+                "Invalid sess_queue_depth value {}, has to be >= 2, <= {}.\n",
+                qd,
+                wire::MAX_SESS_QUEUE_DEPTH
+            );
             return Err(EINVAL);
         }
         if chunk < wire::MIN_CHUNK_SIZE as i32 || !(chunk as u32).is_power_of_two() {
@@ -120,17 +126,27 @@ impl Params {
         }
         let max_sessions = rtrs_srv_param_max_sessions();
         if max_sessions < 1 {
-            pr_err!("Invalid max_sessions value {}, has to be >= 1.\n", max_sessions);
+            pr_err!(
+                "Invalid max_sessions value {}, has to be >= 1.\n",
+                max_sessions
+            );
             return Err(EINVAL);
         }
         let max_paths = rtrs_srv_param_max_paths();
         if max_paths < 1 || max_paths > wire::MAX_PATHS_NUM as i32 {
-            pr_err!("Invalid max_paths value {}, has to be >= 1, <= {}.\n", max_paths, wire::MAX_PATHS_NUM);
+            pr_err!(
+                "Invalid max_paths value {}, has to be >= 1, <= {}.\n",
+                max_paths,
+                wire::MAX_PATHS_NUM
+            );
             return Err(EINVAL);
         }
         let setup = rtrs_srv_param_setup_timeout();
         if !(1..=3600).contains(&setup) {
-            pr_err!("Invalid setup_timeout value {}, has to be >= 1, <= 3600.\n", setup);
+            pr_err!(
+                "Invalid setup_timeout value {}, has to be >= 1, <= 3600.\n",
+                setup
+            );
             return Err(EINVAL);
         }
         Ok(Self {
@@ -215,7 +231,10 @@ struct Name {
 
 impl Name {
     const fn empty() -> Self {
-        Self { b: [0; wire::NAME_MAX], n: 0 }
+        Self {
+            b: [0; wire::NAME_MAX],
+            n: 0,
+        }
     }
 
     fn set(&mut self, s: &[u8]) {
@@ -337,7 +356,10 @@ struct SetupTick {
 impl Tick for SetupTick {
     fn tick(&self) {
         if self.path.state() == CONNECTING {
-            peer_err!("path setup not finished within {} ms, closing it\n", self.path.params().setup_timeout_ms);
+            peer_err!(
+                "path setup not finished within {} ms, closing it\n",
+                self.path.params().setup_timeout_ms
+            );
             self.path.close();
         }
     }
@@ -363,11 +385,23 @@ impl Tick for HbTick {
         }
         if missed == 0 {
             let imm = Imm::HbMsg.encode();
-            let r = p.post(0, Plain { path: p.clone(), what: "HB" }, |_| {
-                let mut c = Chain::new();
-                c.push(SendOp::WriteImm { sge: None, remote_addr: 0, rkey: 0, imm })?;
-                Ok(c)
-            });
+            let r = p.post(
+                0,
+                Plain {
+                    path: p.clone(),
+                    what: "HB",
+                },
+                |_| {
+                    let mut c = Chain::new();
+                    c.push(SendOp::WriteImm {
+                        sge: None,
+                        remote_addr: 0,
+                        rkey: 0,
+                        imm,
+                    })?;
+                    Ok(c)
+                },
+            );
             if let Err(e) = r {
                 peer_err!("HB send failed, errno: {:?}\n", e);
                 return p.close();
@@ -397,7 +431,10 @@ impl Handler for ConEvents {
                 peer_err!("CM error (CM event: {:?}, err: {})\n", ev.kind, ev.status);
                 self.path.close();
             }
-            EventKind::Disconnected | EventKind::AddrChange | EventKind::TimewaitExit | EventKind::DeviceRemoval => {
+            EventKind::Disconnected
+            | EventKind::AddrChange
+            | EventKind::TimewaitExit
+            | EventKind::DeviceRemoval => {
                 if self.path.state() < CLOSING {
                     peer_info!("CM event {:?}, closing the path\n", ev.kind);
                 }
@@ -425,7 +462,11 @@ impl Path {
         if was >= CLOSING {
             return;
         }
-        if self.state.compare_exchange(was, CLOSING, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+        if self
+            .state
+            .compare_exchange(was, CLOSING, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
             // Somebody else moved it; if it became CONNECTED, try again.
             return self.close();
         }
@@ -465,9 +506,14 @@ impl Path {
             let mut waited = 0;
             while self.inflight.load(Ordering::SeqCst) != 0 {
                 if waited == 300 {
-                    peer_err!("path close: {} requests still in flight after 30 s\n", self.inflight.load(Ordering::SeqCst));
+                    peer_err!(
+                        "path close: {} requests still in flight after 30 s\n",
+                        self.inflight.load(Ordering::SeqCst)
+                    );
                 }
-                let _ = self.drained.wait_interruptible_timeout(&mut g, msecs_to_jiffies(100));
+                let _ = self
+                    .drained
+                    .wait_interruptible_timeout(&mut g, msecs_to_jiffies(100));
                 waited += 1;
                 if waited > 600 {
                     break;
@@ -510,35 +556,64 @@ impl Path {
     }
 
     /// Posts a send chain on connection `cid` (process context).
-    fn post<T: Completion>(&self, cid: u16, owner: T, ops: impl for<'a> FnOnce(&'a T) -> Result<Chain<'a>>) -> Result {
+    fn post<T: Completion>(
+        &self,
+        cid: u16,
+        owner: T,
+        ops: impl for<'a> FnOnce(&'a T) -> Result<Chain<'a>>,
+    ) -> Result {
         let owner = Posted::new(owner, GFP_KERNEL)?;
         let g = self.cons.lock();
-        let qp = g.cons.get(cid as usize).and_then(|c| c.as_ref()).and_then(|c| c.id.qp()).ok_or_else(enotconn)?;
+        let qp = g
+            .cons
+            .get(cid as usize)
+            .and_then(|c| c.as_ref())
+            .and_then(|c| c.id.qp())
+            .ok_or_else(enotconn)?;
         qp.post_chain(owner, ops)
     }
 
     /// Posts an empty receive for RDMA WRITE WITH IMM on connection `cid`.
     fn post_recv_io(self: &Arc<Self>, cid: u16) -> Result {
-        let owner = Posted::new(IoRecv { path: self.clone(), cid }, GFP_KERNEL)?;
+        let owner = Posted::new(
+            IoRecv {
+                path: self.clone(),
+                cid,
+            },
+            GFP_KERNEL,
+        )?;
         let g = self.cons.lock();
-        let qp = g.cons.get(cid as usize).and_then(|c| c.as_ref()).and_then(|c| c.id.qp()).ok_or_else(enotconn)?;
+        let qp = g
+            .cons
+            .get(cid as usize)
+            .and_then(|c| c.as_ref())
+            .and_then(|c| c.id.qp())
+            .ok_or_else(enotconn)?;
         qp.post_recv(owner, |_| Ok(None))
     }
 
     /// A request arrived in chunk `payload` names.
     fn io_req(self: &Arc<Self>, cid: u16, payload: u32) {
         let p = *self.params();
-        let Some((id, off)) = wire::io_req_split(payload, self.mem_bits, p.queue_depth).filter(|&(_, off)| off < p.chunk_size)
+        let Some((id, off)) = wire::io_req_split(payload, self.mem_bits, p.queue_depth)
+            .filter(|&(_, off)| off < p.chunk_size)
         else {
             peer_err!("Wrong msg_id/offset in immediate {:#x}\n", payload);
             return self.close();
         };
         if self.busy[id as usize].swap(true, Ordering::AcqRel) {
-            peer_err!("Client reused chunk {} while its request is in flight\n", id);
+            peer_err!(
+                "Client reused chunk {} while its request is in flight\n",
+                id
+            );
             return self.close();
         }
         self.inflight.fetch_add(1, Ordering::SeqCst);
-        let guard = ChunkGuard { path: self.clone(), id, holds_chunk: true };
+        let guard = ChunkGuard {
+            path: self.clone(),
+            id,
+            holds_chunk: true,
+        };
         if self.state() != CONNECTED {
             return;
         }
@@ -562,11 +637,23 @@ impl Path {
 
     fn send_hb_ack(self: &Arc<Self>) {
         let imm = Imm::HbAck.encode();
-        let r = self.post(0, Plain { path: self.clone(), what: "HB ACK" }, |_| {
-            let mut c = Chain::new();
-            c.push(SendOp::WriteImm { sge: None, remote_addr: 0, rkey: 0, imm })?;
-            Ok(c)
-        });
+        let r = self.post(
+            0,
+            Plain {
+                path: self.clone(),
+                what: "HB ACK",
+            },
+            |_| {
+                let mut c = Chain::new();
+                c.push(SendOp::WriteImm {
+                    sge: None,
+                    remote_addr: 0,
+                    rkey: 0,
+                    imm,
+                })?;
+                Ok(c)
+            },
+        );
         if let Err(e) = r {
             peer_err!("send HB ACK failed, errno: {:?}\n", e);
             self.close();
@@ -577,7 +664,11 @@ impl Path {
     fn info_req(self: &Arc<Self>, name: &[u8]) -> Result {
         let p = *self.params();
         for cid in 0..self.con_num {
-            let n = if cid == 0 { wire::SERVICE_CON_QUEUE_DEPTH } else { p.queue_depth };
+            let n = if cid == 0 {
+                wire::SERVICE_CON_QUEUE_DEPTH
+            } else {
+                p.queue_depth
+            };
             for _ in 0..n {
                 self.post_recv_io(cid)?;
             }
@@ -593,7 +684,11 @@ impl Path {
         {
             let sess = &self.sess;
             let mut g = sess.inner.lock();
-            if self.state.compare_exchange(CONNECTING, CONNECTED, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+            if self
+                .state
+                .compare_exchange(CONNECTING, CONNECTED, Ordering::SeqCst, Ordering::SeqCst)
+                .is_err()
+            {
                 return Err(EINVAL);
             }
             if g.paths_up == 0 {
@@ -603,7 +698,10 @@ impl Path {
             g.paths_up += 1;
             self.established.store(true, Ordering::SeqCst);
         }
-        let hb = Timer::new(Arc::new(HbTick { path: self.clone() }, GFP_KERNEL)?, &self.sess.ctx.wq)?;
+        let hb = Timer::new(
+            Arc::new(HbTick { path: self.clone() }, GFP_KERNEL)?,
+            &self.sess.ctx.wq,
+        )?;
         hb.arm(wire::HB_INTERVAL_MS);
         // Only while connected: the close work takes the timer under this
         // lock after the state left CONNECTED, and would miss a later one.
@@ -620,11 +718,21 @@ impl Path {
         // Register every chunk, then send their descriptors: the send queue
         // executes in order, so the keys are valid when the client sees them.
         for i in 0..self.mrs.len() {
-            self.post(0, Plain { path: self.clone(), what: "REG_MR" }, |o| {
-                let mut c = Chain::new();
-                c.push(SendOp::RegBlock { mr: &o.path.mrs[i], access: Access::REMOTE_WRITE })?;
-                Ok(c)
-            })?;
+            self.post(
+                0,
+                Plain {
+                    path: self.clone(),
+                    what: "REG_MR",
+                },
+                |o| {
+                    let mut c = Chain::new();
+                    c.push(SendOp::RegBlock {
+                        mr: &o.path.mrs[i],
+                        access: Access::REMOTE_WRITE,
+                    })?;
+                    Ok(c)
+                },
+            )?;
         }
         let len = wire::InfoRspHdr::SIZE + self.mrs.len() * SgDesc::SIZE;
         let mut buf = DmaBuf::new(&self.pd, len, Direction::ToDevice, GFP_KERNEL)?;
@@ -636,16 +744,29 @@ impl Path {
             };
             b[..wire::InfoRspHdr::SIZE].copy_from_slice(&h.to_bytes());
             for (i, mr) in self.mrs.iter().enumerate() {
-                let d = SgDesc { addr: Le64::new(mr.iova()), key: Le32::new(mr.rkey()), len: Le32::new(mr.len() as u32) };
+                let d = SgDesc {
+                    addr: Le64::new(mr.iova()),
+                    key: Le32::new(mr.rkey()),
+                    len: Le32::new(mr.len() as u32),
+                };
                 let o = wire::InfoRspHdr::SIZE + i * SgDesc::SIZE;
                 b[o..o + SgDesc::SIZE].copy_from_slice(&d.to_bytes());
             }
         });
-        self.post(0, InfoRsp { path: self.clone(), buf }, |o| {
-            let mut c = Chain::new();
-            c.push(SendOp::Send { sge: Some(o.buf.sge(0, len)?) })?;
-            Ok(c)
-        })
+        self.post(
+            0,
+            InfoRsp {
+                path: self.clone(),
+                buf,
+            },
+            |o| {
+                let mut c = Chain::new();
+                c.push(SendOp::Send {
+                    sge: Some(o.buf.sge(0, len)?),
+                })?;
+                Ok(c)
+            },
+        )
     }
 }
 
@@ -817,8 +938,14 @@ fn process_io_req(guard: ChunkGuard, cid: u16, off: u32) {
     }
     let req = match wire::parse_io_req(&hdr[..n], off as usize, p.max_io()) {
         Ok(r) => r,
-        Err(proto::wire::WireError::BadValue { field: "rtrs msg type" | "io msg type", value }) => {
-            peer_err!("Processing I/O request failed, unknown message type received: {:#x}\n", value);
+        Err(proto::wire::WireError::BadValue {
+            field: "rtrs msg type" | "io msg type",
+            value,
+        }) => {
+            peer_err!(
+                "Processing I/O request failed, unknown message type received: {:#x}\n",
+                value
+            );
             return path.close();
         }
         Err(e) => {
@@ -833,7 +960,11 @@ fn process_io_req(guard: ChunkGuard, cid: u16, off: u32) {
     // We advertised MAX_HDR_SIZE; a longer header is the peer's error (and
     // would cost us an allocation of up to 64 KiB per request).
     if usr_len > MAX_HDR_SIZE {
-        peer_err!("User header of {} bytes, more than {}\n", usr_len, MAX_HDR_SIZE);
+        peer_err!(
+            "User header of {} bytes, more than {}\n",
+            usr_len,
+            MAX_HDR_SIZE
+        );
         return Io::new(guard, cid, read, 0, KVec::new()).respond(EINVAL.to_errno());
     }
     let data_len = off - usr_len;
@@ -841,7 +972,11 @@ fn process_io_req(guard: ChunkGuard, cid: u16, off: u32) {
         // The data comes from the chunk's first `data_len` bytes; a longer
         // buffer would be filled with whatever the chunk held before.
         if d.len.get() > data_len {
-            peer_err!("Read of {} bytes into a request of {}\n", d.len.get(), data_len);
+            peer_err!(
+                "Read of {} bytes into a request of {}\n",
+                d.len.get(),
+                data_len
+            );
             return Io::new(guard, cid, read, 0, KVec::new()).respond(EINVAL.to_errno());
         }
     }
@@ -868,8 +1003,20 @@ pub struct Io {
 }
 
 impl Io {
-    fn new(guard: ChunkGuard, cid: u16, read: Option<ReadReq>, data_len: u32, usr: KVec<u8>) -> Self {
-        Self { guard: Some(guard), cid, read, data_len, usr }
+    fn new(
+        guard: ChunkGuard,
+        cid: u16,
+        read: Option<ReadReq>,
+        data_len: u32,
+        usr: KVec<u8>,
+    ) -> Self {
+        Self {
+            guard: Some(guard),
+            cid,
+            read,
+            data_len,
+            usr,
+        }
     }
 
     fn chunk(&self) -> Option<&BlockMr> {
@@ -955,7 +1102,12 @@ fn respond_now(mut guard: ChunkGuard, cid: u16, read: Option<ReadReq>, status: i
     let desc = read.and_then(|r| r.desc);
     let need_inval = read.map(|r| r.need_inval).unwrap_or(false);
     let send_data = status == 0 && desc.is_some();
-    let imm = Imm::IoRsp { msg_id: id, errno: status, with_inval: need_inval }.encode();
+    let imm = Imm::IoRsp {
+        msg_id: id,
+        errno: status,
+        with_inval: need_inval,
+    }
+    .encode();
     let rkey_msg = if p.always_invalidate {
         // The chunk gets a key the client has not seen, registered before the
         // answer and announced with it.
@@ -965,7 +1117,12 @@ fn respond_now(mut guard: ChunkGuard, cid: u16, read: Option<ReadReq>, status: i
             buf_id: Le16::new(id as u16),
             rkey: Le32::new(mr.rkey()),
         };
-        match DmaBuf::new(&path.pd, wire::RkeyRsp::SIZE, Direction::ToDevice, GFP_KERNEL) {
+        match DmaBuf::new(
+            &path.pd,
+            wire::RkeyRsp::SIZE,
+            Direction::ToDevice,
+            GFP_KERNEL,
+        ) {
             Ok(mut b) => {
                 b.with_cpu_mut(|s| s.copy_from_slice(&m.to_bytes()));
                 Some(b)
@@ -984,10 +1141,17 @@ fn respond_now(mut guard: ChunkGuard, cid: u16, read: Option<ReadReq>, status: i
         let mut c = Chain::new();
         if send_data {
             if let Some(d) = desc {
-                c.push(SendOp::Write { sge: mr.sge(0, d.len.get() as usize)?, remote_addr: d.addr.get(), rkey: d.key.get() })?;
+                c.push(SendOp::Write {
+                    sge: mr.sge(0, d.len.get() as usize)?,
+                    remote_addr: d.addr.get(),
+                    rkey: d.key.get(),
+                })?;
             }
             if o.rkey_msg.is_some() {
-                c.push(SendOp::RegBlock { mr, access: Access::REMOTE_WRITE })?;
+                c.push(SendOp::RegBlock {
+                    mr,
+                    access: Access::REMOTE_WRITE,
+                })?;
             }
             if need_inval {
                 if let Some(d) = desc {
@@ -1001,12 +1165,23 @@ fn respond_now(mut guard: ChunkGuard, cid: u16, read: Option<ReadReq>, status: i
                 }
             }
             if o.rkey_msg.is_some() {
-                c.push(SendOp::RegBlock { mr, access: Access::REMOTE_WRITE })?;
+                c.push(SendOp::RegBlock {
+                    mr,
+                    access: Access::REMOTE_WRITE,
+                })?;
             }
         }
         match &o.rkey_msg {
-            Some(b) => c.push(SendOp::SendImm { sge: Some(b.sge(0, wire::RkeyRsp::SIZE)?), imm })?,
-            None => c.push(SendOp::WriteImm { sge: None, remote_addr: 0, rkey: 0, imm })?,
+            Some(b) => c.push(SendOp::SendImm {
+                sge: Some(b.sge(0, wire::RkeyRsp::SIZE)?),
+                imm,
+            })?,
+            None => c.push(SendOp::WriteImm {
+                sge: None,
+                remote_addr: 0,
+                rkey: 0,
+                imm,
+            })?,
         }
         Ok(c)
     });
@@ -1050,7 +1225,11 @@ impl Ctx {
         false
     }
 
-    fn get_or_create_sess(self: &Arc<Self>, paths_uuid: &[u8; 16], first_conn: bool) -> Result<Arc<Sess>> {
+    fn get_or_create_sess(
+        self: &Arc<Self>,
+        paths_uuid: &[u8; 16],
+        first_conn: bool,
+    ) -> Result<Arc<Sess>> {
         let mut sessions = self.sessions.lock();
         if let Some(s) = sessions.iter().find(|s| &s.paths_uuid == paths_uuid) {
             return Ok(s.clone());
@@ -1060,13 +1239,19 @@ impl Ctx {
             return Err(ENXIO);
         }
         if sessions.len() >= self.params.max_sessions as usize {
-            peer_err!("Rejecting a new session: {} sessions already (max_sessions)\n", sessions.len());
+            peer_err!(
+                "Rejecting a new session: {} sessions already (max_sessions)\n",
+                sessions.len()
+            );
             return Err(rdma::code::econnrefused());
         }
         let p = self.params;
         let mut chunks = KVec::with_capacity(p.queue_depth as usize, GFP_KERNEL)?;
         for _ in 0..p.queue_depth {
-            chunks.push(Arc::new(PageBlock::new(p.chunk_size as usize)?, GFP_KERNEL)?, GFP_KERNEL)?;
+            chunks.push(
+                Arc::new(PageBlock::new(p.chunk_size as usize)?, GFP_KERNEL)?,
+                GFP_KERNEL,
+            )?;
         }
         let sess = Arc::pin_init(
             pin_init!(Sess {
@@ -1119,7 +1304,13 @@ impl Ctx {
                     peer_err!("Session in wrong state\n");
                     return Err(econnreset());
                 }
-                if p.con_num != con_num || p.cons.lock().cons.get(cid as usize).map_or(true, |c| c.is_some()) {
+                if p.con_num != con_num
+                    || p.cons
+                        .lock()
+                        .cons
+                        .get(cid as usize)
+                        .map_or(true, |c| c.is_some())
+                {
                     peer_err!("Incorrect request: {}, {}\n", cid, con_num);
                     return Err(econnreset());
                 }
@@ -1127,7 +1318,10 @@ impl Ctx {
             }
             None => {
                 if sg.paths.len() >= self.params.max_paths as usize {
-                    peer_err!("Rejecting path: the session has {} paths (max_paths)\n", sg.paths.len());
+                    peer_err!(
+                        "Rejecting path: the session has {} paths (max_paths)\n",
+                        sg.paths.len()
+                    );
                     return Err(econnreset());
                 }
                 let p = match Path::new(&sess, id, &req) {
@@ -1198,7 +1392,10 @@ impl Path {
 
     /// Arms the setup deadline (see [`SetupTick`]).
     fn arm_setup_deadline(self: &Arc<Self>) -> Result {
-        let t = Timer::new(Arc::new(SetupTick { path: self.clone() }, GFP_KERNEL)?, &self.sess.ctx.wq)?;
+        let t = Timer::new(
+            Arc::new(SetupTick { path: self.clone() }, GFP_KERNEL)?,
+            &self.sess.ctx.wq,
+        )?;
         t.arm(self.params().setup_timeout_ms);
         // Only while connecting: the close work takes the timer under this
         // lock after the state left CONNECTING, and would miss a later one.
@@ -1229,7 +1426,10 @@ impl Path {
         } else {
             // Up to write, reg, inval and answer per request.
             let per = if p.always_invalidate { 5 } else { 3 };
-            ((p.queue_depth * per + 1).min(limit), (p.queue_depth + 1).min(limit))
+            (
+                (p.queue_depth * per + 1).min(limit),
+                (p.queue_depth + 1).min(limit),
+            )
         };
         let vectors = dev.num_comp_vectors().max(1);
         let cq = Cq::new(dev, send + recv, cid as u32 % vectors, Poll::Workqueue)?;
@@ -1243,15 +1443,33 @@ impl Path {
         }
         let mut cm = id.adopt(handler)?;
         let r = (|| -> Result {
-            let caps = QpCaps { max_send_wr: send, max_recv_wr: recv, max_send_sge: 1, max_recv_sge: 1 };
+            let caps = QpCaps {
+                max_send_wr: send,
+                max_recv_wr: recv,
+                max_send_sge: 1,
+                max_recv_sge: 1,
+            };
             let qp = cm.create_qp(&self.pd, &cq, caps)?;
             if cid == 0 {
                 let buf = DmaBuf::new(&self.pd, InfoReq::SIZE, Direction::FromDevice, GFP_KERNEL)?;
-                qp.post_recv(Posted::new(InfoRecv { path: self.clone(), buf }, GFP_KERNEL)?, |o| {
-                    Ok(Some(o.buf.sge(0, InfoReq::SIZE)?))
-                })?;
+                qp.post_recv(
+                    Posted::new(
+                        InfoRecv {
+                            path: self.clone(),
+                            buf,
+                        },
+                        GFP_KERNEL,
+                    )?,
+                    |o| Ok(Some(o.buf.sge(0, InfoReq::SIZE)?)),
+                )?;
             }
-            let rsp = ConnRsp::accept(p.queue_depth as u16, p.max_io(), MAX_HDR_SIZE, p.always_invalidate).to_bytes();
+            let rsp = ConnRsp::accept(
+                p.queue_depth as u16,
+                p.max_io(),
+                MAX_HDR_SIZE,
+                p.always_invalidate,
+            )
+            .to_bytes();
             id.accept(&ConnParam {
                 private_data: &rsp,
                 responder_resources: 0,
@@ -1297,7 +1515,10 @@ impl Server {
         let listener = CmId::new(Arc::new(Listener { ctx: ctx.clone() }, GFP_KERNEL)?)?;
         listener.bind(SockAddr { ip: [0; 4], port })?;
         listener.listen(64)?;
-        Ok(Self { listener: Some(listener), ctx })
+        Ok(Self {
+            listener: Some(listener),
+            ctx,
+        })
     }
 }
 
@@ -1323,7 +1544,10 @@ impl Drop for Server {
             drop(sessions);
             let mut g = self.ctx.sessions.lock();
             if !g.is_empty() {
-                let _ = self.ctx.gone.wait_interruptible_timeout(&mut g, msecs_to_jiffies(100));
+                let _ = self
+                    .ctx
+                    .gone
+                    .wait_interruptible_timeout(&mut g, msecs_to_jiffies(100));
             }
         }
         // The last close works may still be returning.
@@ -1340,7 +1564,8 @@ struct RtrsServer;
 
 impl kernel::Module for RtrsServer {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        let p = Params::get().inspect_err(|_| pr_err!("Failed to load module, invalid module parameters\n"))?;
+        let p = Params::get()
+            .inspect_err(|_| pr_err!("Failed to load module, invalid module parameters\n"))?;
         let (maj, min) = protocol_version();
         pr_info!(
             "Loading module rtrs_server, proto {}.{}: (max_chunk_size: {} (pure IO {}, headers {}) , sess_queue_depth: {}, always_invalidate: {})\n",

@@ -6,7 +6,7 @@ set -euo pipefail
 
 [ "$(id -u)" = 0 ] || die "run as root (apt, modules, QEMU)"
 
-PKGS=(linux-source-6.12 rustc-web rust-web-src libclang-dev clang llvm lld
+PKGS=(linux-source-6.12 rustc-web rust-web-src rustfmt-web rust-web-clippy libclang-dev clang llvm lld
 	flex bison bc libelf-dev libssl-dev cpio kmod dwarves xz-utils make gcc
 	qemu-system-x86 busybox-static rdma-core ibverbs-utils ibverbs-providers
 	rdmacm-utils fio nvme-cli e2fsprogs iproute2 ccache python3-venv procps

@@ -18,7 +18,7 @@ use kernel::time::msecs_to_jiffies;
 use rdma::cm::{CmId, ConnParam, Event, EventKind, Handler, IdRef, QpCaps, SendOp, SockAddr};
 use rdma::code::{ehostunreach, enotconn, eproto, etimedout};
 use rdma::cq::Cq;
-use rdma::dma::{DmaBuf, Direction};
+use rdma::dma::{Direction, DmaBuf};
 use rdma::mr::{Access, FrMr};
 use rdma::pd::Pd;
 use rdma::wr::{Completion, Opcode, Posted, Status, WorkCompletion};
@@ -70,13 +70,23 @@ fn params() -> Result<Params> {
         return Err(EINVAL);
     };
     let port = u16::try_from(port).map_err(|_| EINVAL)?;
-    let len = usize::try_from(len).ok().filter(|l| (16..=1 << 20).contains(l)).ok_or(EINVAL)?;
-    Ok(Params { server, addr: SockAddr { ip, port }, len })
+    let len = usize::try_from(len)
+        .ok()
+        .filter(|l| (16..=1 << 20).contains(l))
+        .ok_or(EINVAL)?;
+    Ok(Params {
+        server,
+        addr: SockAddr { ip, port },
+        len,
+    })
 }
 
 fn set_result(args: core::fmt::Arguments<'_>) {
     let mut buf = [0u8; 127];
-    let mut w = SliceWriter { buf: &mut buf, pos: 0 };
+    let mut w = SliceWriter {
+        buf: &mut buf,
+        pos: 0,
+    };
     // Overlong results are truncated by the writer; nothing else can fail.
     let _ = core::fmt::write(&mut w, args);
     let n = w.pos;
@@ -106,14 +116,28 @@ fn pattern(i: usize) -> u8 {
 /// The immediate of the write: an RTRS IO request immediate, to exercise the
 /// codec on a real wire.
 fn expected_imm() -> u32 {
-    proto::rtrs::Imm::IoReq { payload: 0x0bd_0001 }.encode()
+    proto::rtrs::Imm::IoReq {
+        payload: 0x0bd_0001,
+    }
+    .encode()
 }
 
-const CAPS: QpCaps = QpCaps { max_send_wr: 8, max_recv_wr: 8, max_send_sge: 1, max_recv_sge: 1 };
+const CAPS: QpCaps = QpCaps {
+    max_send_wr: 8,
+    max_recv_wr: 8,
+    max_send_sge: 1,
+    max_recv_sge: 1,
+};
 const INFO_LEN: usize = 16;
 
 fn conn_param(pd: &[u8]) -> ConnParam<'_> {
-    ConnParam { private_data: pd, responder_resources: 1, initiator_depth: 1, retry_count: 7, rnr_retry_count: 7 }
+    ConnParam {
+        private_data: pd,
+        responder_resources: 1,
+        initiator_depth: 1,
+        retry_count: 7,
+        rnr_retry_count: 7,
+    }
 }
 
 // ---------------------------------------------------------------- server --
@@ -147,7 +171,10 @@ impl Listener {
         let dev = id.device().ok_or(ENODEV)?;
         let pd = Pd::new(dev)?;
         let cq = Cq::new(dev, 32, 0, rdma::cq::Poll::Softirq)?;
-        let mr = Arc::new(FrMr::new(DmaBuf::new(&pd, s.len, Direction::FromDevice, GFP_KERNEL)?)?, GFP_KERNEL)?;
+        let mr = Arc::new(
+            FrMr::new(DmaBuf::new(&pd, s.len, Direction::FromDevice, GFP_KERNEL)?)?,
+            GFP_KERNEL,
+        )?;
         let mut info = DmaBuf::new(&pd, INFO_LEN, Direction::ToDevice, GFP_KERNEL)?;
         info.with_cpu_mut(|b| {
             b[0..8].copy_from_slice(&mr.iova().to_le_bytes());
@@ -156,7 +183,11 @@ impl Listener {
         });
         // From here on, a failure must not drop `conn` inside this handler
         // (see `rdma::cm::Handler`): it is parked in `slot` first.
-        let conn = slot.insert(ServerConn { id: id.adopt(Arc::new(ConnHandler(s.clone()), GFP_KERNEL)?)?, mr, info: Some(info) });
+        let conn = slot.insert(ServerConn {
+            id: id.adopt(Arc::new(ConnHandler(s.clone()), GFP_KERNEL)?)?,
+            mr,
+            info: Some(info),
+        });
         conn.id.create_qp(&pd, &cq, CAPS)?;
         id.accept(&conn_param(&[]))
     }
@@ -167,7 +198,10 @@ impl Handler for Listener {
         if ev.kind != EventKind::ConnectRequest {
             return;
         }
-        pr_info!("connect request ({} bytes of private data)\n", ev.private_data.len());
+        pr_info!(
+            "connect request ({} bytes of private data)\n",
+            ev.private_data.len()
+        );
         if let Err(e) = self.accept(id) {
             pr_err!("accept failed: {:?}\n", e);
             set_result(format_args!("FAIL accept {:?}", e));
@@ -183,13 +217,33 @@ impl ConnHandler {
         let qp = conn.id.qp().ok_or_else(enotconn)?;
         // The receive for the write's immediate holds the MR: the write lands
         // before that receive completes.
-        qp.post_recv(Posted::new(ImmRecv { mr: conn.mr.clone(), len: self.0.len }, GFP_KERNEL)?, |_| Ok(None))?;
+        qp.post_recv(
+            Posted::new(
+                ImmRecv {
+                    mr: conn.mr.clone(),
+                    len: self.0.len,
+                },
+                GFP_KERNEL,
+            )?,
+            |_| Ok(None),
+        )?;
         // REG_MR before the SEND that advertises its rkey, on one send queue.
-        let owner = Posted::new(Sent { info, mr: conn.mr.clone() }, GFP_KERNEL)?;
+        let owner = Posted::new(
+            Sent {
+                info,
+                mr: conn.mr.clone(),
+            },
+            GFP_KERNEL,
+        )?;
         qp.post_send(owner, |o| {
             Ok([
-                SendOp::Reg { mr: &o.mr, access: Access::REMOTE_WRITE },
-                SendOp::Send { sge: Some(o.info.sge(0, INFO_LEN)?) },
+                SendOp::Reg {
+                    mr: &o.mr,
+                    access: Access::REMOTE_WRITE,
+                },
+                SendOp::Send {
+                    sge: Some(o.info.sge(0, INFO_LEN)?),
+                },
             ])
         })
     }
@@ -197,7 +251,11 @@ impl ConnHandler {
 
 impl Handler for ConnHandler {
     fn event(&self, _id: &IdRef<'_>, ev: &Event<'_>) {
-        pr_info!("server connection event {:?} status {}\n", ev.kind, ev.status);
+        pr_info!(
+            "server connection event {:?} status {}\n",
+            ev.kind,
+            ev.status
+        );
         if ev.kind == EventKind::Established {
             if let Err(e) = self.advertise() {
                 set_result(format_args!("FAIL advertise {:?}", e));
@@ -228,7 +286,10 @@ struct ImmRecv {
 impl Completion for ImmRecv {
     fn done(self, wc: &WorkCompletion) {
         if wc.status != Status::Success || wc.opcode != Opcode::RecvRdmaWithImm {
-            set_result(format_args!("FAIL completion {:?} {:?}", wc.status, wc.opcode));
+            set_result(format_args!(
+                "FAIL completion {:?} {:?}",
+                wc.status, wc.opcode
+            ));
             return;
         }
         if wc.imm != Some(expected_imm()) {
@@ -236,12 +297,20 @@ impl Completion for ImmRecv {
             return;
         }
         if wc.byte_len as usize != self.len {
-            set_result(format_args!("FAIL byte_len {} != {}", wc.byte_len, self.len));
+            set_result(format_args!(
+                "FAIL byte_len {} != {}",
+                wc.byte_len, self.len
+            ));
             return;
         }
         let bad = first_mismatch(&self.mr, self.len);
         match bad {
-            None => set_result(format_args!("PASS len={} imm={:#x} rkey={:#x}", self.len, expected_imm(), self.mr.rkey())),
+            None => set_result(format_args!(
+                "PASS len={} imm={:#x} rkey={:#x}",
+                self.len,
+                expected_imm(),
+                self.mr.rkey()
+            )),
             Some(i) => set_result(format_args!("FAIL payload differs at byte {}", i)),
         }
     }
@@ -256,7 +325,11 @@ fn first_mismatch(mr: &FrMr, len: usize) -> Option<usize> {
         if mr.read(off, &mut chunk[..n]).is_err() {
             return Some(off);
         }
-        if let Some(i) = chunk[..n].iter().enumerate().position(|(i, &v)| v != pattern(off + i)) {
+        if let Some(i) = chunk[..n]
+            .iter()
+            .enumerate()
+            .position(|(i, &v)| v != pattern(off + i))
+        {
             return Some(off + i);
         }
         off += n;
@@ -294,7 +367,9 @@ impl Client {
     }
 
     fn fail(&self, errno: i32) {
-        let _ = self.error.compare_exchange(0, errno, Ordering::AcqRel, Ordering::Acquire);
+        let _ = self
+            .error
+            .compare_exchange(0, errno, Ordering::AcqRel, Ordering::Acquire);
         self.cv.notify_all();
     }
 
@@ -314,7 +389,9 @@ impl Client {
                 return Err(etimedout());
             }
             // Short sleeps: completions notify without taking `lock`.
-            let _ = self.cv.wait_interruptible_timeout(&mut g, msecs_to_jiffies(100));
+            let _ = self
+                .cv
+                .wait_interruptible_timeout(&mut g, msecs_to_jiffies(100));
             waited += 100;
         }
     }
@@ -349,9 +426,13 @@ impl Completion for InfoRecv {
         }
         let mut b = [0u8; INFO_LEN];
         // Element-wise (see rtrs_client's info request): no panic path.
-        self.buf.with_cpu(|s| b.iter_mut().zip(s.iter()).for_each(|(d, x)| *d = *x));
+        self.buf
+            .with_cpu(|s| b.iter_mut().zip(s.iter()).for_each(|(d, x)| *d = *x));
         let le32 = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
-        self.client.remote_addr.store(u64::from(le32(0)) | u64::from(le32(4)) << 32, Ordering::Release);
+        self.client.remote_addr.store(
+            u64::from(le32(0)) | u64::from(le32(4)) << 32,
+            Ordering::Release,
+        );
         self.client.rkey.store(le32(8), Ordering::Release);
         self.client.remote_len.store(le32(12), Ordering::Release);
         self.client.advance(INFO_RECEIVED);
@@ -395,8 +476,16 @@ fn run_client(p: &Params) -> Result<CmId<ClientHandler>> {
     let cq = Cq::new(dev, 32, 0, rdma::cq::Poll::Softirq)?;
     id.create_qp(&pd, &cq, CAPS)?;
     let info = DmaBuf::new(&pd, INFO_LEN, Direction::FromDevice, GFP_KERNEL)?;
-    let owner = Posted::new(InfoRecv { buf: info, client: client.clone() }, GFP_KERNEL)?;
-    id.qp().ok_or(EINVAL)?.post_recv(owner, |o| Ok(Some(o.buf.sge(0, INFO_LEN)?)))?;
+    let owner = Posted::new(
+        InfoRecv {
+            buf: info,
+            client: client.clone(),
+        },
+        GFP_KERNEL,
+    )?;
+    id.qp()
+        .ok_or(EINVAL)?
+        .post_recv(owner, |o| Ok(Some(o.buf.sge(0, INFO_LEN)?)))?;
     id.resolve_route(5000)?;
     client.wait(ROUTE_RESOLVED, 10_000)?;
     id.connect(&conn_param(b"rnbd-rs rdma selftest"))?;
@@ -409,10 +498,24 @@ fn run_client(p: &Params) -> Result<CmId<ClientHandler>> {
     }
     let mut data = DmaBuf::new(&pd, p.len, Direction::ToDevice, GFP_KERNEL)?;
     data.with_cpu_mut(|b| b.iter_mut().enumerate().for_each(|(i, v)| *v = pattern(i)));
-    let (remote_addr, rkey) = (client.remote_addr.load(Ordering::Acquire), client.rkey.load(Ordering::Acquire));
-    let owner = Posted::new(Written { buf: data, client: client.clone() }, GFP_KERNEL)?;
+    let (remote_addr, rkey) = (
+        client.remote_addr.load(Ordering::Acquire),
+        client.rkey.load(Ordering::Acquire),
+    );
+    let owner = Posted::new(
+        Written {
+            buf: data,
+            client: client.clone(),
+        },
+        GFP_KERNEL,
+    )?;
     id.qp().ok_or(EINVAL)?.post_send(owner, |o| {
-        Ok([SendOp::WriteImm { sge: Some(o.buf.sge(0, o.buf.len())?), remote_addr, rkey, imm: expected_imm() }])
+        Ok([SendOp::WriteImm {
+            sge: Some(o.buf.sge(0, o.buf.len())?),
+            remote_addr,
+            rkey,
+            imm: expected_imm(),
+        }])
     })?;
     client.wait(WRITE_DONE, 20_000)?;
     pr_info!("RDMA WRITE WITH IMM of {} bytes completed\n", p.len);
@@ -422,20 +525,31 @@ fn run_client(p: &Params) -> Result<CmId<ClientHandler>> {
 // ---------------------------------------------------------------- module --
 
 enum RdmaSelftest {
-    Server { server: Arc<Server>, listener: Option<CmId<Listener>> },
-    Client { id: Option<CmId<ClientHandler>> },
+    Server {
+        server: Arc<Server>,
+        listener: Option<CmId<Listener>>,
+    },
+    Client {
+        id: Option<CmId<ClientHandler>>,
+    },
 }
 
 impl kernel::Module for RdmaSelftest {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let p = params()?;
         if p.server {
-            let server = Arc::pin_init(pin_init!(Server { len: p.len, conn <- new_mutex!(None) }), GFP_KERNEL)?;
+            let server = Arc::pin_init(
+                pin_init!(Server { len: p.len, conn <- new_mutex!(None) }),
+                GFP_KERNEL,
+            )?;
             let listener = CmId::new(Arc::new(Listener(server.clone()), GFP_KERNEL)?)?;
             listener.bind(p.addr)?;
             listener.listen(4)?;
             pr_info!("listening on port {}\n", p.addr.port);
-            Ok(Self::Server { server, listener: Some(listener) })
+            Ok(Self::Server {
+                server,
+                listener: Some(listener),
+            })
         } else {
             match run_client(&p) {
                 Ok(id) => Ok(Self::Client { id: Some(id) }),
