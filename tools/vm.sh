@@ -65,6 +65,7 @@ start_one() {
 		--rwdir "$dir/ctl" --rwdir "$SHARED" --qemu-opts="$opts" \
 		--append "rootflags=version=9p2000.L,trans=virtio,access=any,msize=524288,cache=loose" \
 		--append "tsc=reliable" \
+		--append "log_buf_len=8M" \
 		--exec "$RNBD_TOP/tools/guest/agent.sh $vm $dir/ctl $SHARED" \
 		>"$dir/console.log" 2>&1 </dev/null) &
 	echo $! >"$dir/vng.pid"

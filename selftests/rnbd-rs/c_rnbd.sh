@@ -4,7 +4,7 @@
 # served by the upstream C rnbd_server (server guest) over rxe; fio verifies
 # data, ext4 round-trips a file, the device unmaps.
 . "$(dirname "$0")/lib.sh"
-test_begin c_rnbd
+test_begin c_rnbd 13
 trap cleanup_data EXIT
 
 # The C server runs with always_invalidate=N here.  With Y (its default), one

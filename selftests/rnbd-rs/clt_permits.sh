@@ -6,7 +6,7 @@
 # verify jobs at once.  Both finish and verify (upstream documents a hang
 # when permits run out like this).
 . "$(dirname "$0")/interop.sh"
-test_begin clt_permits
+test_begin clt_permits 12
 trap cleanup_data EXIT
 
 two_nullb() { srv modprobe null_blk nr_devices=2 memory_backed=1 gb=1 bs=512 && srv test -b /dev/nullb1; }

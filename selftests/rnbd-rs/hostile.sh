@@ -46,11 +46,9 @@ healthy_stop() {
 
 REPORT_RE='WARNING:|BUG:|KASAN:|UBSAN:|Oops|general protection|possible circular locking|possible recursive locking|inconsistent lock state|sleeping function called from invalid context|suspicious RCU usage|Call Trace:|blocked for more than|kmemleak'
 
-# victim_log <clt|srv> <mark>: the victim's kernel log after a mark.
-victim_log() {
-	local cmd="dmesg | awk -v m='$2' 'f; index(\$0, m) {f=1}'"
-	if [ "$1" = srv ]; then srv "$cmd"; else bash -c "$cmd"; fi
-}
+# victim_log <clt|srv> <mark>: the victim's kernel log after a mark; fails
+# when the mark is not in the log.
+victim_log() { log_after "$@"; }
 
 # RDMA resources of a guest (pd, cq, qp, cm_id, mr counts summed over the
 # rxe devices): they must come back to their value before a hostile peer.
@@ -93,7 +91,7 @@ mem_back() { # <baseline "avail slab"> <now "avail slab">
 # is still fine.
 kind_verdict() {
 	local name=$1 victim=$2 mark=$3 tool_ok=$4 detail=$5 log n why=
-	log=$(victim_log "$victim" "$mark")
+	log=$(victim_log "$victim" "$mark") || why=" the kind's mark is not in $victim's log;"
 	n=$(printf '%s' "$log" | grep -c . || true)
 	[ "$tool_ok" = 0 ] || why="$why tool: $detail;"
 	if printf '%s\n' "$log" | grep -Eq "$REPORT_RE"; then

@@ -12,7 +12,8 @@
 # session flood ends early) and setup_timeout=10 (paths that never finish
 # go within the test's time).
 . "$(dirname "$0")/hostile.sh"
-test_begin hostile_client
+# 14 checks, one per kind, test_end's.
+test_begin hostile_client $((15 + $("$HOSTILE" list client 2>/dev/null | wc -w)))
 trap 'touch $HEALTHY_STOP; cleanup_data' EXIT
 
 two_nullb() { srv modprobe null_blk nr_devices=2 memory_backed=1 gb=1 bs=512 && srv test -b /dev/nullb1; }
@@ -57,7 +58,7 @@ if [ "${HOSTILE_BATCH:-0}" = 1 ]; then
 		fi
 	done < <("$HOSTILE" client --dst "$SRV_IP1" --dev /dev/nullb0 2>/tmp/hostile-tool.err)
 	sed 's/^/# /' /tmp/hostile-tool.err
-	n=$(victim_log srv "$mark" | grep -c . || true)
+	n=$(victim_log srv "$mark" | grep -c .)
 	ktap_print_msg "$n lines in the server's log for $nk kinds"
 else
 for k in $("$HOSTILE" list client); do

@@ -9,7 +9,8 @@
 # healthy session to our real server doing fio verify, and returns to its
 # RDMA resources afterwards.
 . "$(dirname "$0")/hostile.sh"
-test_begin hostile_server
+# 14 checks, one per kind, test_end's.
+test_begin hostile_server $((15 + $("$HOSTILE" list server 2>/dev/null | wc -w)))
 trap 'touch $HEALTHY_STOP; srv "pkill -f \"rnbd-hostile server\""; cleanup_data' EXIT
 
 # The longest a map may take: the client's bounded wait for an answer

@@ -3,7 +3,6 @@
 # After the other tests: kmemleak finds no leaked object allocated by the
 # RDMA, RTRS or RNBD code in either guest.  Runs last.
 . "$(dirname "$0")/lib.sh"
-test_begin kmemleak
 
 KML=/sys/kernel/debug/kmemleak
 ours_leaked() { # prints leaked objects whose backtrace names our code
@@ -20,6 +19,7 @@ none_leaked() {
 
 [ -e "$KML" ] || mount -t debugfs none /sys/kernel/debug 2>/dev/null
 [ -e "$KML" ] || skip_all "kernel without kmemleak"
+test_begin kmemleak 3
 check "client: no leaked RDMA/RTRS/RNBD objects" none_leaked on_clt
 check "server: no leaked RDMA/RTRS/RNBD objects" none_leaked srv
 test_end

@@ -3,9 +3,12 @@
 # Shared helpers of the rnbd-rs kselftests.  Sourced by each test, which runs
 # in the client guest (clt); `srv` runs a command in the server guest.
 #
-# A test calls `test_begin <name>` first and ends with `test_end`, which fails
-# the test if either guest's kernel log shows a WARN, BUG, KASAN, lockdep or
-# similar report since `test_begin`.
+# A test calls `test_begin <name> <plan>` first, <plan> being the number of
+# checks it must run (the KTAP plan, printed first), and ends with
+# `test_end`, which adds one check: no WARN, BUG, KASAN, lockdep or similar
+# report in either guest's kernel log since `test_begin`.  A test that ran
+# fewer or more checks than planned fails (kselftest's ktap_finished).
+# See Documentation/harness.rst, "Writing a check that can fail".
 
 KSRC=${KSRC:-${XDG_CACHE_HOME:-$HOME/.cache}/rnbd-rs/linux-source-6.12}
 . "$KSRC/tools/testing/selftests/kselftest/ktap_helpers.sh"
@@ -26,7 +29,7 @@ srv() {
 # Both guests' kernel logs, for the whole test or since a mark.
 kmsg_both() { echo "$*" >/dev/kmsg; srv "echo '$*' >/dev/kmsg"; }
 
-test_begin() {
+test_begin() { # <name> <plan: number of checks, test_end's included>
 	TEST_NAME=$1
 	# The tree's runner does not always pass a test's own lines through;
 	# keep them for tools/test.sh, which prints them after the run.
@@ -35,18 +38,39 @@ test_begin() {
 	TEST_MARK="rnbd-rs-selftest: begin $TEST_NAME $(date +%s%N)"
 	kmsg_both "$TEST_MARK"
 	ktap_print_header
+	case ${2:-} in
+	'' | *[!0-9]*) ktap_exit_fail_msg "test_begin $TEST_NAME: no plan (number of checks) given" ;;
+	esac
+	ktap_set_plan "$2"
 }
 
-# Prints the kernel log lines after this test's begin mark ($1: clt|srv).
-log_since_mark() {
-	if [ "$1" = srv ]; then srv dmesg; else dmesg; fi | awk -v m="$TEST_MARK" 'f; index($0, m) {f=1}'
+# log_after <clt|srv> <mark>: the kernel log lines after a mark.  Fails,
+# printing nothing, when the mark is not in the log (rotated out of the
+# ring buffer, or never written): "nothing reported since the mark" must
+# not pass when the log since the mark cannot be read.
+log_after() {
+	local log
+	if [ "$1" = srv ]; then log=$(srv dmesg); else log=$(dmesg); fi
+	if ! grep -qF -- "$2" <<<"$log"; then
+		ktap_print_msg "mark '$2' is not in $1's kernel log" >&2
+		return 1
+	fi
+	awk -v m="$2" 'f; index($0, m) {f=1}' <<<"$log"
 }
+# Prints the kernel log lines after this test's begin mark ($1: clt|srv).
+log_since_mark() { log_after "$1" "$TEST_MARK"; }
+# logged <clt|srv> <text>: this guest logged <text> since the test began.
+logged_in() { local l; l=$(log_since_mark "$1") && grep -qF -- "$2" <<<"$l"; }
+# count_logged <clt|srv> <text>: how many lines with <text> since the test
+# began; fails (no output) when the log since the mark cannot be read.
+count_logged() { local l; l=$(log_since_mark "$1") && { grep -cF -- "$2" <<<"$l" || true; }; }
 
 # Fails the test on kernel reports in either guest.
 check_kernel_reports() {
-	local vm bad rc=0
+	local vm log bad rc=0
 	for vm in clt srv; do
-		bad=$(log_since_mark "$vm" | grep -E 'WARNING:|BUG:|KASAN:|UBSAN:|Oops|general protection|possible circular locking|possible recursive locking|inconsistent lock state|sleeping function called from invalid context|suspicious RCU usage|Call Trace:|blocked for more than' || true)
+		log=$(log_since_mark "$vm") || { rc=1; continue; }
+		bad=$(grep -E 'WARNING:|BUG:|KASAN:|UBSAN:|Oops|general protection|possible circular locking|possible recursive locking|inconsistent lock state|sleeping function called from invalid context|suspicious RCU usage|Call Trace:|blocked for more than' <<<"$log" || true)
 		if [ -n "$bad" ]; then
 			ktap_print_msg "kernel report in $vm:"
 			echo "$bad" | head -20 | sed 's/^/# /'
@@ -82,12 +106,35 @@ test_end() {
 	[ "$TEST_FAILED" = 0 ] || dump_rdma_counters
 	check "no kernel warnings in either guest" check_kernel_reports
 	kmsg_both "rnbd-rs-selftest: end $TEST_NAME"
-	# The plan goes last: the number of checks depends on the path taken.
-	ktap_set_plan $((KTAP_CNT_PASS + KTAP_CNT_FAIL + KTAP_CNT_SKIP))
+	local ran=$((KTAP_CNT_PASS + KTAP_CNT_FAIL + KTAP_CNT_SKIP))
+	[ "$ran" = "$KSFT_NUM_TESTS" ] ||
+		ktap_print_msg "planned $KSFT_NUM_TESTS checks, ran $ran: the test fails"
 	ktap_finished
 }
 
-skip_all() { ktap_skip_all "$*"; exit "$KSFT_SKIP"; }
+# skip_all <reason>: the whole test does not apply here; call it instead of
+# test_begin (the plan is then "1..0 # SKIP").
+skip_all() { ktap_print_header; ktap_skip_all "$*"; exit "$KSFT_SKIP"; }
+
+# fails_with <error text> <command...>: the command fails and what it prints
+# names exactly this error (strerror text such as "Invalid argument"): a
+# negative check that a failure for another reason (a missing device, a
+# typo in the command) does not satisfy.
+fails_with() {
+	local want=$1 out
+	shift
+	[ -n "$want" ] || { ktap_print_msg "fails_with: no error text given"; return 1; }
+	if out=$("$@" 2>&1); then
+		ktap_print_msg "expected '$want', but it succeeded"
+		return 1
+	fi
+	case $out in *"$want"*) return 0 ;; esac
+	ktap_print_msg "expected '$want', got: $(tr '\n' ' ' <<<"$out")"
+	return 1
+}
+# is_blockdev <path>: the precondition of a check on a device: a path that
+# is a block device (an empty "$(dev_of ...)" is not).
+is_blockdev() { [ -n "$1" ] && [ -b "$1" ] || { ktap_print_msg "no block device '$1'"; return 1; }; }
 
 # The upstream C modules of the reference peers, by path: modprobe would pick
 # ours from updates/.

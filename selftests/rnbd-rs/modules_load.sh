@@ -3,12 +3,12 @@
 # Our modules are the ones modprobe picks (updates/), pull in their
 # dependencies through their Rust crates, load and unload cleanly.
 . "$(dirname "$0")/lib.sh"
-test_begin modules_load
+test_begin modules_load 11
 
 from_updates() { modinfo -n "$1" | grep -q "/updates/"; }
 all_loaded() { for m in "$@"; do loaded "$m" || return 1; done; }
 none_loaded() { for m in "$@"; do ! loaded "$m" || return 1; done; }
-is_rust_client() { log_since_mark clt | grep -q "rnbd_client: Loading module rnbd_client, proto 2.0 over RTRS 2.0"; }
+is_rust_client() { logged_in clt "rnbd_client: Loading module rnbd_client, proto 2.0 over RTRS 2.0"; }
 
 check "modprobe resolves rnbd_client to updates/" from_updates rnbd_client
 check "modprobe resolves rtrs_core to updates/" from_updates rtrs_core

@@ -3,7 +3,7 @@
 # Reference peer users pick instead: nvme-rdma host (client guest) to an
 # nvmet-rdma target (server guest) on null_blk; fio verify and ext4.
 . "$(dirname "$0")/lib.sh"
-test_begin nvme_rdma
+test_begin nvme_rdma 10
 trap cleanup_data EXIT
 
 NQN=nqn.2026-11.io.rnbd-rs:selftest
@@ -51,6 +51,7 @@ check "client: nvme connect -t rdma" connect
 ns_exists() { ns_dev >/dev/null; }
 check "namespace appears" wait_for 30 ns_exists
 dev=$(ns_dev)
+check "namespace is a block device" is_blockdev "$dev"
 ktap_print_msg "namespace is $dev"
 check "fio crc32c verify over 64 MiB" fio_verify "$dev" 64M
 check "ext4 mkfs, mount, file checksum after remount" ext4_roundtrip "$dev"

@@ -3,11 +3,15 @@
 # rtrs_core's ib_client sees every rxe device when loaded and notices one
 # being removed and added again.
 . "$(dirname "$0")/lib.sh"
-test_begin rdma_devices
+test_begin rdma_devices 11
 
-# count <pattern>: how often this guest logged <pattern> during this test.
-count() { log_since_mark clt | grep -c "$1"; }
-seen_times() { [ "$(count "rtrs_core: RDMA device $1 $2")" -eq "$3" ]; }
+# seen_times <dev> <added|removed> <n>: logged exactly n times during this
+# test (count_logged fails when the log since the mark cannot be read).
+seen_times() {
+	local n
+	n=$(count_logged clt "rtrs_core: RDMA device $1 $2") || return 1
+	[ "$n" -eq "$3" ] || { ktap_print_msg "$1 $2: seen $n times, expected $3"; return 1; }
+}
 rxe_exist() { rdma link show rxe0/1 >/dev/null && rdma link show rxe1/1 >/dev/null; }
 
 check "rxe0 and rxe1 exist" rxe_exist
