@@ -7,7 +7,9 @@
 #   make clean
 
 RNBD_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/rnbd-rs
-FLAVOUR ?= debug
+# The kernel tree to build against, as tools/env.sh names it (perf by
+# default there too; tools/test.sh uses checked).
+FLAVOUR ?= perf
 KDIR ?= $(RNBD_CACHE)/kbuild-$(FLAVOUR)
 KVARS := RUSTC=/usr/bin/rustc HOSTRUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc \
 	BINDGEN=$(HOME)/.cargo/bin/bindgen RUST_LIB_SRC=/usr/lib/rustlib/src/rust/library

@@ -13,15 +13,18 @@ VENV=$RNBD_CACHE/venv
 export CCACHE_DIR=${CCACHE_DIR:-$RNBD_CACHE/ccache}
 export PATH=$VENV/bin:$HOME/.cargo/bin:$PATH
 
-# Kernel flavour: "perf" (gcc, no debugging; the default: the demo, the test
-# suite as CI runs it, the benchmark) or "debug" (clang, KASAN, lockdep,
-# atomic-sleep, kmemleak; FLAVOUR=debug, the deeper pass: with the whole
-# interop matrix it runs about four times longer than CI's budget allows,
-# see README "Kernel flavours").
+# Kernel flavour (config/<flavour>.config on top of config/base.config):
+# "perf" (gcc, no debugging; the default here: the demo and the benchmark),
+# "checked" (gcc, lockdep, atomic-sleep, DEBUG_LIST, debug objects, KFENCE,
+# kmemleak, Rust debug assertions; tools/test.sh's default, so every CI run
+# of the suite is a checked run) or "debug" (clang, KASAN on top of most of
+# those; FLAVOUR=debug, the deeper pass, for a named subset: the whole
+# suite takes about four times CI's budget there).  See
+# Documentation/harness.rst, "Kernel flavours".
 FLAVOUR=${FLAVOUR:-perf}
 case $FLAVOUR in
-debug|perf) ;;
-*) echo "FLAVOUR must be debug or perf, not '$FLAVOUR'" >&2; exit 2 ;;
+debug|checked|perf) ;;
+*) echo "FLAVOUR must be perf, checked or debug, not '$FLAVOUR'" >&2; exit 2 ;;
 esac
 KBUILD=$RNBD_CACHE/kbuild-$FLAVOUR
 

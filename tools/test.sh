@@ -2,11 +2,13 @@
 # The whole test suite: host tests, then the kselftests in the two guests.
 # Sets everything up first (idempotent).  Ends with "N passed, N failed".
 #
-# Environment: FLAVOUR (perf; debug for KASAN/lockdep/kmemleak), RNBD_CACHE,
+# Environment: FLAVOUR (checked by default: lockdep, KFENCE, kmemleak and
+# the other cheaper checkers; debug for KASAN; perf for none), RNBD_CACHE,
 # RNBD_RUN; see tools/env.sh.  RNBD_TESTS: a space-separated subset of the
 # kselftests to run (e.g. "hostile_client.sh hostile_server.sh" for a
 # deeper pass under FLAVOUR=debug); all of them by default.
 set -uo pipefail
+export FLAVOUR=${FLAVOUR:-checked}
 . "$(dirname "$0")/env.sh"
 T=$RNBD_TOP/tools
 
