@@ -264,6 +264,13 @@ impl<F: FnOnce(i32) + Send + 'static> WorkItem for BioCtx<F> {
     }
 }
 
+/// Bio completion, called by `blk/helpers.c` once per bio that `submit`
+/// handed to the block layer, in any context.
+///
+/// # Safety
+///
+/// `ctx` must be the pointer that `submit` leaked from a
+/// `Pin<KBox<BioCtx<F>>>` (with this `F`), and this must be its only call.
 unsafe extern "C" fn bio_done<F: FnOnce(i32) + Send + 'static>(
     ctx: *mut core::ffi::c_void,
     err: i32,
@@ -279,7 +286,7 @@ unsafe extern "C" fn bio_done<F: FnOnce(i32) + Send + 'static>(
     let wq: *const OwnedQueue = &*b.wq;
     // SAFETY: `wq` points into the `Arc` held by `b`, which the queue keeps
     // alive (in `b`) until the item has run.
-    let _ = unsafe { &*wq }.queue().enqueue(b);
+    unsafe { &*wq }.queue().enqueue(b);
 }
 
 /// Submits one bio on `bdev` (process context).  For [`Op::Read`] and

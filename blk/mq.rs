@@ -127,6 +127,13 @@ pub trait Queue: Send + Sync + 'static {
     fn queue_rq(&self, rq: Rq);
 }
 
+/// blk-mq's `queue_rq`, called by `mq_glue.c` for every request of a disk
+/// on a [`TagSet<T>`].
+///
+/// # Safety
+///
+/// `ctx` must be the `queuedata` of a live [`Disk<T>`] (an `Arc<T>` it
+/// keeps), and `rq` null or a request of that disk that is not started yet.
 unsafe extern "C" fn queue_rq_trampoline<T: Queue>(
     ctx: *mut core::ffi::c_void,
     rq: *mut RawRequest,

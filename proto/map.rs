@@ -118,6 +118,20 @@ fn path(v: &[u8]) -> Result<PathAddr, MapError<'_>> {
     })
 }
 
+/// `buf` without leading and trailing ASCII whitespace (`<[u8]>::trim_ascii`
+/// is newer than the kernel's minimum Rust version).
+pub fn trim_ascii(buf: &[u8]) -> &[u8] {
+    let start = buf
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(buf.len());
+    let end = buf
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(start, |i| i + 1);
+    &buf[start..end]
+}
+
 fn value<'a>(tok: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
     tok.strip_prefix(key)?.strip_prefix(b"=")
 }
@@ -138,7 +152,7 @@ pub fn parse_map(buf: &[u8], nr_cpus: u32) -> Result<MapOptions<'_>, MapError<'_
     // then it strstrip()s it and splits on single spaces, skipping empty
     // tokens; a tab or newline inside is part of a token.
     let buf = buf.split(|&c| c == 0).next().unwrap_or(b"");
-    let trimmed = buf.trim_ascii();
+    let trimmed = trim_ascii(buf);
     for tok in trimmed.split(|&c| c == b' ').filter(|t| !t.is_empty()) {
         if let Some(v) = value(tok, b"sessname").filter(|v| !v.is_empty()) {
             if v.len() > NAME_LEN_MAX {
@@ -163,7 +177,7 @@ pub fn parse_map(buf: &[u8], nr_cpus: u32) -> Result<MapOptions<'_>, MapError<'_
                 .and_then(|p| u16::try_from(p).ok())
                 .ok_or(MapError::BadPort(v))?;
         } else if let Some(v) = value(tok, b"access_mode").filter(|v| !v.is_empty()) {
-            o.access_mode = AccessMode::from_str(v).ok_or(MapError::BadAccessMode(v))?;
+            o.access_mode = AccessMode::from_sysfs(v).ok_or(MapError::BadAccessMode(v))?;
         } else if let Some(v) = value(tok, b"nr_poll_queues").filter(|v| !v.is_empty()) {
             o.nr_poll_queues = match parse_i32(v) {
                 Some(-1) => nr_cpus,

@@ -77,7 +77,7 @@ impl AccessMode {
     }
 
     /// From the sysfs string.
-    pub fn from_str(s: &[u8]) -> Option<Self> {
+    pub fn from_sysfs(s: &[u8]) -> Option<Self> {
         match s {
             b"ro" => Some(Self::Ro),
             b"rw" => Some(Self::Rw),
@@ -156,7 +156,7 @@ impl TryFrom<u32> for OpFlags {
     type Error = WireError;
     /// Rejects unknown operations and unknown flag bits (upstream WARNs).
     fn try_from(rw: u32) -> Result<Self, WireError> {
-        if rw & !((1 << OP_BITS) - 1 | F_SYNC | F_FUA) != 0 {
+        if rw & !(((1 << OP_BITS) - 1) | F_SYNC | F_FUA) != 0 {
             return Err(WireError::BadValue {
                 field: "rw flags",
                 value: rw as u64,
@@ -797,9 +797,9 @@ mod hostile {
         );
         assert!(msg_type(&[4, 0, 0]).is_err());
         assert_eq!(
-            AccessMode::from_str(b"migration"),
+            AccessMode::from_sysfs(b"migration"),
             Some(AccessMode::Migration)
         );
-        assert_eq!(AccessMode::from_str(b"RW"), None);
+        assert_eq!(AccessMode::from_sysfs(b"RW"), None);
     }
 }

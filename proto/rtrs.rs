@@ -145,7 +145,7 @@ pub const CLT_MIN_IO_SIZE: u32 = 4096;
 /// bits that carry the offset inside a chunk (upstream: `MAX_IMM_PAYL_BITS -
 /// (ilog2(queue_depth - 1) + 1)`).
 pub fn mem_bits(queue_depth: u32) -> Option<u32> {
-    if queue_depth < 2 || queue_depth > MAX_SESS_QUEUE_DEPTH {
+    if !(2..=MAX_SESS_QUEUE_DEPTH).contains(&queue_depth) {
         return None;
     }
     let chunk_bits = 32 - (queue_depth - 1).leading_zeros();

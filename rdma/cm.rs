@@ -27,11 +27,14 @@ pub struct SockAddr {
 
 impl SockAddr {
     fn raw(&self) -> bindings::sockaddr_in {
-        let mut sa = bindings::sockaddr_in::default();
-        sa.sin_family = bindings::AF_INET as _;
-        sa.sin_port = self.port.to_be();
-        sa.sin_addr.s_addr = u32::from_ne_bytes(self.ip);
-        sa
+        bindings::sockaddr_in {
+            sin_family: bindings::AF_INET as _,
+            sin_port: self.port.to_be(),
+            sin_addr: bindings::in_addr {
+                s_addr: u32::from_ne_bytes(self.ip),
+            },
+            ..Default::default()
+        }
     }
 }
 
@@ -75,7 +78,7 @@ impl EventKind {
             bindings::rdma_cm_event_type_RDMA_CM_EVENT_DEVICE_REMOVAL => DeviceRemoval,
             bindings::rdma_cm_event_type_RDMA_CM_EVENT_ADDR_CHANGE => AddrChange,
             bindings::rdma_cm_event_type_RDMA_CM_EVENT_TIMEWAIT_EXIT => TimewaitExit,
-            o => Other(o as u32),
+            o => Other(o),
         }
     }
 }
@@ -137,14 +140,15 @@ pub struct ConnParam<'a> {
 impl ConnParam<'_> {
     fn raw(&self) -> Result<bindings::rdma_conn_param> {
         let len = u8::try_from(self.private_data.len()).map_err(|_| EINVAL)?;
-        let mut p = bindings::rdma_conn_param::default();
-        p.private_data = self.private_data.as_ptr().cast();
-        p.private_data_len = len;
-        p.responder_resources = self.responder_resources;
-        p.initiator_depth = self.initiator_depth;
-        p.retry_count = self.retry_count;
-        p.rnr_retry_count = self.rnr_retry_count;
-        Ok(p)
+        Ok(bindings::rdma_conn_param {
+            private_data: self.private_data.as_ptr().cast(),
+            private_data_len: len,
+            responder_resources: self.responder_resources,
+            initiator_depth: self.initiator_depth,
+            retry_count: self.retry_count,
+            rnr_retry_count: self.rnr_retry_count,
+            ..Default::default()
+        })
     }
 }
 
@@ -334,7 +338,7 @@ unsafe fn post_send_raw<T: Completion>(
             }
             if i == n - 1 {
                 (*wr).__bindgen_anon_1.wr_cqe = cqe;
-                (*wr).send_flags = bindings::ib_send_flags_IB_SEND_SIGNALED as i32;
+                (*wr).send_flags = bindings::ib_send_flags_IB_SEND_SIGNALED;
             } else {
                 (*wr).__bindgen_anon_1.wr_cqe = CHAIN_CQE.as_ptr();
             }
@@ -640,15 +644,20 @@ impl<T: Handler> CmId<T> {
         if self.qp.is_some() {
             return Err(EEXIST);
         }
-        let mut attr = bindings::ib_qp_init_attr::default();
-        attr.send_cq = cq.as_ptr();
-        attr.recv_cq = cq.as_ptr();
-        attr.qp_type = bindings::ib_qp_type_IB_QPT_RC;
-        attr.sq_sig_type = bindings::ib_sig_type_IB_SIGNAL_REQ_WR;
-        attr.cap.max_send_wr = caps.max_send_wr;
-        attr.cap.max_recv_wr = caps.max_recv_wr;
-        attr.cap.max_send_sge = caps.max_send_sge;
-        attr.cap.max_recv_sge = caps.max_recv_sge;
+        let mut attr = bindings::ib_qp_init_attr {
+            send_cq: cq.as_ptr(),
+            recv_cq: cq.as_ptr(),
+            qp_type: bindings::ib_qp_type_IB_QPT_RC,
+            sq_sig_type: bindings::ib_sig_type_IB_SIGNAL_REQ_WR,
+            cap: bindings::ib_qp_cap {
+                max_send_wr: caps.max_send_wr,
+                max_recv_wr: caps.max_recv_wr,
+                max_send_sge: caps.max_send_sge,
+                max_recv_sge: caps.max_recv_sge,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
         // SAFETY: `attr` is ours; the handler's context is this id, which
         // outlives its QP.
         unsafe { bindings::rrs_qp_init_attr_set_event(&mut attr, self.raw()) };

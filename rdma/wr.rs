@@ -103,7 +103,7 @@ impl WorkCompletion {
         let status = match wc.status {
             bindings::ib_wc_status_IB_WC_SUCCESS => Status::Success,
             bindings::ib_wc_status_IB_WC_WR_FLUSH_ERR => Status::Flushed,
-            s => Status::Error(s as u32),
+            s => Status::Error(s),
         };
         let opcode = match wc.opcode {
             bindings::ib_wc_opcode_IB_WC_SEND => Opcode::Send,
@@ -113,14 +113,16 @@ impl WorkCompletion {
             bindings::ib_wc_opcode_IB_WC_LOCAL_INV => Opcode::LocalInv,
             bindings::ib_wc_opcode_IB_WC_RECV => Opcode::Recv,
             bindings::ib_wc_opcode_IB_WC_RECV_RDMA_WITH_IMM => Opcode::RecvRdmaWithImm,
-            o => Opcode::Other(o as u32),
+            o => Opcode::Other(o),
         };
         let flags = wc.wc_flags as u32;
-        // SAFETY (union reads): both members are plain 32-bit integers.
-        let imm = (flags & bindings::ib_wc_flags_IB_WC_WITH_IMM as u32 != 0)
-            .then(|| u32::from_be(unsafe { wc.ex.imm_data }));
-        let invalidated_rkey = (flags & bindings::ib_wc_flags_IB_WC_WITH_INVALIDATE as u32 != 0)
-            .then(|| unsafe { wc.ex.invalidate_rkey });
+        // SAFETY: both members of the `ex` union are plain 32-bit integers,
+        // so reading either is defined whatever the device wrote.
+        let (imm_data, inv_rkey) = unsafe { (wc.ex.imm_data, wc.ex.invalidate_rkey) };
+        let imm =
+            (flags & bindings::ib_wc_flags_IB_WC_WITH_IMM != 0).then(|| u32::from_be(imm_data));
+        let invalidated_rkey =
+            (flags & bindings::ib_wc_flags_IB_WC_WITH_INVALIDATE != 0).then_some(inv_rkey);
         Self {
             status,
             opcode,

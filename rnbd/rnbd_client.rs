@@ -405,7 +405,7 @@ struct DevAttrs {
 }
 
 fn trim(b: &[u8]) -> &[u8] {
-    b.trim_ascii()
+    proto::map::trim_ascii(b)
 }
 
 impl Attrs for DevAttrs {
@@ -413,20 +413,20 @@ impl Attrs for DevAttrs {
         use core::fmt::Write;
         let d = &self.dev;
         let _ = match idx {
-            0 => write!(out, "Usage: echo <normal|force> > unmap_device\n"),
-            1 => write!(out, "Usage: echo <new size in sectors> > resize\n"),
-            2 => write!(out, "Usage: echo <1> > remap_device\n"),
+            0 => writeln!(out, "Usage: echo <normal|force> > unmap_device"),
+            1 => writeln!(out, "Usage: echo <new size in sectors> > resize"),
+            2 => writeln!(out, "Usage: echo <1> > remap_device"),
             3 => {
                 out.bytes(&d.pathname);
-                write!(out, "\n")
+                writeln!(out)
             }
-            4 => write!(out, "{}\n", d.state_str()),
+            4 => writeln!(out, "{}", d.state_str()),
             5 => {
                 out.bytes(&d.sess.name);
-                write!(out, "\n")
+                writeln!(out)
             }
-            6 => write!(out, "{}\n", d.access_mode.as_str()),
-            7 => write!(out, "{}\n", d.nr_poll_queues),
+            6 => writeln!(out, "{}", d.access_mode.as_str()),
+            7 => writeln!(out, "{}", d.nr_poll_queues),
             _ => return Err(EINVAL),
         };
         Ok(())
