@@ -15,7 +15,7 @@ trap cleanup_data EXIT
 C_SRV_INVAL=${C_SRV_INVAL:-N}
 
 map() { echo "sessname=c-ref path=ip:$SRV_IP0 device_path=/dev/nullb0 access_mode=rw" >/sys/class/rnbd-client/ctl/map_device; }
-same_size() { [ "$(blockdev --getsize64 /dev/rnbd0)" = "$(srv blockdev --getsize64 /dev/nullb0)" ]; }
+same_size() { same_number "$(blockdev --getsize64 /dev/rnbd0)" "$(srv blockdev --getsize64 /dev/nullb0)"; }
 unmap() { echo normal >/sys/block/rnbd0/rnbd/unmap_device; }
 gone() { ! [ -e /sys/block/rnbd0 ]; }
 

@@ -23,7 +23,8 @@ cycles() {
 		wait_for 30 gone || { ktap_print_msg "cycle $i: rnbd0 stayed"; return 1; }
 	done
 }
-server_clean() { srv "! ls /sys/class/rnbd-server/ctl/devices/ | grep -q ."; }
+# (The directory exists while rnbd_server is loaded: a missing one is no proof.)
+server_clean() { srv "[ -d /sys/class/rnbd-server/ctl/devices ] && ! ls /sys/class/rnbd-server/ctl/devices/ | grep -q ."; }
 busy_unmap() { echo normal >/sys/block/rnbd0/rnbd/unmap_device; }
 force_unmap() { echo force >/sys/block/rnbd0/rnbd/unmap_device; }
 fio_bg() {

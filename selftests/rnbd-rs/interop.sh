@@ -55,7 +55,7 @@ interop_cell() {
 		check "$cell: client: C rnbd_client loaded" c_rtrs_load client
 	fi
 	map() { echo "sessname=interop path=ip:$SRV_IP0 device_path=/dev/nullb0 access_mode=rw" >/sys/class/rnbd-client/ctl/map_device; }
-	same_size() { [ "$(blockdev --getsize64 /dev/rnbd0)" = "$(srv blockdev --getsize64 /dev/nullb0)" ]; }
+	same_size() { same_number "$(blockdev --getsize64 /dev/rnbd0)" "$(srv blockdev --getsize64 /dev/nullb0)"; }
 	gone() { ! [ -e /sys/block/rnbd0 ]; }
 	check "$cell: map_device" map
 	check "$cell: /dev/rnbd0 appears" wait_for 30 test -b /dev/rnbd0

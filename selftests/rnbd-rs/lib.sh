@@ -132,6 +132,12 @@ fails_with() {
 	ktap_print_msg "expected '$want', got: $(tr '\n' ' ' <<<"$out")"
 	return 1
 }
+# same_number <a> <b>: two equal non-empty decimal numbers (two failed
+# lookups print two empty strings, which compare equal).
+same_number() {
+	case $1 in '' | *[!0-9]*) ktap_print_msg "not a number: '$1'"; return 1 ;; esac
+	[ "$1" = "$2" ] || { ktap_print_msg "$1 != $2"; return 1; }
+}
 # is_blockdev <path>: the precondition of a check on a device: a path that
 # is a block device (an empty "$(dev_of ...)" is not).
 is_blockdev() { [ -n "$1" ] && [ -b "$1" ] || { ktap_print_msg "no block device '$1'"; return 1; }; }

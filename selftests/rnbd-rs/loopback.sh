@@ -48,7 +48,8 @@ map() { echo "sessname=$1 path=ip:$LO_IP device_path=$2" >"$CTL"; }
 # The rnbd device of a session ("" when there is none).
 dev_of() { local d; for d in /sys/block/rnbd*; do [ "$(cat "$d/rnbd/session" 2>/dev/null)" = "$1" ] && echo "/dev/${d##*/}"; done; }
 has_dev() { is_blockdev "$(dev_of "$1")"; }
-size_is() { [ "$(blockdev --getsize64 "$(dev_of "$1")")" = "$2" ]; }
+size_is() { same_number "$(blockdev --getsize64 "$(dev_of "$1")")" "$2"; }
+no_srv_dev() { [ -d /sys/class/rnbd-server/ctl/devices ] && ! ls /sys/class/rnbd-server/ctl/devices | grep -q .; }
 unmap() { # <session>
 	local d
 	d=$(dev_of "$1")
@@ -91,10 +92,10 @@ check "loopback: with 0 sectors" size_is empty 0
 check "loopback: unmap the loop device" unmap empty
 check "loopback: unmap nullb0" unmap data
 check "loopback: both devices gone" wait_for 30 no_dev
-check "loopback: the server has no device left" eval '! ls /sys/class/rnbd-server/ctl/devices | grep -q .'
+check "loopback: the server has no device left" no_srv_dev
 check "loopback: $CYCLES map/unmap cycles" cycles
 check "loopback: $CYCLES successful maps in the kernel log" maps_logged
-check "loopback: the server has no device left after the cycles" wait_for 30 eval '! ls /sys/class/rnbd-server/ctl/devices | grep -q .'
+check "loopback: the server has no device left after the cycles" wait_for 30 no_srv_dev
 check "loopback: rnbd_client, rtrs_client unload" modprobe -r rnbd_client rtrs_client
 check "loopback: rnbd_server, rtrs_server, rtrs_core unload" modprobe -r rnbd_server rtrs_server rtrs_core
 check "loopback: nothing of ours left loaded" eval '! loaded rtrs_core && ! loaded rnbd_server && ! loaded rnbd_client'

@@ -192,7 +192,7 @@ race_ok() {
 }
 unmap_plain() { udevadm settle; echo normal >"$DEVF/unmap_device"; }
 legit_gone() { [ -n "$LEGIT" ] && ! [ -e "/sys/block/$LEGIT" ] && [ -z "$(rnbd_devs)" ]; }
-server_clean() { srv "! ls $SDEVS/ | grep -q ."; }
+server_clean() { srv "[ -d $SDEVS ] && ! ls $SDEVS/ | grep -q ."; }
 
 check "server: memory-backed null_blk" srv_nullb
 check "server: our rnbd_server loaded" srv "$(declare -f rust_srv_load); rust_srv_load N"
