@@ -70,10 +70,14 @@ trap '"$T/vm.sh" stop >/dev/null 2>&1' EXIT
 if "$T/vm.sh" start; then
 	log "kselftests in the client guest"
 	# Per-test limit: selftests/rnbd-rs/settings (900 s) on the perf kernel;
-	# KASAN and lockdep make the hostile tests about three times slower.
-	ksft_timeout=
+	# lockdep and kmemleak (checked) make the longest tests slower, KASAN
+	# (debug) makes the hostile tests about three times slower.
 	# HOSTILE_BATCH: hostile_client.sh runs all its kinds in one tool call.
-	[ "$FLAVOUR" = debug ] && ksft_timeout="kselftest_override_timeout=2700 HOSTILE_BATCH=1"
+	case $FLAVOUR in
+	checked) ksft_timeout="kselftest_override_timeout=1800" ;;
+	debug) ksft_timeout="kselftest_override_timeout=2700 HOSTILE_BATCH=1" ;;
+	*) ksft_timeout= ;;
+	esac
 	"$T/vm.sh" exec clt -t 5400 -- \
 		"cd $RNBD_TOP/selftests/rnbd-rs && make -s KSRC=$KSRC ${RNBD_TESTS:+TEST_PROGS='$RNBD_TESTS'} $ksft_timeout run_tests" | tee "$OUT/kselftest.tap"
 	for vm in clt srv; do "$T/vm.sh" dmesg "$vm" >"$OUT/dmesg-$vm.log" 2>&1; done
