@@ -127,6 +127,7 @@ impl Bdev {
         if (-4095..0).contains(&p) {
             return Err(Error::from_errno(p as i32));
         }
+        // INVARIANT: opened just above; `drop` puts it.
         Ok(Self {
             file: NonNull::new(f).ok_or(ENODEV)?,
             write,

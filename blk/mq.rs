@@ -146,6 +146,7 @@ unsafe extern "C" fn queue_rq_trampoline<T: Queue>(
     };
     // SAFETY: blk-mq hands us a request that is not started yet.
     unsafe { rrs_rq_start(ptr.as_ptr()) };
+    // INVARIANT: started just above, not ended.
     q.queue_rq(Rq { ptr, ended: false });
     0
 }
@@ -182,6 +183,7 @@ impl<T: Queue> TagSet<T> {
                 owner.as_ptr().cast(),
             )
         })?;
+        // INVARIANT: created just above with `queue_rq_trampoline::<T>`.
         Arc::new(
             Self {
                 ptr,
@@ -263,6 +265,7 @@ impl<T: Queue> Disk<T> {
             )
         });
         match r {
+            // INVARIANT: created just above on `ts` with `raw` as queuedata.
             Ok(disk) => Ok(Self {
                 disk,
                 ctx: raw,

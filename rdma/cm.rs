@@ -455,6 +455,13 @@ impl Qp {
 }
 
 /// A borrowed id, as seen by an event handler.
+///
+/// # Invariants
+///
+/// `id` is the live id of the event being handled, for `'a`: rdma_cm does
+/// not destroy an id while its handler runs.  `adopted` is that event's flag,
+/// set once the id has a [`CmId`] owner; `connect_request` is true only for
+/// the new id of a connect request.
 pub struct IdRef<'a> {
     id: NonNull<bindings::rdma_cm_id>,
     adopted: &'a Cell<bool>,
@@ -483,6 +490,8 @@ impl IdRef<'_> {
             (*self.id.as_ptr()).context = ctx.cast_mut().cast();
         }
         self.adopted.set(true);
+        // INVARIANT: the id is live (ours now, until `drop`), with `ctx` as
+        // its context and `event_trampoline::<U>` as its handler, set above.
         Ok(CmId {
             id: self.id,
             handler: ctx,
@@ -575,6 +584,7 @@ impl<T: Handler> CmId<T> {
             )
         });
         match r {
+            // INVARIANT: the id was created with `ctx` and the trampoline.
             Ok(id) => Ok(Self {
                 id,
                 handler: ctx,
@@ -665,6 +675,7 @@ impl<T: Handler> CmId<T> {
         crate::to_result(unsafe { bindings::rdma_create_qp(self.raw(), pd.as_ptr(), &mut attr) })?;
         // SAFETY: set by the successful call above.
         let ptr = NonNull::new(unsafe { bindings::rrs_cm_id_qp(self.raw()) }).ok_or(EINVAL)?;
+        // INVARIANT: created just above with `pd` and `cq`; `drop` destroys it.
         let qp: &Qp = self.qp.insert(Qp {
             ptr,
             _pd: pd.clone(),
@@ -718,6 +729,15 @@ impl<T: Handler> Drop for CmId<T> {
     }
 }
 
+/// The `event_handler` of every id, called by rdma_cm in process context,
+/// serialised per id, with the id's handler lock held.
+///
+/// # Safety
+///
+/// `id` and `ev` must be a live id and its event for the duration of the
+/// call, and `id`'s `context` the `Arc<T>` of the id's [`CmId<T>`] (for a
+/// connect request: of the listener's), alive until that id is destroyed,
+/// which waits for running handlers.
 unsafe extern "C" fn event_trampoline<T: Handler>(
     id: *mut bindings::rdma_cm_id,
     ev: *mut bindings::rdma_cm_event,
@@ -749,6 +769,8 @@ unsafe extern "C" fn event_trampoline<T: Handler>(
         &[][..]
     };
     let adopted = Cell::new(false);
+    // INVARIANT: `id` is live while its handler runs, and `idref` does not
+    // outlive this call.
     let idref = IdRef {
         id: id_nn,
         adopted: &adopted,

@@ -53,6 +53,7 @@ impl Cq {
                 },
             )
         })?;
+        // INVARIANT: allocated just above; `drop` frees it.
         Ok(Arc::new(Self { ptr }, GFP_KERNEL)?)
     }
 

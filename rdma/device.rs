@@ -31,6 +31,8 @@ impl<'a> Device<'a> {
     ///
     /// `ptr` must be a registered device that outlives `'a`.
     pub(crate) unsafe fn from_raw(ptr: *mut bindings::ib_device) -> Option<Self> {
+        // INVARIANT: the caller guarantees that the device stays registered
+        // for `'a`.
         Some(Self {
             ptr: NonNull::new(ptr)?,
             _p: PhantomData,
@@ -140,6 +142,7 @@ impl<T: ClientOps> Registration<T> {
             unsafe { reg.as_mut().get_unchecked_mut().slot = usize::MAX };
             return Err(e);
         }
+        // INVARIANT: `client` is registered and recorded in `slot`.
         Ok(reg)
     }
 
@@ -228,6 +231,12 @@ fn reg_of<'a, T: ClientOps>() -> Option<&'a Registration<T>> {
     })
 }
 
+/// The `add` callback of a [`Registration<T>`]'s `ib_client`, called by the
+/// RDMA core in process context for every device.
+///
+/// # Safety
+///
+/// `dev` must be a registered device that stays registered during the call.
 unsafe extern "C" fn add_trampoline<T: ClientOps>(dev: *mut bindings::ib_device) -> i32 {
     let Some(reg) = reg_of::<T>() else {
         return EINVAL.to_errno();
@@ -254,6 +263,13 @@ unsafe extern "C" fn add_trampoline<T: ClientOps>(dev: *mut bindings::ib_device)
     }
 }
 
+/// The `remove` callback of a [`Registration<T>`]'s `ib_client`, called by
+/// the RDMA core before a device finishes unregistering.
+///
+/// # Safety
+///
+/// `dev` must be a registered device that stays registered during the call,
+/// and `data` the client data `add_trampoline` set for it (or null).
 unsafe extern "C" fn remove_trampoline<T: ClientOps>(
     dev: *mut bindings::ib_device,
     data: *mut core::ffi::c_void,

@@ -69,6 +69,7 @@ impl DmaBuf {
         if unsafe { bindings::rrs_ib_dma_mapping_error(dev, addr) } != 0 {
             return Err(ENOMEM);
         }
+        // INVARIANT: `addr` maps `buf`, which is never resized.
         Ok(Self {
             pd: pd.clone(),
             buf,

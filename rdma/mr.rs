@@ -63,6 +63,8 @@ impl FrMr {
                 pages,
             )
         })?;
+        // INVARIANT: allocated just above on `buf`'s PD; `mapped` is set once
+        // the page list covers `buf`.
         let mut mr = Self {
             ptr,
             buf,

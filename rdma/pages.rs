@@ -53,6 +53,7 @@ impl PageBlock {
             unsafe { bindings::rrs_free_pages(page.as_ptr(), order) };
             return Err(ENOMEM);
         };
+        // INVARIANT: `page` is a lowmem block of this order, `addr` its mapping.
         Ok(Self { page, addr, order })
     }
 
@@ -188,6 +189,7 @@ impl BlockMr {
         }
         // SAFETY: live MR.
         let rkey = unsafe { (*mr.as_ptr()).rkey };
+        // INVARIANT: `mr`'s page list is the single mapping `dma` of `block`.
         let this = Self {
             mr,
             rkey: AtomicU32::new(rkey),

@@ -32,6 +32,8 @@ impl Pd {
     pub fn new(dev: Device<'_>) -> Result<Arc<Self>> {
         // SAFETY: `dev` is registered (its invariant).
         let ptr = crate::from_err_ptr(unsafe { bindings::rrs_ib_alloc_pd(dev.as_ptr(), 0) })?;
+        // INVARIANT: allocated just above on a registered device, which its
+        // owner frees the PD before unregistering.
         Ok(Arc::new(Self { ptr }, GFP_KERNEL)?)
     }
 

@@ -27,8 +27,6 @@
 //!
 //! [`Arc`]: kernel::sync::Arc
 
-#![allow(clippy::missing_safety_doc)]
-
 /// Prefix of this crate's `pr_*` messages.
 const __LOG_PREFIX: &[u8] = b"rdma\0";
 

@@ -16,6 +16,10 @@ use kernel::str::CStr;
 use kernel::sync::Arc;
 
 /// A kobject to create things under, borrowed from its owner.
+///
+/// # Invariants
+///
+/// `ptr` is a live kobject for `'a`.
 #[derive(Clone, Copy)]
 pub struct KobjRef<'a> {
     ptr: NonNull<bindings::kobject>,
@@ -36,6 +40,7 @@ impl KobjRef<'_> {
     ///
     /// `ptr` must be a live kobject for `'a`.
     pub unsafe fn from_raw<'a>(ptr: *mut core::ffi::c_void) -> Option<KobjRef<'a>> {
+        // INVARIANT: the caller guarantees that the kobject lives for `'a`.
         Some(KobjRef {
             ptr: NonNull::new(ptr.cast())?,
             _p: core::marker::PhantomData,
@@ -91,6 +96,13 @@ pub trait Attrs: Send + Sync + 'static {
     }
 }
 
+/// `show` of an attribute served by `T`, called by the C glue (`sysfs.c`)
+/// in process context.
+///
+/// # Safety
+///
+/// `ctx` must be the `Arc<T>` context of the attribute's kobject, which that
+/// kobject owns until its release, and `buf` a writable page for the call.
 unsafe extern "C" fn show_tramp<T: Attrs>(
     ctx: *mut core::ffi::c_void,
     idx: u32,
@@ -107,6 +119,13 @@ unsafe extern "C" fn show_tramp<T: Attrs>(
     }
 }
 
+/// `store` of an attribute served by `T`, called by the C glue (`sysfs.c`)
+/// in process context.
+///
+/// # Safety
+///
+/// `ctx` must be as for [`show_tramp`], and `buf` readable for `n` bytes
+/// during the call.
 unsafe extern "C" fn store_tramp<T: Attrs>(
     ctx: *mut core::ffi::c_void,
     idx: u32,
@@ -123,6 +142,13 @@ unsafe extern "C" fn store_tramp<T: Attrs>(
     }
 }
 
+/// Release of a kobject served by `T`, called by the C glue (`sysfs.c`) once
+/// its last reference is gone.
+///
+/// # Safety
+///
+/// `ctx` must be the kobject's `Arc<T>` context (from `Arc::into_raw`), and
+/// this the only call for it: the reference is given back here.
 unsafe extern "C" fn release_tramp<T: Attrs>(ctx: *mut core::ffi::c_void) {
     // SAFETY: the kobject's reference, from `Arc::into_raw` in `Dir::new`,
     // released exactly once.
@@ -190,6 +216,7 @@ impl Dir {
             )
         };
         match crate::from_err_ptr(k) {
+            // INVARIANT: created just above; `drop` destroys it.
             Ok(k) => Ok(Self { k }),
             Err(e) => {
                 // SAFETY: C did not keep `ctx` (it releases without calling
@@ -249,6 +276,7 @@ impl PlainDir {
     pub fn new(parent: KobjRef<'_>, name: &CStr) -> Result<Self> {
         // SAFETY: live parent; `name` is copied.
         let k = unsafe { bindings::rrs_dir_create(parent.ptr.as_ptr(), name.as_char_ptr()) };
+        // INVARIANT: created just above (NULL on failure); `drop` removes it.
         Ok(Self {
             k: NonNull::new(k).ok_or(ENOMEM)?,
         })
@@ -256,6 +284,7 @@ impl PlainDir {
 
     /// This directory.
     pub fn kobj(&self) -> KobjRef<'_> {
+        // INVARIANT: the directory lives as long as the borrow of `self`.
         KobjRef {
             ptr: self.k,
             _p: core::marker::PhantomData,
@@ -296,6 +325,8 @@ impl Link {
         crate::to_result(unsafe {
             bindings::rrs_sysfs_link(from.ptr.as_ptr(), to.ptr.as_ptr(), n.as_ptr().cast())
         })?;
+        // INVARIANT: the link was created in `from`, and the C glue took a
+        // reference of `from`.
         Ok(Self {
             from: from.ptr,
             name: n,
@@ -335,6 +366,7 @@ impl Class {
         // SAFETY: live class; `ctl` is copied.
         let dev = unsafe { bindings::rrs_class_device_create(cls.as_ptr(), ctl.as_char_ptr()) };
         match crate::from_err_ptr(dev) {
+            // INVARIANT: both created just above; `drop` destroys them.
             Ok(dev) => Ok(Self { cls, dev }),
             Err(e) => {
                 // SAFETY: created above, no device in it.
@@ -379,6 +411,7 @@ impl Class {
             )
         };
         match crate::from_err_ptr(p) {
+            // INVARIANT: created just above with `ctx`.
             Ok(p) => Ok(DevFiles { p, ctx }),
             Err(e) => {
                 // SAFETY: C keeps nothing on failure.

@@ -42,6 +42,12 @@ unsafe impl<T: Tick> Send for Timer<T> {}
 // SAFETY: as above.
 unsafe impl<T: Tick> Sync for Timer<T> {}
 
+/// The work function of a [`Timer<T>`]'s `rrs_dwork`, in process context.
+///
+/// # Safety
+///
+/// `ctx` must be the `Arc<T>` context of a [`Timer<T>`], which keeps it until
+/// after it cancelled this work synchronously.
 unsafe extern "C" fn trampoline<T: Tick>(ctx: *mut core::ffi::c_void) {
     // SAFETY: `ctx` is the `Arc<T>` the timer holds until after it cancelled
     // this work synchronously, so it is alive while this runs.
@@ -56,6 +62,7 @@ impl<T: Tick> Timer<T> {
         // SAFETY: the trampoline matches `ctx`'s type.
         let d = unsafe { bindings::rrs_dwork_new(Some(trampoline::<T>), ctx.cast_mut().cast()) };
         match NonNull::new(d) {
+            // INVARIANT: `d` was created with `ctx` and `trampoline::<T>`.
             Some(d) => Ok(Self {
                 d,
                 ctx,

@@ -40,6 +40,7 @@ impl OwnedQueue {
         let p = unsafe {
             bindings::rrs_alloc_workqueue(name.as_char_ptr(), bindings::wq_flags_WQ_UNBOUND)
         };
+        // INVARIANT: allocated just above (NULL on failure); `drop` destroys it.
         Ok(Arc::new(
             Self {
                 ptr: NonNull::new(p).ok_or(ENOMEM)?,

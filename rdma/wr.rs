@@ -166,6 +166,8 @@ impl<T: Completion> Posted<T> {
             },
             flags,
         )?;
+        // INVARIANT: `cqe` (the first field of a `repr(C)` struct) gets its
+        // only field, `done`, set to `done_trampoline::<T>`.
         // SAFETY: `cqe` is ours, valid to write; `ib_cqe` has the single `done` field.
         unsafe { (*b.cqe.get()).done = Some(done_trampoline::<T>) };
         Ok(b)
@@ -197,6 +199,14 @@ impl<T: Completion> Posted<T> {
     }
 }
 
+/// The `ib_cqe.done` of a [`Posted<T>`], called by the RDMA core in the CQ's
+/// context (softirq or workqueue) once per posted request.
+///
+/// # Safety
+///
+/// `wc` must be a valid completion for the duration of the call whose
+/// `wr_cqe` comes from [`Posted::into_cqe`] (with this `T`) and was posted: the device
+/// reports it exactly once, and this call takes its box back.
 unsafe extern "C" fn done_trampoline<T: Completion>(
     _cq: *mut bindings::ib_cq,
     wc: *mut bindings::ib_wc,
@@ -231,6 +241,12 @@ impl ChainCqe {
     }
 }
 
+/// The `ib_cqe.done` of [`CHAIN_CQE`], called by the RDMA core for a failed
+/// or flushed unsignaled request of a chain.
+///
+/// # Safety
+///
+/// `wc` must be a valid completion for the duration of the call.
 unsafe extern "C" fn chain_done(_cq: *mut bindings::ib_cq, wc: *mut bindings::ib_wc) {
     // SAFETY: valid for the duration of the call.
     let wc = WorkCompletion::from_raw(unsafe { &*wc });

@@ -6,8 +6,12 @@
 #   clippy  the module build with the kernel's CLIPPY=1 lint set, in a
 #           temporary copy of the sources, against the $FLAVOUR kernel tree
 #           (tools/env.sh; perf by default); -Dwarnings makes any finding fail
+#   ffi     FFI discipline: a `// SAFETY:` comment right above every `unsafe`
+#           block and `unsafe impl`, a `# Safety` section in the doc comment
+#           of every `unsafe fn` and `extern "C" fn`, an `# Invariants`
+#           section on every type that holds a raw pointer
 #
-# Usage: tools/lint.sh [--fix] [fmt] [clippy]    (no names: all checks)
+# Usage: tools/lint.sh [--fix] [fmt] [clippy] [ffi]    (no names: all checks)
 #   --fix  rustfmt the files in place first
 # Prints what it found; exits 1 if any check found something (or could not
 # run), 0 if all are clean.  Needs Debian's rustfmt-web and rust-web-clippy,
@@ -23,11 +27,11 @@ fix=0 checks=()
 for a in "$@"; do
 	case $a in
 	--fix) fix=1 ;;
-	fmt | clippy) checks+=("$a") ;;
-	*) echo "usage: $0 [--fix] [fmt] [clippy]" >&2; exit 2 ;;
+	fmt | clippy | ffi) checks+=("$a") ;;
+	*) echo "usage: $0 [--fix] [fmt] [clippy] [ffi]" >&2; exit 2 ;;
 	esac
 done
-[ ${#checks[@]} -gt 0 ] || checks=(fmt clippy)
+[ ${#checks[@]} -gt 0 ] || checks=(fmt ffi clippy)
 
 # The crates' Rust sources, without the generated ones (bindgen's output).
 rs_files() {
@@ -88,6 +92,106 @@ check_clippy() {
 		result clippy 1 "$n finding(s) against $KBUILD"
 	else
 		result clippy 0 "$KBUILD"
+	fi
+}
+
+# The `ffi` check, on the files named as arguments.  Line-based: an
+# `unsafe` block or impl needs `// SAFETY:` in the comment lines directly
+# above its line (attributes in between are skipped), which is stricter than
+# clippy's undocumented_unsafe_blocks (that accepts the comment above the
+# statement the block is part of).
+ffi_check_py() {
+	cat <<'PY'
+import re, sys
+
+STR = re.compile(r'"(?:[^"\\]|\\.)*"')
+CHR = re.compile(r"b?'(?:[^'\\]|\\.)'")
+UNSAFE_BLOCK = re.compile(r'\bunsafe\s*\{')
+UNSAFE_IMPL = re.compile(r'^\s*unsafe\s+impl\b')
+FFI_FN = re.compile(r'^\s*(pub(\([^)]*\))?\s+)?(const\s+)?(?P<u>unsafe\s+)?'
+                    r'(?P<e>extern\s+"C"\s+)?fn\s+\w+')
+TYPE = re.compile(r'^\s*(pub(\([^)]*\))?\s+)?(struct|enum|union)\s+\w+')
+RAW_PTR = re.compile(r'\*(mut|const)\s|NonNull\s*<')
+
+
+def code_of(line):
+    """The line without string and char literals and without a // comment."""
+    s = CHR.sub("' '", STR.sub('""', line))
+    i = s.find('//')
+    return s if i < 0 else s[:i]
+
+
+def block_above(lines, i, prefix):
+    """The contiguous lines starting with `prefix` right above line i
+    (attribute lines between them and line i skipped)."""
+    j = i - 1
+    while j >= 0 and re.match(r'\s*#!?\[', lines[j]):
+        j -= 1
+    out = []
+    while j >= 0 and lines[j].lstrip().startswith(prefix):
+        out.append(lines[j])
+        j -= 1
+    return out
+
+
+def item_body(lines, i):
+    """The code of the item that starts on line i, to its last `}` or `;`."""
+    depth = 0
+    for j in range(i, len(lines)):
+        c = code_of(lines[j])
+        yield c
+        depth += c.count('{') + c.count('(') - c.count('}') - c.count(')')
+        if depth <= 0 and c.rstrip().endswith(('}', ';')):
+            return
+
+
+findings = []
+n = dict(blocks=0, impls=0, unsafe_fns=0, extern_fns=0, ptr_types=0)
+for path in sys.argv[1:]:
+    lines = open(path, encoding='utf-8').read().split('\n')
+    for i, line in enumerate(lines):
+        code = code_of(line)
+        at = f'{path}:{i + 1}: '
+        blocks = len(UNSAFE_BLOCK.findall(code))
+        impl = UNSAFE_IMPL.search(code) is not None
+        if blocks or impl:
+            n['blocks'] += blocks
+            n['impls'] += impl
+            if not any('SAFETY:' in c for c in block_above(lines, i, '//')):
+                what = '`unsafe impl`' if impl else '`unsafe` block'
+                findings.append(at + what + ' without a `// SAFETY:` comment right above')
+        m = FFI_FN.match(line)
+        if m and (m['u'] or m['e']):
+            n['extern_fns' if m['e'] else 'unsafe_fns'] += 1
+            if not any('# Safety' in c for c in block_above(lines, i, '///')):
+                what = '`extern "C" fn`' if m['e'] else '`unsafe fn`'
+                findings.append(at + what + ' without a `# Safety` section in its doc comment')
+        # `PhantomData<*mut ..>`, the marker of an opaque C type, holds no pointer.
+        if TYPE.match(code) and any(RAW_PTR.search(c) and 'PhantomData' not in c
+                                    for c in item_body(lines, i)):
+            n['ptr_types'] += 1
+            if not any('# Invariants' in c for c in block_above(lines, i, '///')):
+                findings.append(at + 'type holding a raw pointer without an `# Invariants` section')
+
+for f in findings:
+    print(f)
+print('{blocks} unsafe blocks, {impls} unsafe impls, {unsafe_fns} unsafe fns, '
+      '{extern_fns} extern "C" fns, {ptr_types} types holding raw pointers; '.format(**n)
+      + f'{len(findings)} finding(s)')
+sys.exit(1 if findings else 0)
+PY
+}
+
+check_ffi() {
+	local files out rc
+	mapfile -t files < <(rs_files)
+	out=$(cd "$RNBD_TOP" && python3 -c "$(ffi_check_py)" "${files[@]}" 2>&1)
+	rc=$?
+	if [ $rc = 0 ]; then
+		result ffi 0 "$(printf '%s\n' "$out" | tail -n1)"
+	else
+		printf '%s\n' "$out" | sed '$d'
+		result ffi 1 "$(printf '%s\n' "$out" | tail -n1)"
 	fi
 }
 
