@@ -69,7 +69,6 @@ extern "C" {
     fn rrs_bdev_limits(f: *mut RawFile, l: *mut RawLimits);
     fn rrs_bdev_name(f: *mut RawFile, buf: *mut u8, len: usize) -> i32;
     fn rrs_bdev_disk_kobj(f: *mut RawFile) -> *mut core::ffi::c_void;
-    #[allow(clippy::too_many_arguments)]
     fn rrs_bio_submit(
         f: *mut RawFile,
         op: u32,
@@ -87,7 +86,7 @@ extern "C" {
 
 /// Limits and size of a block device, as RNBD's open response reports them.
 #[derive(Clone, Copy, Debug, Default)]
-#[allow(missing_docs)] // Same names and units as the block layer's accessors.
+#[expect(missing_docs)] // Same names and units as the block layer's accessors.
 pub struct Limits {
     pub nr_sectors: u64,
     pub max_hw_sectors: u32,
@@ -122,11 +121,7 @@ impl Bdev {
     /// Opens the block device at `path`, for writing too if `write`.
     pub fn open(path: &CStr, write: bool) -> Result<Self> {
         // SAFETY: `path` is NUL-terminated and valid for the call.
-        let f = unsafe { rrs_bdev_open(path.as_char_ptr(), write) };
-        let p = f as isize;
-        if (-4095..0).contains(&p) {
-            return Err(Error::from_errno(p as i32));
-        }
+        let f = kernel::error::from_err_ptr(unsafe { rrs_bdev_open(path.as_char_ptr(), write) })?;
         // INVARIANT: opened just above; `drop` puts it.
         Ok(Self {
             file: NonNull::new(f).ok_or(ENODEV)?,

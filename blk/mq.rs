@@ -51,7 +51,7 @@ struct RawRequest {
 /// `struct rrs_disk_params` of mq_glue.h.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
-#[allow(missing_docs)] // The block layer's limits, same names and units.
+#[expect(missing_docs)] // The block layer's limits, same names and units.
 pub struct DiskParams {
     pub sectors: u64,
     pub max_hw_sectors: u32,
@@ -112,12 +112,9 @@ extern "C" {
     fn rrs_unregister_blkdev(major: i32, name: *const kernel::ffi::c_char);
 }
 
+/// An `ERR_PTR`-or-NULL result of the C glue as a `Result`.
 fn err_ptr<T>(p: *mut T) -> Result<NonNull<T>> {
-    let v = p as isize;
-    if (-4095..0).contains(&v) {
-        return Err(Error::from_errno(v as i32));
-    }
-    NonNull::new(p).ok_or(ENOMEM)
+    NonNull::new(kernel::error::from_err_ptr(p)?).ok_or(ENOMEM)
 }
 
 /// The driver side of a disk's queue.
@@ -286,10 +283,7 @@ impl<T: Queue> Disk<T> {
             return Err(EEXIST);
         }
         // SAFETY: live, not yet added disk.
-        let r = unsafe { rrs_disk_add(self.disk.as_ptr()) };
-        if r < 0 {
-            return Err(Error::from_errno(r));
-        }
+        kernel::error::to_result(unsafe { rrs_disk_add(self.disk.as_ptr()) })?;
         self.added = true;
         Ok(())
     }

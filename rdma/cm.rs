@@ -40,7 +40,7 @@ impl SockAddr {
 
 /// Kind of a connection manager event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[allow(missing_docs)] // One variant per `RDMA_CM_EVENT_*`, same meaning.
+#[expect(missing_docs)] // One variant per `RDMA_CM_EVENT_*`, same meaning.
 pub enum EventKind {
     AddrResolved,
     AddrError,
@@ -156,7 +156,7 @@ impl ConnParam<'_> {
 ///
 /// Its SGEs and MR are borrowed from the request's owner (see
 /// [`Qp::post_send`]), which keeps them alive until the chain completes.
-#[allow(missing_docs)] // The fields are documented on their variants.
+#[expect(missing_docs)] // The fields are documented on their variants.
 #[derive(Clone, Copy)]
 pub enum SendOp<'a> {
     /// SEND of `sge` (or of nothing).

@@ -31,16 +31,28 @@ impl<'a> Device<'a> {
     ///
     /// `ptr` must be a registered device that outlives `'a`.
     pub(crate) unsafe fn from_raw(ptr: *mut bindings::ib_device) -> Option<Self> {
+        // SAFETY: the caller's guarantee, passed on.
+        Some(unsafe { Self::from_non_null(NonNull::new(ptr)?) })
+    }
+
+    /// # Safety
+    ///
+    /// `ptr` must be a registered device that outlives `'a`.
+    pub(crate) unsafe fn from_non_null(ptr: NonNull<bindings::ib_device>) -> Self {
         // INVARIANT: the caller guarantees that the device stays registered
         // for `'a`.
-        Some(Self {
-            ptr: NonNull::new(ptr)?,
+        Self {
+            ptr,
             _p: PhantomData,
-        })
+        }
     }
 
     pub(crate) fn as_ptr(&self) -> *mut bindings::ib_device {
         self.ptr.as_ptr()
+    }
+
+    pub(crate) fn as_non_null(&self) -> NonNull<bindings::ib_device> {
+        self.ptr
     }
 
     /// The device name, e.g. `rxe0`.

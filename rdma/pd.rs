@@ -15,11 +15,12 @@ use kernel::sync::Arc;
 ///
 /// # Invariants
 ///
-/// `ptr` is a PD allocated by `ib_alloc_pd` and not yet deallocated; its device
-/// stays registered while the PD exists (the owner of the PD frees it on device
-/// removal, before the device's unregistration completes).
+/// `ptr` is a PD allocated by `ib_alloc_pd` on `dev` and not yet deallocated;
+/// `dev` stays registered while the PD exists (the owner of the PD frees it on
+/// device removal, before the device's unregistration completes).
 pub struct Pd {
     ptr: NonNull<bindings::ib_pd>,
+    dev: NonNull<bindings::ib_device>,
 }
 
 // SAFETY: a PD is a handle the RDMA core allows to use from any context.
@@ -32,9 +33,15 @@ impl Pd {
     pub fn new(dev: Device<'_>) -> Result<Arc<Self>> {
         // SAFETY: `dev` is registered (its invariant).
         let ptr = crate::from_err_ptr(unsafe { bindings::rrs_ib_alloc_pd(dev.as_ptr(), 0) })?;
-        // INVARIANT: allocated just above on a registered device, which its
-        // owner frees the PD before unregistering.
-        Ok(Arc::new(Self { ptr }, GFP_KERNEL)?)
+        // INVARIANT: allocated just above on `dev`, registered, whose owner
+        // frees the PD before unregistering it.
+        Ok(Arc::new(
+            Self {
+                ptr,
+                dev: dev.as_non_null(),
+            },
+            GFP_KERNEL,
+        )?)
     }
 
     pub(crate) fn as_ptr(&self) -> *mut bindings::ib_pd {
@@ -43,9 +50,9 @@ impl Pd {
 
     /// The device this PD belongs to.
     pub fn device(&self) -> Device<'_> {
-        // SAFETY: `device` is set at allocation and the device outlives the PD
-        // (type invariant).
-        unsafe { Device::from_raw((*self.as_ptr()).device) }.expect("PD without device")
+        // SAFETY: the device outlives the PD (type invariant), and so the
+        // borrow of `self`.
+        unsafe { Device::from_non_null(self.dev) }
     }
 
     /// The lkey that covers all DMA-mapped memory, for local SGEs.

@@ -156,21 +156,10 @@ macro_rules! peer_info {
 }
 
 /// Converts a pointer returned by the RDMA core (`ERR_PTR` convention, or
-/// NULL) into a `Result`.
+/// NULL for an allocation failure) into a `Result`.
 fn from_err_ptr<T>(ptr: *mut T) -> Result<NonNull<T>> {
-    let val = ptr as isize;
-    // The kernel encodes errors as the last page of the address space.
-    if (-4095..0).contains(&val) {
-        return Err(Error::from_errno(val as i32));
-    }
-    NonNull::new(ptr).ok_or(ENOMEM)
+    NonNull::new(kernel::error::from_err_ptr(ptr)?).ok_or(ENOMEM)
 }
 
 /// Converts a C return code (0 or a negative errno) into a `Result`.
-fn to_result(ret: i32) -> Result {
-    if ret < 0 {
-        Err(Error::from_errno(ret))
-    } else {
-        Ok(())
-    }
-}
+use kernel::error::to_result;

@@ -240,10 +240,12 @@ impl Dir {
 
     /// This directory, to create things under.
     pub fn kobj(&self) -> KobjRef<'_> {
-        // SAFETY: live kobject (type invariant).
-        let p = unsafe { bindings::rrs_kobj_kobj(self.k.as_ptr()) };
+        // SAFETY: live `rrs_kobj` (type invariant); the helper returns the
+        // address of its embedded kobject, which is not null.
+        let ptr = unsafe { NonNull::new_unchecked(bindings::rrs_kobj_kobj(self.k.as_ptr())) };
+        // INVARIANT: the kobject lives as long as `self`, which is borrowed.
         KobjRef {
-            ptr: NonNull::new(p).expect("kobject of a live rrs_kobj"),
+            ptr,
             _p: core::marker::PhantomData,
         }
     }
@@ -378,10 +380,12 @@ impl Class {
 
     /// The `ctl` device's directory.
     pub fn ctl(&self) -> KobjRef<'_> {
-        // SAFETY: live device.
-        let p = unsafe { bindings::rrs_device_kobj(self.dev.as_ptr()) };
+        // SAFETY: live device (type invariant); the helper returns the
+        // address of its embedded kobject, which is not null.
+        let ptr = unsafe { NonNull::new_unchecked(bindings::rrs_device_kobj(self.dev.as_ptr())) };
+        // INVARIANT: the device lives as long as `self`, which is borrowed.
         KobjRef {
-            ptr: NonNull::new(p).expect("kobject of a device"),
+            ptr,
             _p: core::marker::PhantomData,
         }
     }

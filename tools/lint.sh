@@ -9,7 +9,8 @@
 #   ffi     FFI discipline: a `// SAFETY:` comment right above every `unsafe`
 #           block and `unsafe impl`, a `# Safety` section in the doc comment
 #           of every `unsafe fn` and `extern "C" fn`, an `# Invariants`
-#           section on every type that holds a raw pointer
+#           section on every type that holds a raw pointer; and no
+#           `.unwrap()` / `.expect(` outside host-only test code
 #
 # Usage: tools/lint.sh [--fix] [fmt] [clippy] [ffi]    (no names: all checks)
 #   --fix  rustfmt the files in place first
@@ -102,7 +103,7 @@ check_clippy() {
 # statement the block is part of).
 ffi_check_py() {
 	cat <<'PY'
-import re, sys
+import os, re, sys
 
 STR = re.compile(r'"(?:[^"\\]|\\.)*"')
 CHR = re.compile(r"b?'(?:[^'\\]|\\.)'")
@@ -112,6 +113,8 @@ FFI_FN = re.compile(r'^\s*(pub(\([^)]*\))?\s+)?(const\s+)?(?P<u>unsafe\s+)?'
                     r'(?P<e>extern\s+"C"\s+)?fn\s+\w+')
 TYPE = re.compile(r'^\s*(pub(\([^)]*\))?\s+)?(struct|enum|union)\s+\w+')
 RAW_PTR = re.compile(r'\*(mut|const)\s|NonNull\s*<')
+PANIC = re.compile(r'\.(unwrap|expect)\(')
+CFG_TEST = re.compile(r'^\s*#\[cfg\(test\)\]')
 
 
 def code_of(line):
@@ -145,12 +148,27 @@ def item_body(lines, i):
             return
 
 
+files = {p: open(p, encoding='utf-8').read().split('\n') for p in sys.argv[1:]}
+# Host-only files: modules declared `#[cfg(test)] mod x;`.
+test_only = set()
+for path, lines in files.items():
+    for i, line in enumerate(lines[:-1]):
+        m = re.match(r'\s*(pub\s+)?mod\s+(\w+)\s*;', lines[i + 1])
+        if CFG_TEST.match(line) and m:
+            test_only.add(os.path.join(os.path.dirname(path), m[2] + '.rs'))
+
 findings = []
 n = dict(blocks=0, impls=0, unsafe_fns=0, extern_fns=0, ptr_types=0)
-for path in sys.argv[1:]:
-    lines = open(path, encoding='utf-8').read().split('\n')
+for path, lines in files.items():
+    in_test = path in test_only
+    test_end = -1
     for i, line in enumerate(lines):
         code = code_of(line)
+        # Host-only test code (`#[cfg(test)]` items) may panic.
+        if CFG_TEST.match(line) and i > test_end:
+            test_end = i + len(list(item_body(lines, i + 1)))
+        if not in_test and i > test_end and PANIC.search(code):
+            findings.append(f'{path}:{i + 1}: `.unwrap()`/`.expect()` in kernel code')
         at = f'{path}:{i + 1}: '
         blocks = len(UNSAFE_BLOCK.findall(code))
         impl = UNSAFE_IMPL.search(code) is not None
