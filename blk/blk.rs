@@ -29,7 +29,8 @@ pub mod mq;
 /// Prefix of this crate's `pr_*` messages.
 const __LOG_PREFIX: &[u8] = b"blk\0";
 
-/// `struct rrs_bdev_limits` of helpers.h.
+/// `struct rrs_bdev_limits` of helpers.h (private to the C glue, so no
+/// bindgen type: its size is asserted on both sides).
 #[repr(C)]
 #[derive(Default)]
 struct RawLimits {
@@ -47,7 +48,14 @@ struct RawLimits {
     fua: u8,
 }
 
+// Kept equal to the `static_assert` in helpers.c.
+const _: () = assert!(core::mem::size_of::<RawLimits>() == 40);
+
 type DoneFn = unsafe extern "C" fn(ctx: *mut core::ffi::c_void, err: i32);
+
+// The C types only ever behind a pointer are declared opaque here rather
+// than taken from `kernel::bindings`: without lockdep some of those contain
+// zero-sized members, which `improper_ctypes` refuses even behind pointers.
 
 /// `struct file`, only ever behind a pointer.
 #[repr(C)]

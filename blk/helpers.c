@@ -12,6 +12,9 @@
 #include <linux/slab.h>
 #include "helpers.h"
 
+/* Kept equal to the assertion on `RawLimits` in blk.rs. */
+static_assert(sizeof(struct rrs_bdev_limits) == 40);
+
 struct file *rrs_bdev_open(const char *path, bool write)
 {
 	blk_mode_t mode = BLK_OPEN_READ | (write ? BLK_OPEN_WRITE : 0);

@@ -22,6 +22,7 @@ use rdma::sysfs::KobjRef;
 
 use crate::Op;
 
+// C types only ever behind a pointer (see blk.rs on why not `kernel::bindings`).
 #[repr(C)]
 struct RawTagSet {
     _opaque: [u8; 0],
@@ -48,7 +49,8 @@ struct RawRequest {
     _marker: PhantomData<(*mut u8, core::marker::PhantomPinned)>,
 }
 
-/// `struct rrs_disk_params` of mq_glue.h.
+/// `struct rrs_disk_params` of mq_glue.h (private to the C glue, so no
+/// bindgen type: its size is asserted on both sides).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 #[expect(missing_docs)] // The block layer's limits, same names and units.
@@ -68,7 +70,7 @@ pub struct DiskParams {
     pub read_only: u8,
 }
 
-/// `struct rrs_rq_info` of mq_glue.h.
+/// `struct rrs_rq_info` of mq_glue.h (as [`DiskParams`]).
 #[repr(C)]
 #[derive(Default)]
 struct RawInfo {
@@ -79,6 +81,10 @@ struct RawInfo {
     fua: u8,
     sync: u8,
 }
+
+// Kept equal to the `static_assert`s in mq_glue.c.
+const _: () = assert!(core::mem::size_of::<DiskParams>() == 48);
+const _: () = assert!(core::mem::size_of::<RawInfo>() == 24);
 
 type QueueRqFn = unsafe extern "C" fn(ctx: *mut core::ffi::c_void, rq: *mut RawRequest) -> i32;
 

@@ -14,6 +14,10 @@
 #include "helpers.h"
 #include "mq_glue.h"
 
+/* Kept equal to the assertions on `DiskParams` and `RawInfo` in mq.rs. */
+static_assert(sizeof(struct rrs_disk_params) == 48);
+static_assert(sizeof(struct rrs_rq_info) == 24);
+
 struct rrs_tagset {
 	struct blk_mq_tag_set set;
 	struct block_device_operations fops;

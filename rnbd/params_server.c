@@ -18,6 +18,9 @@ struct rnbd_srv_params {
 	char dev_search_path[PATH_MAX];
 };
 
+/* Kept equal to the assertion on `RawParams` in rnbd_server.rs. */
+static_assert(sizeof(struct rnbd_srv_params) == 4098);
+
 void rnbd_srv_params_get(struct rnbd_srv_params *out);
 
 static u16 port_nr = RTRS_PORT;

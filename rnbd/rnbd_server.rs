@@ -39,12 +39,16 @@ module! {
     license: "GPL",
 }
 
-/// `struct rnbd_srv_params` of params_server.c.
+/// `struct rnbd_srv_params` of params_server.c (private to the C shim, so no
+/// bindgen type: its size is asserted on both sides).
 #[repr(C)]
 struct RawParams {
     port_nr: u16,
     dev_search_path: [u8; wire::PATH_MAX],
 }
+
+// Kept equal to the `static_assert` in params_server.c.
+const _: () = assert!(core::mem::size_of::<RawParams>() == 4098);
 
 // The module's C shim: fills the struct from the module parameters (a
 // reference is a valid, writable pointer to the whole struct, hence `safe`).
