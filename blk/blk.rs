@@ -24,6 +24,10 @@ use kernel::workqueue::{impl_has_work, new_work, Work, WorkItem};
 use rdma::pages::PageBlock;
 use rdma::wq::OwnedQueue;
 
+/// The operations of [`submit`] and of [`mq`] requests: RNBD's own, numbered
+/// as the C glue's `enum rrs_bio_op`.
+pub use proto::rnbd::Op;
+
 pub mod mq;
 
 /// Prefix of this crate's `pr_*` messages.
@@ -187,37 +191,6 @@ impl Drop for Bdev {
         // SAFETY: opened in `open`; bios hold an `Arc<Bdev>`, so none is in
         // flight any more.
         unsafe { rrs_bdev_close(self.file.as_ptr()) };
-    }
-}
-
-/// A bio operation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u32)]
-pub enum Op {
-    /// Read into the data.
-    Read = 0,
-    /// Write the data.
-    Write = 1,
-    /// Flush the device's volatile cache (an empty write with PREFLUSH).
-    Flush = 2,
-    /// Discard `bi_size` bytes.
-    Discard = 3,
-    /// Securely erase `bi_size` bytes.
-    SecureErase = 4,
-    /// Write zeroes over `bi_size` bytes.
-    WriteZeroes = 5,
-}
-
-impl Op {
-    /// True for the operations that carry data.
-    pub fn has_data(self) -> bool {
-        matches!(self, Op::Read | Op::Write)
-    }
-
-    /// True for the operations that change the device's data (a flush
-    /// only makes earlier writes durable).
-    pub fn modifies(self) -> bool {
-        !matches!(self, Op::Read | Op::Flush)
     }
 }
 

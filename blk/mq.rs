@@ -370,17 +370,8 @@ impl Rq {
         let mut i = RawInfo::default();
         // SAFETY: live request (type invariant).
         unsafe { rrs_rq_info(self.ptr.as_ptr(), &mut i) };
-        let op = match i.op {
-            0 => Some(Op::Read),
-            1 => Some(Op::Write),
-            2 => Some(Op::Flush),
-            3 => Some(Op::Discard),
-            4 => Some(Op::SecureErase),
-            5 => Some(Op::WriteZeroes),
-            _ => None,
-        };
         RqInfo {
-            op,
+            op: Op::try_from(i.op).ok(),
             sector: i.sector,
             bytes: i.bytes,
             ioprio: i.ioprio,

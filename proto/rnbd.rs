@@ -116,7 +116,9 @@ pub const F_SYNC: u32 = 1 << OP_BITS;
 /// `RNBD_F_FUA`.
 pub const F_FUA: u32 = 1 << (OP_BITS + 1);
 
-/// `enum rnbd_io_flags`, operations.
+/// `enum rnbd_io_flags`, operations: the one operation type of rnbd-rs, on
+/// the wire (RNBD), in the block layer glue (`blk`, whose C side numbers
+/// them the same, see `enum rrs_bio_op`) and in between.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
 pub enum Op {
@@ -132,6 +134,40 @@ pub enum Op {
     SecureErase = 4,
     /// Write zeroes.
     WriteZeroes = 5,
+}
+
+impl Op {
+    /// True for the operations that carry data.
+    pub fn has_data(self) -> bool {
+        matches!(self, Op::Read | Op::Write)
+    }
+
+    /// True for the operations that change the device's data (a flush
+    /// only makes earlier writes durable).
+    pub fn modifies(self) -> bool {
+        !matches!(self, Op::Read | Op::Flush)
+    }
+}
+
+impl TryFrom<u32> for Op {
+    type Error = WireError;
+    /// Rejects unknown operations.
+    fn try_from(v: u32) -> Result<Self, WireError> {
+        Ok(match v {
+            0 => Op::Read,
+            1 => Op::Write,
+            2 => Op::Flush,
+            3 => Op::Discard,
+            4 => Op::SecureErase,
+            5 => Op::WriteZeroes,
+            o => {
+                return Err(WireError::BadValue {
+                    field: "rw op",
+                    value: o as u64,
+                })
+            }
+        })
+    }
 }
 
 /// A checked `rw` field: operation and flags.
@@ -162,20 +198,7 @@ impl TryFrom<u32> for OpFlags {
                 value: rw as u64,
             });
         }
-        let op = match rw & ((1 << OP_BITS) - 1) {
-            0 => Op::Read,
-            1 => Op::Write,
-            2 => Op::Flush,
-            3 => Op::Discard,
-            4 => Op::SecureErase,
-            5 => Op::WriteZeroes,
-            o => {
-                return Err(WireError::BadValue {
-                    field: "rw op",
-                    value: o as u64,
-                })
-            }
-        };
+        let op = Op::try_from(rw & ((1 << OP_BITS) - 1))?;
         Ok(Self {
             op,
             sync: rw & F_SYNC != 0,
@@ -787,6 +810,16 @@ mod hostile {
         }
         assert!(OpFlags::try_from(6).is_err());
         assert!(OpFlags::try_from(0xff).is_err());
+        let data: std::vec::Vec<Op> = (0..6u32)
+            .map(|v| Op::try_from(v).unwrap())
+            .filter(|op| op.has_data())
+            .collect();
+        assert_eq!(data, [Op::Read, Op::Write]);
+        let ro: std::vec::Vec<Op> = (0..6u32)
+            .map(|v| Op::try_from(v).unwrap())
+            .filter(|op| !op.modifies())
+            .collect();
+        assert_eq!(ro, [Op::Read, Op::Flush]);
         assert!(OpFlags::try_from(1 << 10).is_err());
         assert_eq!(
             msg_type(&[6, 0, 0, 0]),

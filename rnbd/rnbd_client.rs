@@ -30,7 +30,7 @@
 //! is decided by a compare-exchange on `Dev::state`, not by a lock.
 
 use blk::mq::{Disk, DiskParams, Major, Queue, Rq, TagSet};
-use blk::Op;
+
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use kernel::prelude::*;
 use kernel::str::CStr;
@@ -38,7 +38,7 @@ use kernel::sync::{new_condvar, new_mutex, Arc, CondVar, CondVarTimeoutResult, M
 use kernel::time::{ktime_ms_delta, msecs_to_jiffies, Ktime};
 use proto::addr::Addr;
 use proto::map::{parse_map, MapError};
-use proto::rnbd::{self as wire, AccessMode, MsgHdr, MsgType, OpFlags};
+use proto::rnbd::{self as wire, AccessMode, MsgHdr, MsgType, Op, OpFlags};
 use proto::wire::{Le16, Le32, Le64};
 use rdma::cm::SockAddr;
 use rdma::sysfs::{Attr, Attrs, Class, DevFiles, Dir, Emit, Link, PlainDir};
@@ -272,14 +272,6 @@ impl Queue for DevQueue {
         if self.read_only && op.modifies() {
             return rq.end(EROFS.to_errno());
         }
-        let wop = match op {
-            Op::Read => wire::Op::Read,
-            Op::Write => wire::Op::Write,
-            Op::Flush => wire::Op::Flush,
-            Op::Discard => wire::Op::Discard,
-            Op::SecureErase => wire::Op::SecureErase,
-            Op::WriteZeroes => wire::Op::WriteZeroes,
-        };
         let Some(permit) = self.sess.rtrs.permit(true) else {
             return rq.end(EIO.to_errno());
         };
@@ -293,7 +285,7 @@ impl Queue for DevQueue {
         m.sector = Le64::new(i.sector);
         m.rw = Le32::new(
             OpFlags {
-                op: wop,
+                op,
                 sync: i.sync,
                 fua: i.fua,
             }

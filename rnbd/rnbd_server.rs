@@ -23,7 +23,7 @@ use kernel::prelude::*;
 use kernel::str::CStr;
 use kernel::sync::{new_condvar, new_mutex, Arc, CondVar, Mutex};
 use kernel::time::msecs_to_jiffies;
-use proto::rnbd::{self as wire, AccessMode, MsgIo, MsgType, Op, OpFlags, OpenRsp};
+use proto::rnbd::{self as wire, AccessMode, MsgIo, MsgType, OpFlags, OpenRsp};
 use proto::wire::{Le16, Le32, Le64};
 use rdma::sysfs::{Attr, Attrs, Class, Dir, Emit, KobjRef, Link, PlainDir};
 use rdma::wq::OwnedQueue;
@@ -596,14 +596,7 @@ impl SrvSess {
                 );
                 rdma::code::enotconn()
             })?;
-            let op = match f.op {
-                Op::Read => blk::Op::Read,
-                Op::Write => blk::Op::Write,
-                Op::Flush => blk::Op::Flush,
-                Op::Discard => blk::Op::Discard,
-                Op::SecureErase => blk::Op::SecureErase,
-                Op::WriteZeroes => blk::Op::WriteZeroes,
-            };
+            let op = f.op;
             if op.modifies() && sd.mode == AccessMode::Ro {
                 return Err(EPERM);
             }
