@@ -3,8 +3,8 @@
 //! RTRS 2.0 and RNBD 2.0 wire formats and codecs.
 //!
 //! Pure data and arithmetic: no kernel dependencies, no `unsafe`, so the same
-//! source is compiled into `rtrs-core.ko` and tested (and fuzzed) on the host
-//! with `cargo test`.  Everything that decodes bytes from the network returns
+//! source is compiled into `rtrs-core.ko` and tested on the host with
+//! `cargo test` (fixed inputs and the golden bytes of the C headers).  Everything that decodes bytes from the network returns
 //! an error for values it does not know instead of trusting them.
 
 // The kernel build passes `-Zcrate-attr=no_std` itself.

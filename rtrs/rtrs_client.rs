@@ -268,8 +268,9 @@ impl Sess {
     }
 
     /// Takes a free permit; with `wait`, sleeps until one is free (or the
-    /// session closes).  Waiters are woken one per freed permit, in queue
-    /// order, so every device of the session gets its turn.
+    /// session closes).  A freed permit wakes every waiter (`notify_all`);
+    /// the first to take the lock gets it, the others sleep again (at most
+    /// 1 s before they look again).
     pub fn permit(self: &Arc<Self>, wait: bool) -> Option<Permit> {
         let mut g = self.permits.lock();
         loop {

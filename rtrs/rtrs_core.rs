@@ -2,8 +2,9 @@
 
 //! RTRS core: what the RTRS client and server modules share.
 //!
-//! This module (`rtrs-core.ko`, as upstream) carries three crates: `proto`
-//! (wire formats), `rdma` (the FFI layer) and this one.  It registers an
+//! This module (`rtrs-core.ko`, as upstream) carries four crates: `proto`
+//! (wire formats), `rdma` (the RDMA FFI layer), `blk` (the block-layer FFI
+//! layer, used by RNBD) and this one.  It registers an
 //! `ib_client` so that RDMA devices are tracked through the RDMA core's own
 //! device lifecycle instead of a private device cache.
 
@@ -20,9 +21,9 @@ module! {
 
 /// The RTRS protocol version this implementation speaks, as (major, minor).
 ///
-/// Not inlined: until the transport API arrives, this call is what makes the
-/// module above depend on this one (rustc inlines small functions across
-/// crates, which would leave modprobe without a symbol dependency).
+/// Not inlined: rustc inlines small functions across crates, and a module
+/// that only called inlined code of this one would leave modprobe without a
+/// symbol dependency on it.
 #[inline(never)]
 pub fn protocol_version() -> (u8, u8) {
     (proto::rtrs::VERSION_MAJOR, proto::rtrs::VERSION_MINOR)

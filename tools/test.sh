@@ -65,6 +65,18 @@ hf=$(awk '/^test result:/ {s += $6} END {print s + 0}' "$OUT/host.log")
 [ "$host_rc" != 0 ] && [ "$hf" = 0 ] && hf=1 # did not build
 pass=$((pass + hp)) fail=$((fail + hf))
 
+# --- host: Rust hygiene -------------------------------------------------------
+# rustfmt (the kernel's settings), the CLIPPY=1 module build against this
+# flavour's tree, the FFI rules (SAFETY comments, # Safety, # Invariants, no
+# unwrap/expect); KTAP lines of their own.
+log "rust hygiene"
+echo "TAP version 13"
+echo "1..3"
+hn=0
+hcheck "rustfmt --check, kernel settings (tools/lint.sh fmt)" "$T/lint.sh" fmt
+hcheck "FFI discipline (tools/lint.sh ffi)" "$T/lint.sh" ffi
+hcheck "clippy: CLIPPY=1 module build clean (tools/lint.sh clippy)" "$T/lint.sh" clippy
+
 # --- guests: kselftests ------------------------------------------------------
 trap '"$T/vm.sh" stop >/dev/null 2>&1' EXIT
 if "$T/vm.sh" start; then
@@ -92,6 +104,7 @@ if "$T/vm.sh" start; then
 	# the VMs gone after the stop (6 checks, KTAP).
 	echo "TAP version 13"
 	echo "1..6"
+	hn=0
 	hcheck "clt reaches srv over both links" both_links
 	hcheck "srv killed hard" "$T/vm.sh" kill srv
 	hcheck "srv is gone" srv_gone
