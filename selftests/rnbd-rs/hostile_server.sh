@@ -36,16 +36,25 @@ check "healthy session: first fio verify pass" first_pass
 res0=$(rdma_res clt)
 ktap_print_msg "client RDMA resources with the healthy session: $res0"
 
+# The tool's ready file and output go to the directory both guests share,
+# so that one command in the server guest per kind is enough (under the
+# debug kernel each such command costs seconds): it ends the previous
+# kind's tool, if still there, and starts this one.
+HS_DIR=$RNBD_SHARED/hostile-server
+rm -rf "$HS_DIR"
+mkdir -p "$HS_DIR"
+# Globs, not `test -e`: over 9p a failed lookup can stay cached.
+hs_ready() { local f; for f in "$HS_DIR/$1".read[y]; do [ -e "$f" ] && return 0; done; return 1; }
 port=1300
 nk=0
 for k in $("$HOSTILE" list server); do
 	nk=$((nk + 1))
 	port=$((port + 1))
-	srv "rm -f /tmp/hostile.ready; setsid $HOSTILE server --listen $SRV_IP1 --port $port --kind $k \
-		--ready /tmp/hostile.ready --timeout $((MAP_LIMIT + 30)) >/tmp/hostile-server.log 2>&1 </dev/null &"
-	if ! wait_for 30 srv test -e /tmp/hostile.ready; then
+	srv "pkill -f 'rnbd-hostile server' && sleep 1; setsid $HOSTILE server --listen $SRV_IP1 --port $port --kind $k \
+		--ready $HS_DIR/$k.ready --timeout $((MAP_LIMIT + 30)) >$HS_DIR/$k.log 2>&1 </dev/null &"
+	if ! wait_for 60 hs_ready "$k"; then
 		ktap_test_fail "hostile-server $k: the hostile server did not start"
-		srv cat /tmp/hostile-server.log | sed 's/^/# /'
+		sed 's/^/# /' "$HS_DIR/$k.log"
 		TEST_FAILED=1
 		continue
 	fi
@@ -79,7 +88,7 @@ for k in $("$HOSTILE" list server); do
 		fi
 	fi
 	[ "$(ndev)" = "$before" ] || { ok=1; detail="$detail; device count $before -> $(ndev)"; }
-	srv "pkill -f 'rnbd-hostile server'; sleep 1; cat /tmp/hostile-server.log" | sed 's/^/# /'
+	sed 's/^/# /' "$HS_DIR/$k.log"
 	kind_verdict "hostile-server $k" clt "$mark" "$ok" "$detail"
 done
 ktap_print_msg "$nk hostile-server kinds"
