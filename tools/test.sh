@@ -6,7 +6,8 @@
 # the other cheaper checkers; debug for KASAN; perf for none), RNBD_CACHE,
 # RNBD_RUN; see tools/env.sh.  RNBD_TESTS: a space-separated subset of the
 # kselftests to run (e.g. "hostile_client.sh hostile_server.sh" for a
-# deeper pass under FLAVOUR=debug); all of them by default.
+# deeper pass under FLAVOUR=debug); all of them by default.  HOSTILE_KINDS:
+# a space-separated subset of the hostile tool's kinds for the hostile tests.
 set -uo pipefail
 export FLAVOUR=${FLAVOUR:-checked}
 . "$(dirname "$0")/env.sh"
@@ -91,7 +92,7 @@ if "$T/vm.sh" start; then
 	*) ksft_timeout= ;;
 	esac
 	"$T/vm.sh" exec clt -t 5400 -- \
-		"cd $RNBD_TOP/selftests/rnbd-rs && make -s KSRC=$KSRC ${RNBD_TESTS:+TEST_PROGS='$RNBD_TESTS'} $ksft_timeout run_tests" | tee "$OUT/kselftest.tap"
+		"cd $RNBD_TOP/selftests/rnbd-rs && ${HOSTILE_KINDS:+HOSTILE_KINDS='$HOSTILE_KINDS'} make -s KSRC=$KSRC ${RNBD_TESTS:+TEST_PROGS='$RNBD_TESTS'} $ksft_timeout run_tests" | tee "$OUT/kselftest.tap"
 	for vm in clt srv; do "$T/vm.sh" dmesg "$vm" >"$OUT/dmesg-$vm.log" 2>&1; done
 	# Each test's own KTAP lines (see selftests/rnbd-rs/lib.sh).
 	for f in "$RUN"/shared/results/*.log; do

@@ -46,6 +46,16 @@ healthy_stop() {
 
 REPORT_RE='WARNING:|BUG:|KASAN:|UBSAN:|Oops|general protection|possible circular locking|possible recursive locking|inconsistent lock state|sleeping function called from invalid context|suspicious RCU usage|Call Trace:|blocked for more than|kmemleak'
 
+# hostile_kinds <client|server>: the kinds to run: all the tool has, or
+# the subset in HOSTILE_KINDS (space-separated; e.g. to run a few again
+# under the debug kernel).
+hostile_kinds() {
+	if [ -n "${HOSTILE_KINDS:-}" ]; then echo "$HOSTILE_KINDS"; else "$HOSTILE" list "$1" 2>/dev/null; fi
+}
+# min_kinds <n>: how many kinds must have run: n for the whole set, all of
+# them for a subset.
+min_kinds() { if [ -n "${HOSTILE_KINDS:-}" ]; then wc -w <<<"$HOSTILE_KINDS"; else echo "$1"; fi; }
+
 # victim_log <clt|srv> <mark>: the victim's kernel log after a mark; fails
 # when the mark is not in the log.
 victim_log() { log_after "$@"; }
