@@ -24,9 +24,12 @@ logged() { logged_in clt "$1"; }
 unmap_all() {
 	local d
 	udevadm settle
+	local n=0
 	for d in /sys/block/rnbd*/rnbd/unmap_device; do
-		[ -e "$d" ] && { echo normal >"$d" || return 1; }
+		[ -e "$d" ] && { echo normal >"$d" || return 1; n=$((n + 1)); }
 	done
+	# Both devices of the test, not "nothing there to unmap".
+	[ "$n" = 2 ] || { ktap_print_msg "unmapped $n devices, expected 2"; return 1; }
 	wait_for 30 no_dev
 }
 P="path=ip:$SRV_IP0"
@@ -54,7 +57,8 @@ check "the same map again: EEXIST" map_says "File exists" "sessname=e2 $P device
 # The server refuses the open (EPERM), the client passes its errno on.
 check "a second rw mapping from another session: EPERM" map_says "Operation not permitted" "sessname=e3 $P device_path=/dev/nullb0 access_mode=rw"
 check "a ro mapping from another session" map "sessname=e4 $P device_path=/dev/nullb0 access_mode=ro"
-check "two devices mapped" wait_for 30 test "$(ndevs)" = 2
+ndevs_is() { [ "$(ndevs)" = "$1" ]; }
+check "two devices mapped" wait_for 30 ndevs_is 2
 ro_dev=$(dev_of ro) rw_dev=$(dev_of rw)
 check "one ro and one rw device" eval 'is_blockdev "$ro_dev" && is_blockdev "$rw_dev"'
 check "writes through the ro mapping: EPERM" write_fails "$ro_dev"

@@ -29,7 +29,7 @@ healthy_start() { # <device>
 			fio --name=healthy --filename="$1" --direct=1 --ioengine=libaio --iodepth=8 \
 				--rw=randrw --bs=4k --size=16M --verify=crc32c --verify_fatal=1 --do_verify=1 \
 				--randrepeat=0 --verify_state_save=0 --output=/tmp/hostile-fio.log >/dev/null 2>&1 ||
-				{ cp /tmp/hostile-fio.log "$HEALTHY_FAIL"; break; }
+				{ { cat /tmp/hostile-fio.log; echo "fio failed"; } >"$HEALTHY_FAIL" 2>&1; break; }
 			n=$((n + 1))
 			echo $n >"$HEALTHY_PASSES"
 		done
@@ -91,6 +91,8 @@ mem_back() { # <baseline "avail slab"> <now "avail slab">
 	local a0 s0 a1 s1
 	read -r a0 s0 <<<"$1"
 	read -r a1 s1 <<<"$2"
+	case "$a0$s0$a1$s1" in '' | *[!0-9]*) ktap_print_msg "meminfo not read: '$1' '$2'"; return 1 ;; esac
+	[ -n "$a0" ] && [ -n "$s0" ] && [ -n "$a1" ] && [ -n "$s1" ] || { ktap_print_msg "meminfo not read"; return 1; }
 	ktap_print_msg "MemAvailable+AnonPages+PageTables $a0 -> $a1 KiB, Slab $s0 -> $s1 KiB"
 	[ $((a0 - a1)) -le $((8192 + MEM_TOL_EXTRA)) ] && [ $((s1 - s0)) -le $((4096 + MEM_TOL_EXTRA)) ]
 }

@@ -33,7 +33,7 @@ srv_sysfs_ok() {
 		[ \"\$(cat $d/sessions/interop/mapping_path)\" = /dev/nullb0 ] &&
 		[ \"\$(cat $d/sessions/interop/read_only)\" = 0 ]"
 }
-has_discard() { [ "$(cat /sys/block/"$(basename "$1")"/queue/discard_max_bytes)" != 0 ]; }
+has_discard() { local v; v=$(cat /sys/block/"$(basename "$1")"/queue/discard_max_bytes) && [ "$v" -gt 0 ]; }
 
 interop_cell() {
 	local clt=$1 srvside=$2 inval=$3 cell name

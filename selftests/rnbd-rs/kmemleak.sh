@@ -5,15 +5,16 @@
 . "$(dirname "$0")/lib.sh"
 
 KML=/sys/kernel/debug/kmemleak
-ours_leaked() { # prints leaked objects whose backtrace names our code
-	"$@" "mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
-	echo scan >$KML; sleep 6; echo scan >$KML; cat $KML" |
-		awk 'BEGIN {RS="unreferenced object"} /rtrs|rnbd|rdma|rxe|ib_core|ib_uverbs|rdma_cm/ {print "unreferenced object" $0}'
+ours_leaked() { # prints leaked objects whose backtrace names our code; fails when the scan could not run
+	local out
+	out=$("$@" "set -e; mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
+	echo scan >$KML; sleep 6; echo scan >$KML; cat $KML") || { ktap_print_msg "kmemleak scan failed"; return 1; }
+	awk 'BEGIN {RS="unreferenced object"} /rtrs|rnbd|rdma|rxe|ib_core|ib_uverbs|rdma_cm/ {print "unreferenced object" $0}' <<<"$out"
 }
 on_clt() { bash -c "$1"; }
 none_leaked() {
 	local l
-	l=$(ours_leaked "$1")
+	l=$(ours_leaked "$1") || return 1
 	[ -z "$l" ] || { echo "$l" | head -30 | sed 's/^/# /'; return 1; }
 }
 

@@ -55,7 +55,9 @@ check "namespace is a block device" is_blockdev "$dev"
 ktap_print_msg "namespace is $dev"
 check "fio crc32c verify over 64 MiB" fio_verify "$dev" 64M
 check "ext4 mkfs, mount, file checksum after remount" ext4_roundtrip "$dev"
-check "nvme disconnect" bash -c "nvme disconnect -n $NQN >/dev/null"
+ns_gone() { ! ns_exists; }
+disconnect() { nvme disconnect -n "$NQN" >/dev/null && wait_for 30 ns_gone; }
+check "nvme disconnect, namespace gone" disconnect
 modprobe -r nvme-rdma 2>/dev/null
 check "server: target torn down" target_down
 srv modprobe -r null_blk

@@ -16,9 +16,12 @@ ndevs() { ls /sys/block | grep -c "^rnbd"; }
 unmap_all() {
 	local d
 	udevadm settle
+	local n=0
 	for d in /sys/block/rnbd*/rnbd/unmap_device; do
-		[ -e "$d" ] && { echo normal >"$d" || return 1; }
+		[ -e "$d" ] && { echo normal >"$d" || return 1; n=$((n + 1)); }
 	done
+	# Both devices of the test, not "nothing there to unmap".
+	[ "$n" = 2 ] || { ktap_print_msg "unmapped $n devices, expected 2"; return 1; }
 	wait_for 30 no_dev
 }
 # A read-only disk refuses the write itself (blkdev_write_iter: EPERM).
@@ -35,7 +38,8 @@ check "nothing was mapped" no_dev
 check "first rw mapping succeeds" map e3 /dev/nullb0 rw
 check "a second rw mapping from another session: EPERM" fails_with "Operation not permitted" map e4 /dev/nullb0 rw
 check "a ro mapping beside it succeeds" map e5 /dev/nullb0 ro
-check "two devices mapped" wait_for 30 test "$(ndevs)" = 2
+ndevs_is() { [ "$(ndevs)" = "$1" ]; }
+check "two devices mapped" wait_for 30 ndevs_is 2
 dev_of() { for d in /sys/block/rnbd*; do [ "$(cat "$d"/rnbd/access_mode)" = "$1" ] && echo "/dev/$(basename "$d")"; done; }
 ro_dev=$(dev_of ro) rw_dev=$(dev_of rw)
 check "one ro and one rw device" eval 'is_blockdev "$ro_dev" && is_blockdev "$rw_dev"'
