@@ -46,6 +46,9 @@ rm -rf "$HS_DIR"
 mkdir -p "$HS_DIR"
 # Globs, not `test -e`: over 9p a failed lookup can stay cached.
 hs_ready() { local f; for f in "$HS_DIR/$1".read[y]; do [ -e "$f" ] && return 0; done; return 1; }
+# The tool's last line once the client has gone: "served <kind>: client
+# gone after N connect requests ..." or "... rejected N connect requests".
+tool_saw_client() { grep -Eq "^served $1: .*(after|rejected) [1-9][0-9]* connect request" "$HS_DIR/$1.log"; }
 port=1300
 nk=0
 for k in $KINDS; do
@@ -90,6 +93,9 @@ for k in $KINDS; do
 		fi
 	fi
 	[ "$(ndev)" = "$before" ] || { ok=1; detail="$detail; device count $before -> $(ndev)"; }
+	# A refusal counts only if it came from this kind's answer: the tool
+	# must have seen the client (its last line once the client has gone).
+	wait_for 30 tool_saw_client "$k" || { ok=1; detail="$detail; the hostile server saw no connect request"; }
 	sed 's/^/# /' "$HS_DIR/$k.log"
 	kind_verdict "hostile-server $k" clt "$mark" "$ok" "$detail"
 done
