@@ -420,6 +420,12 @@ struct InfoRecv {
 
 impl Completion for InfoRecv {
     fn done(self, wc: &WorkCompletion) {
+        // Flushed: the connection went away (a refused connect flushes this
+        // receive too); the connection event says why, this one must not
+        // race it with a less precise errno.
+        if wc.status == Status::Flushed {
+            return;
+        }
         if wc.status != Status::Success || wc.byte_len as usize != INFO_LEN {
             self.client.fail(eproto().to_errno());
             return;
