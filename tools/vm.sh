@@ -12,6 +12,9 @@
 #   vm.sh stop [clt|srv|all]      orderly shutdown, then kill what is left
 #   vm.sh status
 #
+# RNBD_GUEST_APPEND: extra kernel command line for the guests (e.g.
+# "kmemleak=off" to measure what one checker of the checked flavour costs).
+#
 # Links: QEMU "socket" netdevs in UDP mode on 127.0.0.1 (nothing reaches the
 # host's network), link L between 10.99.L.1 (clt) and 10.99.L.2 (srv), with
 # rxe0/rxe1 on top in each guest.  UDP keeps no connection state, so one VM
@@ -66,6 +69,7 @@ start_one() {
 		--append "rootflags=version=9p2000.L,trans=virtio,access=any,msize=524288,cache=loose" \
 		--append "tsc=reliable" \
 		--append "log_buf_len=8M" \
+		${RNBD_GUEST_APPEND:+--append "$RNBD_GUEST_APPEND"} \
 		--exec "$RNBD_TOP/tools/guest/agent.sh $vm $dir/ctl $SHARED" \
 		>"$dir/console.log" 2>&1 </dev/null) &
 	echo $! >"$dir/vng.pid"
