@@ -7,6 +7,15 @@ set -euo pipefail
 
 [ -f "$KBUILD/.rnbd-rs-built" ] || die "kernel $FLAVOUR not built: run tools/build-kernel.sh"
 log "building modules against $KBUILD"
+# The objects are built in the source tree: built against another flavour's
+# kernel they would be reused as they are (make does not see the change of
+# tree) and fail to link or load ("__init_work" undefined when the checked
+# flavour's objects met the perf kernel).
+stamp=$RNBD_TOP/.rnbd-rs-kdir
+if [ "$(cat "$stamp" 2>/dev/null)" != "$KBUILD" ]; then
+	make -s -C "$RNBD_TOP" FLAVOUR="$FLAVOUR" KDIR="$KBUILD" clean
+	echo "$KBUILD" >"$stamp"
+fi
 make -s -C "$RNBD_TOP" FLAVOUR="$FLAVOUR" KDIR="$KBUILD" modules
 
 mods=$KBUILD/.virtme_mods/lib/modules/0.0.0
