@@ -27,7 +27,7 @@ mkdir -p "$OUT"
 pass=0 fail=0 skip=0
 # The reference peers' tests (upstream C RNBD on both sides, nvme-rdma):
 # reported apart, not in our totals.
-REF_RE='selftests: rnbd-rs: (c_rnbd|nvme_rdma)\.sh'
+REF_RE='selftests: .*rnbd-rs: (c_rnbd|nvme_rdma)\.sh'
 rpass=0 rfail=0
 
 # hcheck <description> <command...>: a host-side test, one KTAP-style line.
