@@ -31,5 +31,10 @@ host-test:
 clean:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) $(KVARS) clean
 	rm -f rdma/bindings_generated.rs rtrs/exports_*_generated.h
+	# Kbuild's clean deletes every *.[aios] file below M=, also inside
+	# cargo's target directories, which cargo does not notice (the hostile
+	# tool then failed to link: "unable to find library -lhshim").
+	cargo clean -q --manifest-path tools/hostile/Cargo.toml
+	cargo clean -q --manifest-path proto/Cargo.toml
 
 .PHONY: all modules modules_install host-test clean
