@@ -14,24 +14,11 @@ CTL=/sys/class/rnbd-client/ctl/map_device
 map() { echo "$1" >"$CTL"; }
 # map_says <errno text> <map_device string>: the write fails with that error.
 map_says() { fails_with "$1" map "$2"; }
-no_dev() { ! ls /sys/block | grep -q "^rnbd"; }
-ndevs() { ls /sys/block | grep -c "^rnbd"; }
 dev_of() { for d in /sys/block/rnbd*; do [ "$(cat "$d"/rnbd/access_mode)" = "$1" ] && echo "/dev/$(basename "$d")"; done; }
 # A read-only disk refuses the write itself (blkdev_write_iter: EPERM).
 write_fails() { is_blockdev "$1" && fails_with "Operation not permitted" dd if=/dev/zero of="$1" bs=4k count=1 oflag=direct status=none; }
 reads_ok() { is_blockdev "$1" && dd if="$1" of=/dev/null bs=64k count=16 iflag=direct status=none; }
 logged() { logged_in clt "$1"; }
-unmap_all() {
-	local d
-	udevadm settle
-	local n=0
-	for d in /sys/block/rnbd*/rnbd/unmap_device; do
-		[ -e "$d" ] && { echo normal >"$d" || return 1; n=$((n + 1)); }
-	done
-	# Both devices of the test, not "nothing there to unmap".
-	[ "$n" = 2 ] || { ktap_print_msg "unmapped $n devices, expected 2"; return 1; }
-	wait_for 30 no_dev
-}
 P="path=ip:$SRV_IP0"
 
 check "server: memory-backed null_blk" srv_nullb
@@ -57,7 +44,6 @@ check "the same map again: EEXIST" map_says "File exists" "sessname=e2 $P device
 # The server refuses the open (EPERM), the client passes its errno on.
 check "a second rw mapping from another session: EPERM" map_says "Operation not permitted" "sessname=e3 $P device_path=/dev/nullb0 access_mode=rw"
 check "a ro mapping from another session" map "sessname=e4 $P device_path=/dev/nullb0 access_mode=ro"
-ndevs_is() { [ "$(ndevs)" = "$1" ]; }
 check "two devices mapped" wait_for 30 ndevs_is 2
 ro_dev=$(dev_of ro) rw_dev=$(dev_of rw)
 check "one ro and one rw device" eval 'is_blockdev "$ro_dev" && is_blockdev "$rw_dev"'
@@ -66,7 +52,7 @@ check "reads through the ro mapping work" reads_ok "$ro_dev"
 check "writes through the rw mapping work" dd if=/dev/urandom of="$rw_dev" bs=4k count=4 oflag=direct status=none
 bad_unmap() { echo sometimes >"/sys/block/$(basename "$rw_dev")/rnbd/unmap_device"; }
 check "unmap_device refuses other values: EINVAL" fails_with "Invalid argument" bad_unmap
-check "unmap both" unmap_all
+check "unmap both" unmap_all 2
 check "client: modules unload" rust_clt_unload
 check "server: our modules unload" srv "$(declare -f rust_srv_unload); rust_srv_unload"
 srv modprobe -r null_blk

@@ -88,11 +88,12 @@ MEM_TOL_EXTRA=0
 grep -qm1 -E ' (__kasan_kmalloc|kasan_save_stack)$' /proc/kallsyms &&
 	MEM_TOL_EXTRA=$(awk '/^MemTotal:/ {print int($2 / 32)}' /proc/meminfo)
 mem_back() { # <baseline "avail slab"> <now "avail slab">
-	local a0 s0 a1 s1
+	local a0 s0 a1 s1 v
 	read -r a0 s0 <<<"$1"
 	read -r a1 s1 <<<"$2"
-	case "$a0$s0$a1$s1" in '' | *[!0-9]*) ktap_print_msg "meminfo not read: '$1' '$2'"; return 1 ;; esac
-	[ -n "$a0" ] && [ -n "$s0" ] && [ -n "$a1" ] && [ -n "$s1" ] || { ktap_print_msg "meminfo not read"; return 1; }
+	for v in "$a0" "$s0" "$a1" "$s1"; do
+		case $v in '' | *[!0-9]*) ktap_print_msg "meminfo not read: '$1' '$2'"; return 1 ;; esac
+	done
 	ktap_print_msg "MemAvailable+AnonPages+PageTables $a0 -> $a1 KiB, Slab $s0 -> $s1 KiB"
 	[ $((a0 - a1)) -le $((8192 + MEM_TOL_EXTRA)) ] && [ $((s1 - s0)) -le $((4096 + MEM_TOL_EXTRA)) ]
 }

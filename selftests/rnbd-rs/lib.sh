@@ -194,6 +194,22 @@ cleanup_data() {
 # data tests: /dev/nullb0, 1 GiB (pages are allocated on first write).
 srv_nullb() { srv modprobe null_blk nr_devices=1 memory_backed=1 discard=1 gb=1 bs=512 && srv test -b /dev/nullb0; }
 
+# The rnbd devices of this guest: none, how many, exactly n.
+no_dev() { ! ls /sys/block | grep -q "^rnbd"; }
+ndevs() { ls /sys/block | grep -c "^rnbd"; }
+ndevs_is() { [ "$(ndevs)" = "$1" ]; }
+# unmap_all <n>: "normal" unmap of every rnbd device, exactly n of them
+# (not "nothing there to unmap"), and all gone.
+unmap_all() {
+	local d n=0
+	udevadm settle
+	for d in /sys/block/rnbd*/rnbd/unmap_device; do
+		[ -e "$d" ] && { echo normal >"$d" || return 1; n=$((n + 1)); }
+	done
+	[ "$n" = "$1" ] || { ktap_print_msg "unmapped $n devices, expected $1"; return 1; }
+	wait_for 30 no_dev
+}
+
 # wait_for <secs> <command...>: poll until the command succeeds.
 wait_for() {
 	local t=$1

@@ -57,7 +57,6 @@ unmap() { # <session>
 	udevadm settle
 	echo normal >"/sys/block/${d#/dev/}/rnbd/unmap_device"
 }
-no_dev() { ! ls /sys/block | grep -q '^rnbd'; }
 # Writes the mark, then the cycles; the maps are counted from the log
 # after it.  Stops at the first failure.
 cycles() {

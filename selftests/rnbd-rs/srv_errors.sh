@@ -11,19 +11,6 @@ trap cleanup_data EXIT
 map() { # <sessname> <device_path> <access_mode>
 	echo "sessname=$1 path=ip:$SRV_IP0 device_path=$2 access_mode=$3" >/sys/class/rnbd-client/ctl/map_device
 }
-no_dev() { ! ls /sys/block | grep -q "^rnbd"; }
-ndevs() { ls /sys/block | grep -c "^rnbd"; }
-unmap_all() {
-	local d
-	udevadm settle
-	local n=0
-	for d in /sys/block/rnbd*/rnbd/unmap_device; do
-		[ -e "$d" ] && { echo normal >"$d" || return 1; n=$((n + 1)); }
-	done
-	# Both devices of the test, not "nothing there to unmap".
-	[ "$n" = 2 ] || { ktap_print_msg "unmapped $n devices, expected 2"; return 1; }
-	wait_for 30 no_dev
-}
 # A read-only disk refuses the write itself (blkdev_write_iter: EPERM).
 ro_write_fails() { is_blockdev "$1" && fails_with "Operation not permitted" dd if=/dev/zero of="$1" bs=4k count=1 oflag=direct status=none; }
 reads_ok() { is_blockdev "$1" && dd if="$1" of=/dev/null bs=64k count=16 iflag=direct status=none; }
@@ -38,7 +25,6 @@ check "nothing was mapped" no_dev
 check "first rw mapping succeeds" map e3 /dev/nullb0 rw
 check "a second rw mapping from another session: EPERM" fails_with "Operation not permitted" map e4 /dev/nullb0 rw
 check "a ro mapping beside it succeeds" map e5 /dev/nullb0 ro
-ndevs_is() { [ "$(ndevs)" = "$1" ]; }
 check "two devices mapped" wait_for 30 ndevs_is 2
 dev_of() { for d in /sys/block/rnbd*; do [ "$(cat "$d"/rnbd/access_mode)" = "$1" ] && echo "/dev/$(basename "$d")"; done; }
 ro_dev=$(dev_of ro) rw_dev=$(dev_of rw)
@@ -55,7 +41,7 @@ check "force_close of the ro mapping" srv "echo 1 >$sdir/e5/force_close"
 check "its sysfs directory goes" srv "for i in \$(seq 50); do test -d $sdir/e5 || exit 0; sleep 0.2; done; exit 1"
 check "reads through the force-closed mapping: EIO" fails_with "Input/output error" reads_ok "$ro_dev"
 check "the rw mapping still works" reads_ok "$rw_dev"
-check "unmap all" unmap_all
+check "unmap all" unmap_all 2
 check "client: C modules unload" c_rtrs_unload client
 check "server: our modules unload" srv "$(declare -f rust_srv_unload); rust_srv_unload"
 srv modprobe -r null_blk
