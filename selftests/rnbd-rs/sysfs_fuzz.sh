@@ -150,7 +150,8 @@ mem_ok() { # <where> <before> <after>
 
 # map_device with dest_port=0: upstream's parser takes 0 (it refuses "< 0",
 # rnbd-clt-sysfs.c:154), so the string gets as far as connecting, to a port
-# nobody listens on.  It must fail (any errno), in bounded time.  dest_port
+# nobody listens on.  It must fail with ECONNREFUSED (the CM's reject for
+# a service id without listener), in bounded time.  dest_port
 # comes first (upstream applies it to the paths after it only) and the mode
 # is ro, so that a connection made anyway would map and show.
 port0_refused() {
@@ -162,7 +163,7 @@ port0_refused() {
 	out=$(<"$OUT")
 	WRITES=$((WRITES + 1))
 	ktap_print_msg "dest_port=0: rc $rc, ${out##*: }"
-	[ $rc != 0 ] && [ $rc != 124 ] && [ -n "$out" ]
+	[ $rc != 0 ] && [ $rc != 124 ] && [[ $out == *": Connection refused" ]]
 }
 
 # resize 0 is not refused upstream either (kstrtoul takes it and
