@@ -17,7 +17,7 @@ use core::ptr::NonNull;
 use kernel::prelude::*;
 use kernel::str::CStr;
 use kernel::sync::Arc;
-use rdma::pages::PageBlock;
+use rdma::sg::SgTable;
 use rdma::sysfs::KobjRef;
 
 use crate::Op;
@@ -35,11 +35,6 @@ struct RawDisk {
 }
 #[repr(C)]
 struct RawModule {
-    _opaque: [u8; 0],
-    _marker: PhantomData<(*mut u8, core::marker::PhantomPinned)>,
-}
-#[repr(C)]
-struct RawPage {
     _opaque: [u8; 0],
     _marker: PhantomData<(*mut u8, core::marker::PhantomPinned)>,
 }
@@ -68,6 +63,7 @@ pub struct DiskParams {
     pub write_cache: u8,
     pub fua: u8,
     pub read_only: u8,
+    pub virt_boundary_mask: u32,
 }
 
 /// `struct rrs_rq_info` of mq_glue.h (as [`DiskParams`]).
@@ -113,7 +109,12 @@ extern "C" {
     fn rrs_rq_info(rq: *mut RawRequest, i: *mut RawInfo);
     fn rrs_rq_start(rq: *mut RawRequest);
     fn rrs_rq_end(rq: *mut RawRequest, err: i32);
-    fn rrs_rq_copy(rq: *mut RawRequest, block: *mut RawPage, len: usize, to_block: bool);
+    fn rrs_rq_map_sg(
+        rq: *mut RawRequest,
+        sgl: *mut core::ffi::c_void,
+        cap: u32,
+        bytes: *mut u32,
+    ) -> i32;
     fn rrs_register_blkdev(name: *const kernel::ffi::c_char) -> i32;
     fn rrs_unregister_blkdev(major: i32, name: *const kernel::ffi::c_char);
 }
@@ -380,32 +381,23 @@ impl Rq {
         }
     }
 
-    fn copy(&self, block: &PageBlock, to_block: bool) -> Result {
-        let i = self.info();
-        if !matches!(i.op, Some(Op::Read | Op::Write)) || i.bytes as usize > block.len() {
-            return Err(EINVAL);
-        }
-        // SAFETY: live request whose data is `i.bytes` long; the block is
-        // contiguous, mapped and at least that long.
-        unsafe {
-            rrs_rq_copy(
-                self.ptr.as_ptr(),
-                block.first_page().cast(),
-                i.bytes as usize,
-                to_block,
-            )
-        };
-        Ok(())
-    }
-
-    /// Copies a write's data to the start of `block`.
-    pub fn copy_to_block(&self, block: &PageBlock) -> Result {
-        self.copy(block, true)
-    }
-
-    /// Copies the start of `block` into a read's data.
-    pub fn copy_from_block(&self, block: &PageBlock) -> Result {
-        self.copy(block, false)
+    /// Describes the request's data pages in `sg` (nothing for a request
+    /// without data).  The entries stay valid while the request is not
+    /// ended: the caller keeps `self` until the transport is done with
+    /// `sg` (it unmaps and forgets the entries before it reports the
+    /// request's end).
+    pub fn map_sg(&self, sg: &mut SgTable) -> Result {
+        let cap = sg.cap();
+        let raw = sg.as_raw()?;
+        let mut bytes = 0u32;
+        // SAFETY: live request; `raw` is a table of `cap` initialised
+        // entries, not mapped (`as_raw` refuses otherwise).
+        let n = unsafe { rrs_rq_map_sg(self.ptr.as_ptr(), raw, cap, &mut bytes) };
+        let n = u32::try_from(n).map_err(|_| EINVAL)?;
+        // SAFETY: the entries describe the request's pages, which stay
+        // valid until the request ends; `self` is not ended here, and the
+        // caller's contract (above) keeps it so while the table is used.
+        unsafe { sg.set_filled(n, bytes) }
     }
 
     /// Ends the request with `err` (0 or a negative errno).

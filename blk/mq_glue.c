@@ -88,6 +88,7 @@ struct gendisk *rrs_disk_new(struct rrs_tagset *ts,
 		.discard_alignment = p->discard_alignment,
 		.max_write_zeroes_sectors = p->max_write_zeroes_sectors,
 		.max_secure_erase_sectors = p->max_secure_erase_sectors,
+		.virt_boundary_mask = p->virt_boundary_mask,
 	};
 	struct gendisk *d;
 
@@ -188,28 +189,28 @@ void rrs_rq_end(struct request *rq, int err)
 EXPORT_SYMBOL_GPL(rrs_rq_end);
 
 /* Rust checked len <= the block and == blk_rq_bytes(). */
-void rrs_rq_copy(struct request *rq, struct page *block, size_t len,
-		 bool to_block)
+/*
+ * Fills @sgl (@cap entries) with @rq's data segments; returns their number
+ * and their total length in @bytes, or -EINVAL if they do not fit (the
+ * queue's max_segments is at most @cap, so only a bug gets there).
+ */
+int rrs_rq_map_sg(struct request *rq, struct scatterlist *sgl,
+		  unsigned int cap, u32 *bytes)
 {
-	char *base = page_address(block);
-	struct req_iterator iter;
-	struct bio_vec bv;
-	size_t off = 0;
+	int n;
 
-	rq_for_each_segment(bv, rq, iter) {
-		size_t n = min_t(size_t, bv.bv_len, len - off);
-
-		if (!n)
-			break;
-		bv.bv_len = n;
-		if (to_block)
-			memcpy_from_bvec(base + off, &bv);
-		else
-			memcpy_to_bvec(&bv, base + off);
-		off += n;
-	}
+	*bytes = 0;
+	if (!blk_rq_nr_phys_segments(rq) || !blk_rq_bytes(rq))
+		return 0;
+	if (blk_rq_nr_phys_segments(rq) > cap)
+		return -EINVAL;
+	n = blk_rq_map_sg(rq->q, rq, sgl);
+	if (n < 0 || n > cap)
+		return -EINVAL;
+	*bytes = blk_rq_bytes(rq);
+	return n;
 }
-EXPORT_SYMBOL_GPL(rrs_rq_copy);
+EXPORT_SYMBOL_GPL(rrs_rq_map_sg);
 
 int rrs_register_blkdev(const char *name)
 {

@@ -10,6 +10,8 @@
 
 #include <linux/types.h>
 
+struct scatterlist;
+
 struct request;
 struct gendisk;
 struct kobject;
@@ -33,6 +35,7 @@ struct rrs_disk_params {
 	u8 write_cache;
 	u8 fua;
 	u8 read_only;
+	u32 virt_boundary_mask;
 };
 
 /* Request operations, numbered as the Rust `blk::Op`. */
@@ -61,8 +64,8 @@ void rrs_disk_set_capacity(struct gendisk *d, u64 sectors);
 void rrs_rq_info(struct request *rq, struct rrs_rq_info *i);
 void rrs_rq_start(struct request *rq);
 void rrs_rq_end(struct request *rq, int err);
-void rrs_rq_copy(struct request *rq, struct page *block, size_t len,
-		 bool to_block);
+int rrs_rq_map_sg(struct request *rq, struct scatterlist *sgl,
+		  unsigned int cap, u32 *bytes);
 int rrs_register_blkdev(const char *name);
 void rrs_unregister_blkdev(int major, const char *name);
 

@@ -128,9 +128,9 @@ pub const MAX_SESS_QUEUE_DEPTH: u32 = 65535;
 pub const MAX_CON_NUM: u16 = 4096;
 /// Longest path name, without its NUL (`NAME_MAX`).
 pub const NAME_MAX: usize = 255;
-/// Largest chunk (`max_io_size + max_hdr_size`) a client accepts: it
-/// allocates one bounce block of that size per permit, physically
-/// contiguous.  Upstream's default is 128 KiB.
+/// Largest chunk (`max_io_size + max_hdr_size`) a client accepts: a sanity
+/// bound on the server's geometry (upstream's default is 128 KiB; a
+/// client request is at most `max_segments` pages anyway).
 pub const CLT_MAX_CHUNK_SIZE: u32 = 1 << 20;
 /// Smallest user-header room a client accepts from a server.
 pub const CLT_MIN_HDR_SIZE: u32 = 64;

@@ -10,6 +10,7 @@ use crate::device::Device;
 use crate::mr::{Access, FrMr};
 use crate::pages::BlockMr;
 use crate::pd::Pd;
+use crate::sg::{SgMr, SgTable};
 use crate::wr::{Completion, Posted, Sge, CHAIN_CQE};
 use core::cell::Cell;
 use core::ptr::NonNull;
@@ -183,12 +184,42 @@ pub enum SendOp<'a> {
     Reg { mr: &'a FrMr, access: Access },
     /// Fast registration of a page block's MR with its current key.
     RegBlock { mr: &'a BlockMr, access: Access },
+    /// Fast registration of a request's pages loaded by [`SgMr::map`].
+    RegSg { mr: &'a SgMr, access: Access },
+    /// RDMA WRITE WITH IMM of a request's data followed by `hdr` (the
+    /// request's header, which lands after the data), to the peer's
+    /// `remote_addr`/`rkey`, with immediate data `imm` (host order).
+    WriteImmData {
+        data: Data<'a>,
+        hdr: Sge<'a>,
+        remote_addr: u64,
+        rkey: u32,
+        imm: u32,
+    },
     /// Local invalidation of `rkey`.
     LocalInv { rkey: u32 },
 }
 
+/// Where the data of [`SendOp::WriteImmData`] comes from.
+#[derive(Clone, Copy)]
+pub enum Data<'a> {
+    /// No data.
+    None,
+    /// The mapped entries of a table, one SGE each (with the header, at
+    /// most the QP's `max_send_sge` and [`MAX_SEND_SGE`]).
+    Sg(&'a SgTable),
+    /// One SGE over a registration made earlier in the chain.
+    Mr(&'a SgMr),
+}
+
 /// Longest send chain.
 pub const MAX_CHAIN: usize = 4;
+
+/// Most SGEs of one work request we post.
+pub const MAX_SEND_SGE: usize = 32;
+
+/// SGEs of a whole chain.
+const CHAIN_SGES: usize = MAX_SEND_SGE + MAX_CHAIN;
 
 /// A send chain of up to [`MAX_CHAIN`] operations whose length is only known
 /// at run time (see [`Qp::post_chain`]).
@@ -232,6 +263,8 @@ impl Default for Chain<'_> {
 
 /// Posts a send chain on the raw QP `qp`.
 ///
+/// On failure, the owner comes back if the device saw none of the chain.
+///
 /// # Safety
 ///
 /// `qp` must be a live QP.
@@ -239,14 +272,55 @@ unsafe fn post_send_raw<T: Completion>(
     qp: *mut bindings::ib_qp,
     owner: KBox<Posted<T>>,
     ops: impl for<'a> FnOnce(&'a T) -> Result<Chain<'a>>,
-) -> Result {
-    let mut sges = [bindings::ib_sge::default(); MAX_CHAIN];
-    let mut has_sge = [false; MAX_CHAIN];
+) -> core::result::Result<(), (Error, Option<KBox<Posted<T>>>)> {
+    let raw = KBox::into_raw(owner);
+    // SAFETY: forwarded contract; `raw` is a live box, ours until posted.
+    match unsafe { build_and_post(qp, raw, ops) } {
+        // The device has the owner now; its completion frees the box.
+        Ok(Posting::Done) => Ok(()),
+        Ok(Posting::Partial(e)) => {
+            // Part of the chain is on the device and may still use the
+            // owner's buffers, but no completion will return the owner:
+            // leaking it is the only safe choice.
+            pr_err!("partial post of a send chain ({:?}), owner leaked\n", e);
+            Err((e, None))
+        }
+        // SAFETY: the device never saw `raw`, from `into_raw` above.
+        Err(e) => Err((e, Some(unsafe { KBox::from_raw(raw) }))),
+    }
+}
+
+/// How a post ended when it did not fail entirely.
+enum Posting {
+    /// All posted.
+    Done,
+    /// Some posted, not the signaled last one.
+    Partial(Error),
+}
+
+/// Builds the chain from `owner` and posts it.  `Err` means the device saw
+/// nothing and the owner stays the caller's.
+///
+/// # Safety
+///
+/// `qp` must be a live QP and `owner` a box from `KBox::into_raw`, which
+/// the device owns after `Ok` (its completion takes it back).
+unsafe fn build_and_post<T: Completion>(
+    qp: *mut bindings::ib_qp,
+    owner: *mut Posted<T>,
+    ops: impl for<'a> FnOnce(&'a T) -> Result<Chain<'a>>,
+) -> Result<Posting> {
+    // The SGEs of all operations, op `i` using `sge_at[i]..sge_at[i] + sge_n[i]`.
+    let mut sges = [bindings::ib_sge::default(); CHAIN_SGES];
+    let mut sge_at = [0usize; MAX_CHAIN];
+    let mut sge_n = [0usize; MAX_CHAIN];
+    let mut next_sge = 0usize;
     let mut rdma = [bindings::ib_rdma_wr::default(); MAX_CHAIN];
     let mut reg = [bindings::ib_reg_wr::default(); MAX_CHAIN];
     let mut is_reg = [false; MAX_CHAIN];
     // First the values, while the owner is borrowed; no pointers yet.
-    let chain = ops(owner.get())?;
+    // SAFETY: `owner` is a live box (contract), not freed before the post.
+    let chain = ops(unsafe { (*owner).get() })?;
     let n = chain.n;
     if n == 0 {
         return Err(EINVAL);
@@ -256,7 +330,7 @@ unsafe fn post_send_raw<T: Completion>(
         let sge = match op {
             SendOp::Send { sge } => {
                 rdma[i].wr.opcode = bindings::ib_wr_opcode_IB_WR_SEND;
-                sge
+                *sge
             }
             SendOp::WriteImm {
                 sge,
@@ -268,7 +342,7 @@ unsafe fn post_send_raw<T: Completion>(
                 rdma[i].rkey = *rkey;
                 rdma[i].wr.opcode = bindings::ib_wr_opcode_IB_WR_RDMA_WRITE_WITH_IMM;
                 rdma[i].wr.ex.imm_data = imm.to_be();
-                sge
+                *sge
             }
             SendOp::Write {
                 sge,
@@ -278,19 +352,47 @@ unsafe fn post_send_raw<T: Completion>(
                 rdma[i].remote_addr = *remote_addr;
                 rdma[i].rkey = *rkey;
                 rdma[i].wr.opcode = bindings::ib_wr_opcode_IB_WR_RDMA_WRITE;
-                sges[i] = sge.raw();
-                has_sge[i] = true;
-                &None
+                Some(*sge)
+            }
+            SendOp::WriteImmData {
+                data,
+                hdr,
+                remote_addr,
+                rkey,
+                imm,
+            } => {
+                rdma[i].remote_addr = *remote_addr;
+                rdma[i].rkey = *rkey;
+                rdma[i].wr.opcode = bindings::ib_wr_opcode_IB_WR_RDMA_WRITE_WITH_IMM;
+                rdma[i].wr.ex.imm_data = imm.to_be();
+                let room = sges.get_mut(next_sge..).ok_or(EINVAL)?;
+                let room_n = room.len().min(MAX_SEND_SGE);
+                let n = match data {
+                    Data::None => 0,
+                    Data::Sg(t) => t.sges(&mut room[..room_n.saturating_sub(1)])?,
+                    Data::Mr(mr) => {
+                        let s = room.first_mut().ok_or(EINVAL)?;
+                        s.addr = mr.iova();
+                        s.length = u32::try_from(mr.length()).map_err(|_| EINVAL)?;
+                        s.lkey = mr.lkey();
+                        1
+                    }
+                };
+                *room.get_mut(n).ok_or(EINVAL)? = hdr.raw();
+                sge_at[i] = next_sge;
+                sge_n[i] = n + 1;
+                next_sge += n + 1;
+                None
             }
             SendOp::SendImm { sge, imm } => {
                 rdma[i].wr.opcode = bindings::ib_wr_opcode_IB_WR_SEND_WITH_IMM;
                 rdma[i].wr.ex.imm_data = imm.to_be();
-                sge
+                *sge
             }
             SendOp::SendInv { rkey } => {
                 rdma[i].wr.opcode = bindings::ib_wr_opcode_IB_WR_SEND_WITH_INV;
                 rdma[i].wr.ex.invalidate_rkey = *rkey;
-                &None
+                None
             }
             SendOp::RegBlock { mr, access } => {
                 reg[i].mr = mr.as_ptr();
@@ -298,7 +400,15 @@ unsafe fn post_send_raw<T: Completion>(
                 reg[i].access = access.raw();
                 reg[i].wr.opcode = bindings::ib_wr_opcode_IB_WR_REG_MR;
                 is_reg[i] = true;
-                &None
+                None
+            }
+            SendOp::RegSg { mr, access } => {
+                reg[i].mr = mr.as_ptr();
+                reg[i].key = mr.rkey();
+                reg[i].access = access.raw();
+                reg[i].wr.opcode = bindings::ib_wr_opcode_IB_WR_REG_MR;
+                is_reg[i] = true;
+                None
             }
             SendOp::Reg { mr, access } => {
                 reg[i].mr = mr.as_ptr();
@@ -306,35 +416,38 @@ unsafe fn post_send_raw<T: Completion>(
                 reg[i].access = access.raw();
                 reg[i].wr.opcode = bindings::ib_wr_opcode_IB_WR_REG_MR;
                 is_reg[i] = true;
-                &None
+                None
             }
             SendOp::LocalInv { rkey } => {
                 rdma[i].wr.opcode = bindings::ib_wr_opcode_IB_WR_LOCAL_INV;
                 rdma[i].wr.ex.invalidate_rkey = *rkey;
-                &None
+                None
             }
         };
         if let Some(s) = sge {
-            sges[i] = s.raw();
-            has_sge[i] = true;
+            *sges.get_mut(next_sge).ok_or(EINVAL)? = s.raw();
+            sge_at[i] = next_sge;
+            sge_n[i] = 1;
+            next_sge += 1;
         }
     }
     // Then the links, through raw pointers only.
-    let cqe = Posted::into_cqe(owner);
+    let cqe = Posted::raw_cqe(owner);
     let (sp, rp, gp) = (sges.as_mut_ptr(), rdma.as_mut_ptr(), reg.as_mut_ptr());
     let mut wrs: [*mut bindings::ib_send_wr; MAX_CHAIN] = [core::ptr::null_mut(); MAX_CHAIN];
     for i in 0..n {
-        // SAFETY: `i < n <= MAX_CHAIN`, so every pointer is inside its local
-        // array, which outlives the post below.
+        // SAFETY: `i < n <= MAX_CHAIN`, and `sge_at[i] + sge_n[i] <=
+        // next_sge <= CHAIN_SGES` (every index was bounds-checked above), so
+        // every pointer is inside its local array, which outlives the post.
         unsafe {
             let wr = if is_reg[i] {
                 core::ptr::addr_of_mut!((*gp.add(i)).wr)
             } else {
                 core::ptr::addr_of_mut!((*rp.add(i)).wr)
             };
-            if has_sge[i] {
-                (*wr).sg_list = sp.add(i);
-                (*wr).num_sge = 1;
+            if sge_n[i] > 0 {
+                (*wr).sg_list = sp.add(sge_at[i]);
+                (*wr).num_sge = sge_n[i] as i32;
             }
             if i == n - 1 {
                 (*wr).__bindgen_anon_1.wr_cqe = cqe;
@@ -354,19 +467,13 @@ unsafe fn post_send_raw<T: Completion>(
     // the owner behind `cqe`, which the completion returns.
     let ret = unsafe { bindings::rrs_ib_post_send(qp, wrs[0], &mut bad) };
     if ret == 0 {
-        return Ok(());
+        return Ok(Posting::Done);
     }
     if bad == wrs[0].cast_const() {
-        // Nothing was posted: take the owner back.
-        // SAFETY: the device never saw `cqe`.
-        drop(unsafe { Posted::<T>::from_cqe(cqe) });
-    } else {
-        // Part of the chain is on the device and may still use the owner's
-        // buffers, but no completion will return the owner: leaking it is the
-        // only safe choice.
-        pr_err!("partial post of a send chain ({}), owner leaked\n", ret);
+        // Nothing was posted.
+        return Err(Error::from_errno(ret));
     }
-    Err(Error::from_errno(ret))
+    Ok(Posting::Partial(Error::from_errno(ret)))
 }
 
 /// Posts one receive.
@@ -430,6 +537,7 @@ impl Qp {
     ) -> Result {
         // SAFETY: live QP (type invariant).
         unsafe { post_send_raw(self.ptr.as_ptr(), owner, |o| Chain::from_array(ops(o)?)) }
+            .map_err(|(e, _)| e)
     }
 
     /// Like [`Qp::post_send`], for a chain built at run time.
@@ -438,6 +546,16 @@ impl Qp {
         owner: KBox<Posted<T>>,
         ops: impl for<'a> FnOnce(&'a T) -> Result<Chain<'a>>,
     ) -> Result {
+        self.try_post_chain(owner, ops).map_err(|(e, _)| e)
+    }
+
+    /// Like [`Qp::post_chain`], but a chain the device saw none of gives
+    /// its owner back, so that the caller can end what it carries.
+    pub fn try_post_chain<T: Completion>(
+        &self,
+        owner: KBox<Posted<T>>,
+        ops: impl for<'a> FnOnce(&'a T) -> Result<Chain<'a>>,
+    ) -> core::result::Result<(), (Error, Option<KBox<Posted<T>>>)> {
         // SAFETY: live QP (type invariant).
         unsafe { post_send_raw(self.ptr.as_ptr(), owner, ops) }
     }
@@ -549,7 +667,7 @@ impl IdRef<'_> {
             return Err(crate::code::enotconn());
         }
         // SAFETY: as above.
-        unsafe { post_send_raw(qp, owner, |o| Chain::from_array(ops(o)?)) }
+        unsafe { post_send_raw(qp, owner, |o| Chain::from_array(ops(o)?)) }.map_err(|(e, _)| e)
     }
 }
 

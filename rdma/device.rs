@@ -80,6 +80,12 @@ impl<'a> Device<'a> {
         unsafe { bindings::rrs_dev_num_comp_vectors(self.as_ptr()) }
     }
 
+    /// Most SGEs of one send work request.
+    pub fn max_send_sge(&self) -> u32 {
+        // SAFETY: registered device; attributes are read-only after registration.
+        unsafe { bindings::rrs_dev_max_send_sge(self.as_ptr()) }
+    }
+
     /// Largest fast-registration page list the device supports.
     pub fn max_fast_reg_pages(&self) -> u32 {
         // SAFETY: `attrs` is filled in before registration and read-only after.

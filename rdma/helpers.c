@@ -291,3 +291,85 @@ void rrs_get_random_bytes(void *buf, size_t len)
 	get_random_bytes(buf, len);
 }
 EXPORT_SYMBOL_GPL(rrs_get_random_bytes);
+
+/*
+ * A request's scatter/gather table: @cap entries, initialised once; the block
+ * layer refills the front of it per request (blk_rq_map_sg() clears a stale
+ * end mark itself), so no per-request sg_init_table().
+ */
+struct scatterlist *rrs_sg_alloc(unsigned int cap)
+{
+	struct scatterlist *sgl = kcalloc(cap, sizeof(*sgl), GFP_KERNEL);
+
+	if (sgl)
+		sg_init_table(sgl, cap);
+	return sgl;
+}
+EXPORT_SYMBOL_GPL(rrs_sg_alloc);
+
+void rrs_sg_free(struct scatterlist *sgl)
+{
+	kfree(sgl);
+}
+EXPORT_SYMBOL_GPL(rrs_sg_free);
+
+/* One entry over a kmalloc buffer, marked as the last. */
+void rrs_sg_set_buf(struct scatterlist *sgl, void *buf, unsigned int len)
+{
+	sg_set_buf(sgl, buf, len);
+	sg_mark_end(sgl);
+}
+EXPORT_SYMBOL_GPL(rrs_sg_set_buf);
+
+int rrs_ib_dma_map_sg(struct ib_device *dev, struct scatterlist *sgl, int nents,
+		      enum dma_data_direction dir)
+{
+	return ib_dma_map_sg(dev, sgl, nents, dir);
+}
+EXPORT_SYMBOL_GPL(rrs_ib_dma_map_sg);
+
+void rrs_ib_dma_unmap_sg(struct ib_device *dev, struct scatterlist *sgl,
+			 int nents, enum dma_data_direction dir)
+{
+	ib_dma_unmap_sg(dev, sgl, nents, dir);
+}
+EXPORT_SYMBOL_GPL(rrs_ib_dma_unmap_sg);
+
+/*
+ * The first @count DMA-mapped entries of @sgl as SGEs with @lkey, at most
+ * @max of them; returns how many, or -EINVAL if they do not fit.
+ */
+int rrs_sg_to_sges(struct scatterlist *sgl, int count, u32 lkey,
+		   struct ib_sge *out, int max)
+{
+	struct scatterlist *sg;
+	int i;
+
+	if (count < 0 || count > max)
+		return -EINVAL;
+	for_each_sg(sgl, sg, count, i) {
+		out[i].addr = sg_dma_address(sg);
+		out[i].length = sg_dma_len(sg);
+		out[i].lkey = lkey;
+	}
+	return count;
+}
+EXPORT_SYMBOL_GPL(rrs_sg_to_sges);
+
+u32 rrs_dev_max_send_sge(struct ib_device *dev)
+{
+	return dev->attrs.max_send_sge;
+}
+EXPORT_SYMBOL_GPL(rrs_dev_max_send_sge);
+
+u32 rrs_ib_mr_lkey(struct ib_mr *mr)
+{
+	return mr->lkey;
+}
+EXPORT_SYMBOL_GPL(rrs_ib_mr_lkey);
+
+u64 rrs_ib_mr_length(struct ib_mr *mr)
+{
+	return mr->length;
+}
+EXPORT_SYMBOL_GPL(rrs_ib_mr_length);

@@ -98,4 +98,18 @@ struct kobject *rrs_device_kobj(struct device *dev);
 int rrs_sysfs_link(struct kobject *from, struct kobject *to, const char *name);
 void rrs_sysfs_unlink(struct kobject *from, const char *name);
 
+/* Scatter/gather tables of a request's pages (see sg.rs). */
+struct scatterlist *rrs_sg_alloc(unsigned int cap);
+void rrs_sg_free(struct scatterlist *sgl);
+void rrs_sg_set_buf(struct scatterlist *sgl, void *buf, unsigned int len);
+int rrs_ib_dma_map_sg(struct ib_device *dev, struct scatterlist *sgl, int nents,
+		      enum dma_data_direction dir);
+void rrs_ib_dma_unmap_sg(struct ib_device *dev, struct scatterlist *sgl,
+			 int nents, enum dma_data_direction dir);
+int rrs_sg_to_sges(struct scatterlist *sgl, int count, u32 lkey,
+		   struct ib_sge *out, int max);
+u32 rrs_dev_max_send_sge(struct ib_device *dev);
+u32 rrs_ib_mr_lkey(struct ib_mr *mr);
+u64 rrs_ib_mr_length(struct ib_mr *mr);
+
 #endif

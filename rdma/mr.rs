@@ -17,6 +17,8 @@ impl Access {
         bindings::ib_access_flags_IB_ACCESS_LOCAL_WRITE
             | bindings::ib_access_flags_IB_ACCESS_REMOTE_WRITE,
     );
+    /// Local access only (the device reads the region for a send).
+    pub const LOCAL: Access = Access(bindings::ib_access_flags_IB_ACCESS_LOCAL_WRITE);
     /// The peer may RDMA READ from the region.
     pub const REMOTE_READ: Access = Access(
         bindings::ib_access_flags_IB_ACCESS_LOCAL_WRITE

@@ -18,6 +18,8 @@
 //! | [`dma::DmaBuf`]    | a kmalloc buffer with its DMA mapping     |
 //! | [`pages::PageBlock`] | `alloc_pages()` memory, copied only     |
 //! | [`pages::BlockMr`] | a page block's DMA mapping and its MR     |
+//! | [`sg::SgTable`]    | a `struct scatterlist` array and its DMA mapping |
+//! | [`sg::SgMr`]       | a fast-registration MR over an `SgTable`  |
 //! | [`wr::Posted`]     | a work request's `struct ib_cqe` + owner  |
 //!
 //! Ownership follows the `ibverbs` crate: an object holds an [`Arc`] to what it
@@ -38,6 +40,7 @@ pub mod dma;
 pub mod mr;
 pub mod pages;
 pub mod pd;
+pub mod sg;
 pub mod sysfs;
 pub mod timer;
 pub mod wq;

@@ -173,6 +173,30 @@ impl<T: Completion> Posted<T> {
         Ok(b)
     }
 
+    /// Like [`Posted::new`], but gives `value` back if the box cannot be
+    /// allocated.
+    pub fn try_new(
+        value: T,
+        flags: kernel::alloc::Flags,
+    ) -> core::result::Result<KBox<Self>, (Error, T)> {
+        match KBox::<Self>::new_uninit(flags) {
+            Ok(b) => {
+                let b = KBox::write(
+                    b,
+                    Self {
+                        cqe: Opaque::uninit(),
+                        value,
+                    },
+                );
+                // INVARIANT: as in `new`.
+                // SAFETY: as in `new`.
+                unsafe { (*b.cqe.get()).done = Some(done_trampoline::<T>) };
+                Ok(b)
+            }
+            Err(_) => Err((ENOMEM, value)),
+        }
+    }
+
     /// The owner value.
     pub fn get(&self) -> &T {
         &self.value
@@ -181,6 +205,17 @@ impl<T: Completion> Posted<T> {
     /// The owner value, mutably (before posting).
     pub fn get_mut(&mut self) -> &mut T {
         &mut self.value
+    }
+
+    /// The owner value, out of its box (a request that was not posted).
+    pub fn into_inner(b: KBox<Self>) -> T {
+        KBox::into_inner(b).value
+    }
+
+    /// The `ib_cqe` pointer of a box turned into a raw pointer, for a WR.
+    pub(crate) fn raw_cqe(p: *mut Self) -> *mut bindings::ib_cqe {
+        // `cqe` is the first field of this `repr(C)` struct (invariant).
+        p.cast()
     }
 
     /// Hands the box to the device; returns the `ib_cqe` pointer for the WR.

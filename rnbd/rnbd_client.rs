@@ -16,9 +16,10 @@
 //!   `ctl/devices/` link.
 //!
 //! Requests: `queue_rq` (blocking queue) takes a permit (sleeping if all
-//! are in flight), copies write data into the permit's block, records the
-//! request under the permit and sends it; RTRS calls `Events::io_done` once,
-//! which copies read data out and ends the request.
+//! are in flight), describes the request's own pages in the permit's table
+//! (no copy), records the request under the permit and sends it; RTRS
+//! calls `Events::io_done` once, after the pages are unmapped, which ends
+//! the request.
 //!
 //! # Locking
 //!
@@ -67,8 +68,9 @@ const CTL_RSP_MAX: usize = 64;
 
 /// What a permit carries while its request is in flight.
 enum Pending {
-    /// A block request; `read` says data comes back.
-    Io { rq: Rq, read: bool },
+    /// A block request, whose pages the permit's table describes: it ends
+    /// only after RTRS is done with them (`io_done`).
+    Io { rq: Rq },
     /// A control message whose sender waits.
     Ctl(Arc<CtlWait>),
 }
@@ -89,11 +91,7 @@ impl SessEvents for Events {
             .get_mut(permit.id() as usize)
             .and_then(|s| s.take());
         match p {
-            Some(Pending::Io { rq, read }) => {
-                let mut status = status;
-                if status == 0 && read && rq.copy_from_block(permit.block()).is_err() {
-                    status = EIO.to_errno();
-                }
+            Some(Pending::Io { rq }) => {
                 // The permit goes back before the request ends, so that the
                 // next request queued from the completion finds it.
                 drop(permit);
@@ -124,16 +122,17 @@ struct CtlWait {
 }
 
 impl CtlWait {
-    fn finish(&self, permit: Permit, status: i32) {
+    fn finish(&self, mut permit: Permit, status: i32) {
         let mut rsp = [0u8; CTL_RSP_MAX];
         let status = if status == 0 && self.rsp_len > 0 {
-            let r = match rsp.get_mut(..self.rsp_len) {
-                Some(b) => permit.block().read(0, b),
-                None => Err(EINVAL),
-            };
-            match r {
-                Ok(()) => 0,
-                Err(e) => e.to_errno(),
+            // The response buffer `ctl` gave the permit's table.
+            let buf = permit.sg_mut().ok().and_then(|t| t.take_buf());
+            match (buf, rsp.get_mut(..self.rsp_len)) {
+                (Some(b), Some(r)) if b.len() >= r.len() => {
+                    r.copy_from_slice(&b[..r.len()]);
+                    0
+                }
+                _ => EINVAL.to_errno(),
             }
         } else {
             status
@@ -175,7 +174,9 @@ impl Session {
             pin_init!(CtlWait { st <- new_mutex!(None), cv <- new_condvar!(), rsp_len }),
             GFP_KERNEL,
         )?;
-        let permit = match self.rtrs.permit_timeout(CTL_TIMEOUT_MS) {
+        // The response's buffer: a control message is not on the IO path.
+        let buf = KVec::from_elem(0u8, rsp_len.max(1), GFP_KERNEL)?;
+        let mut permit = match self.rtrs.permit_timeout(CTL_TIMEOUT_MS) {
             Ok(p) => p,
             Err(e) => {
                 if e == rdma::code::etimedout() {
@@ -188,6 +189,7 @@ impl Session {
                 return Err(e);
             }
         };
+        permit.sg_mut()?.set_buf(buf, rsp_len)?;
         let id = permit.id() as usize;
         {
             let mut g = self.events.pending.lock();
@@ -199,7 +201,7 @@ impl Session {
         } else {
             IoDir::Write
         };
-        self.rtrs.request(permit, dir, usr, rsp_len as u32);
+        self.rtrs.request(permit, dir, usr);
         // RTRS ends every request (a path failure fails those in flight).
         let mut g = w.st.lock();
         let done = loop {
@@ -272,12 +274,19 @@ impl Queue for DevQueue {
         if self.read_only && op.modifies() {
             return rq.end(EROFS.to_errno());
         }
-        let Some(permit) = self.sess.rtrs.permit(true) else {
+        let Some(mut permit) = self.sess.rtrs.permit(true) else {
             return rq.end(EIO.to_errno());
         };
-        let has_data = op.has_data();
-        if op == Op::Write && rq.copy_to_block(permit.block()).is_err() {
-            return rq.end(EIO.to_errno());
+        if op.has_data() {
+            let r = permit.sg_mut().and_then(|t| rq.map_sg(t));
+            if let Err(e) = r {
+                pr_err!(
+                    "request of {} bytes: mapping its pages failed: {:?}\n",
+                    i.bytes,
+                    e
+                );
+                return rq.end(EIO.to_errno());
+            }
         }
         let mut m = wire::MsgIo::zeroed();
         m.hdr = MsgHdr::new(MsgType::Io);
@@ -298,7 +307,7 @@ impl Queue for DevQueue {
         {
             let mut g = self.sess.events.pending.lock();
             match g.get_mut(id) {
-                Some(slot) if slot.is_none() => *slot = Some(Pending::Io { rq, read }),
+                Some(slot) if slot.is_none() => *slot = Some(Pending::Io { rq }),
                 _ => {
                     drop(g);
                     pr_err!("permit {} busy\n", id);
@@ -307,12 +316,7 @@ impl Queue for DevQueue {
             }
         }
         let dir = if read { IoDir::Read } else { IoDir::Write };
-        self.sess.rtrs.request(
-            permit,
-            dir,
-            &m.to_bytes(),
-            if has_data { i.bytes } else { 0 },
-        );
+        self.sess.rtrs.request(permit, dir, &m.to_bytes());
     }
 }
 
@@ -746,7 +750,7 @@ impl State {
             sectors: lim.nsectors,
             max_hw_sectors: lim.max_hw_sectors,
             // Ours, as upstream's client: the server's are its disk's.
-            max_segments: 128,
+            max_segments: sess.rtrs.max_segments(),
             max_discard_sectors: lim.max_discard_sectors,
             discard_granularity: lim.discard_granularity,
             discard_alignment: lim.discard_alignment,
@@ -757,6 +761,8 @@ impl State {
             write_cache: lim.write_cache as u8,
             fua: lim.fua as u8,
             read_only: (mode == AccessMode::Ro) as u8,
+            // RTRS registers a read's pages in 4 KiB pages (upstream's too).
+            virt_boundary_mask: 4095,
         };
         let mut pn = KVec::with_capacity(path.len(), GFP_KERNEL)?;
         pn.extend_from_slice(path, GFP_KERNEL)?;

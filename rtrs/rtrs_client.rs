@@ -6,14 +6,17 @@
 //! # Objects and lifetimes
 //!
 //! - [`Sess`]: a session to one server, named by the user, with
-//!   `queue_depth` permits (the server's chunk count).  Each permit owns a
-//!   bounce block of `chunk_size` bytes laid out like the server's chunk:
-//!   data first, then the user header and the RTRS message.  The user copies
-//!   write data into it before [`Sess::request`] and read data out of it in
-//!   its completion.
+//!   `queue_depth` permits (the server's chunk count).  Each permit owns an
+//!   [`SgTable`]: the user describes the request's own pages in it (a block
+//!   request's bio segments, or a buffer of its own), the transport maps it
+//!   for the request and unmaps it before the completion.  No data is
+//!   copied: a write is one RDMA WRITE WITH IMM whose SGEs are the pages
+//!   and the header (or, past the device's SGE limit, one registration of
+//!   the pages); a read registers the pages and the server writes into them.
 //! - `Path`: one path (this version connects one): a PD, one MR per permit
-//!   block, the server's chunk addresses and keys, and `con_num`
-//!   connections (cid 0 is the admin connection, then one per CPU).
+//!   for the registrations, the server's chunk addresses and keys, and
+//!   `con_num` connections (cid 0 is the admin connection, then one per
+//!   CPU).
 //! - `Con`: an rdma_cm id and its RC QP, with a workqueue-polled CQ, so
 //!   every completion runs in process context and may post.
 //! - [`Permit`]: the right to one request in flight; returned to the pool
@@ -38,7 +41,8 @@ use kernel::workqueue::{impl_has_work, new_work, Work, WorkItem};
 use proto::rtrs::{self as wire, ConnReq, ConnRsp, Geometry, Imm, InfoReq, InfoRsp, SgDesc};
 use proto::wire::{Le16, Le32, Le64};
 use rdma::cm::{
-    Chain, CmId, ConnParam, Event, EventKind, Handler, IdRef, QpCaps, SendOp, SockAddr,
+    Chain, CmId, ConnParam, Data, Event, EventKind, Handler, IdRef, QpCaps, SendOp, SockAddr,
+    MAX_SEND_SGE,
 };
 use rdma::code::{
     econnaborted, econnrefused, econnreset, ehostunreach, emsgsize, enotconn, etimedout,
@@ -46,8 +50,8 @@ use rdma::code::{
 use rdma::cq::{Cq, Poll};
 use rdma::dma::{Direction, DmaBuf};
 use rdma::mr::Access;
-use rdma::pages::{BlockMr, PageBlock};
 use rdma::pd::Pd;
+use rdma::sg::{SgMr, SgTable, HDR_MAX};
 use rdma::timer::{Tick, Timer};
 use rdma::wq::OwnedQueue;
 use rdma::wr::{Completion, Opcode, Posted, Status, WorkCompletion};
@@ -65,8 +69,13 @@ module! {
 const CONNECT_STEP_MS: u32 = 30_000;
 /// Receives kept posted on the admin connection (heartbeats).
 const ADMIN_RECVS: u32 = 32;
-/// Largest permit count we allocate bounce blocks for.
+/// Largest permit count we allocate request resources for.
 const MAX_PERMITS: u32 = 512;
+/// Most data segments of one request (upstream's `RTRS_MAX_SEGMENTS`).
+const MAX_SEGMENTS: u32 = 128;
+/// Page size of a registration (upstream registers in 4 KiB pages; the
+/// block queue's virtual boundary matches it).
+const MR_PAGE: u32 = 4096;
 
 /// The RTRS protocol version this client speaks.
 #[inline(never)]
@@ -87,16 +96,20 @@ pub trait SessEvents: Send + Sync + 'static {
 /// Direction of a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dir {
-    /// The server sends data into the permit's block.
+    /// The server writes data into the pages of the permit's table.
     Read,
-    /// The permit's block carries data to the server.
+    /// The pages of the permit's table go to the server.
     Write,
 }
 
 /// A request between submission and completion.
 struct Pending {
-    permit: Permit,
+    /// `None` while the request's send owns it (`Sent`).
+    permit: Option<Permit>,
     dir: Dir,
+    /// The request's pages are registered in its MR, which must be
+    /// invalidated before they are unmapped.
+    mr: bool,
     /// The connection it was sent on.
     cid: u16,
     status: i32,
@@ -123,11 +136,18 @@ pub struct Sess {
     paths_uuid: [u8; 16],
     name: KVec<u8>,
     events: Arc<dyn SessEvents>,
-    /// Bounce block of each permit.
-    blocks: KVec<Arc<PageBlock>>,
+    /// Permits.
+    depth: u32,
+    /// Most data segments (table entries) of one request.
+    max_segments: u32,
+    /// Pages of a registration, for `max_io`.
+    mr_pages: u32,
+    /// Largest data of one request.
+    max_io: u32,
     wq: Arc<OwnedQueue>,
+    /// The table of each free permit (`None`: taken).
     #[pin]
-    permits: Mutex<KVec<bool>>,
+    permits: Mutex<KVec<Option<SgTable>>>,
     #[pin]
     permit_freed: CondVar,
     #[pin]
@@ -139,10 +159,13 @@ pub struct Sess {
     closing: AtomicBool,
 }
 
-/// The right to one request in flight (a server chunk and a bounce block).
+/// The right to one request in flight: a server chunk and the table that
+/// describes the request's data.
 pub struct Permit {
     sess: Arc<Sess>,
     id: u32,
+    /// Always `Some` until `drop` gives it back.
+    sg: Option<SgTable>,
 }
 
 impl Permit {
@@ -151,17 +174,24 @@ impl Permit {
         self.id
     }
 
-    /// The bounce block: write data goes at offset 0, read data arrives there.
-    pub fn block(&self) -> &Arc<PageBlock> {
-        &self.sess.blocks[self.id as usize]
+    /// The table the next request's data is described in.  Empty when the
+    /// permit is taken; after a request, it keeps only a buffer of its own
+    /// ([`SgTable::set_buf`]), for [`SgTable::take_buf`].
+    pub fn sg_mut(&mut self) -> Result<&mut SgTable> {
+        self.sg.as_mut().ok_or(EINVAL)
     }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
+        let sg = self.sg.take().map(|mut t| {
+            t.finish();
+            let _ = t.clear();
+            t
+        });
         let mut g = self.sess.permits.lock();
         if let Some(b) = g.get_mut(self.id as usize) {
-            *b = false;
+            *b = sg;
         }
         drop(g);
         // All: a woken waiter may leave (signal, timeout) without taking
@@ -196,15 +226,25 @@ impl Sess {
             links.push(l, GFP_KERNEL)?;
         }
         let permits_n = geo.queue_depth.min(MAX_PERMITS);
-        let mut blocks = KVec::with_capacity(permits_n as usize, GFP_KERNEL)?;
+        // A registration covers the pages of `max_io` bytes at any offset
+        // in its first page.
+        let mr_pages = pd.device().max_fast_reg_pages().min(MAX_SEGMENTS + 1);
+        if mr_pages < 2 {
+            pr_err!("device registers {} pages at most\n", mr_pages);
+            return Err(EINVAL);
+        }
+        // A write through a registration still sends two SGEs (the
+        // registration and the header).
+        if io_send_sge(pd.device()) < 2 {
+            pr_err!("device sends {} SGEs at most\n", io_send_sge(pd.device()));
+            return Err(EINVAL);
+        }
+        let max_segments = (mr_pages - 1).min(MAX_SEGMENTS);
+        let max_io = geo.max_io_size.min((mr_pages - 1) * MR_PAGE);
         let mut permits = KVec::with_capacity(permits_n as usize, GFP_KERNEL)?;
         let mut pending = KVec::with_capacity(permits_n as usize, GFP_KERNEL)?;
         for _ in 0..permits_n {
-            blocks.push(
-                Arc::new(PageBlock::new(geo.chunk_size as usize)?, GFP_KERNEL)?,
-                GFP_KERNEL,
-            )?;
-            permits.push(false, GFP_KERNEL)?;
+            permits.push(Some(SgTable::new(max_segments)?), GFP_KERNEL)?;
             pending.push(None, GFP_KERNEL)?;
         }
         let mut nm = KVec::with_capacity(name.len(), GFP_KERNEL)?;
@@ -216,7 +256,10 @@ impl Sess {
                 paths_uuid,
                 name: nm,
                 events,
-                blocks,
+                depth: permits_n,
+                max_segments,
+                mr_pages,
+                max_io,
                 wq,
                 permits <- new_mutex!(permits),
                 permit_freed <- new_condvar!(),
@@ -249,12 +292,20 @@ impl Sess {
 
     /// Permits (requests in flight at most).
     pub fn queue_depth(&self) -> u32 {
-        self.blocks.len() as u32
+        self.depth
     }
 
     /// Largest data of one request.
     pub fn max_io_size(&self) -> u32 {
-        self.geo.max_io_size
+        self.max_io
+    }
+
+    /// Most data segments of one request: a block queue's `max_segments`.
+    /// Its virtual boundary must be 4 KiB (every segment but the first
+    /// starts, and every one but the last ends, on a 4 KiB boundary), so
+    /// that a read's segments fit one registration.
+    pub fn max_segments(&self) -> u32 {
+        self.max_segments
     }
 
     /// Largest user header.
@@ -267,6 +318,16 @@ impl Sess {
         self.paths.lock().iter().any(|p| p.state() == CONNECTED)
     }
 
+    /// The first free permit of the pool `g`, taken.
+    fn take_free(self: &Arc<Self>, g: &mut KVec<Option<SgTable>>) -> Option<Permit> {
+        let (i, slot) = g.iter_mut().enumerate().find(|(_, s)| s.is_some())?;
+        Some(Permit {
+            sess: self.clone(),
+            id: i as u32,
+            sg: slot.take(),
+        })
+    }
+
     /// Takes a free permit; with `wait`, sleeps until one is free (or the
     /// session closes).  A freed permit wakes every waiter (`notify_all`);
     /// the first to take the lock gets it, the others sleep again (at most
@@ -274,12 +335,8 @@ impl Sess {
     pub fn permit(self: &Arc<Self>, wait: bool) -> Option<Permit> {
         let mut g = self.permits.lock();
         loop {
-            if let Some(i) = g.iter().position(|&b| !b) {
-                g[i] = true;
-                return Some(Permit {
-                    sess: self.clone(),
-                    id: i as u32,
-                });
+            if let Some(p) = self.take_free(&mut g) {
+                return Some(p);
             }
             if !wait || self.closing.load(Ordering::Acquire) {
                 return None;
@@ -298,12 +355,8 @@ impl Sess {
         let start = Ktime::ktime_get();
         let mut g = self.permits.lock();
         loop {
-            if let Some(i) = g.iter().position(|&b| !b) {
-                g[i] = true;
-                return Ok(Permit {
-                    sess: self.clone(),
-                    id: i as u32,
-                });
+            if let Some(p) = self.take_free(&mut g) {
+                return Ok(p);
             }
             if self.closing.load(Ordering::Acquire) {
                 return Err(enotconn());
@@ -322,11 +375,11 @@ impl Sess {
         }
     }
 
-    /// Sends a request: `usr` (the user header) and, for a write, the first
-    /// `data_len` bytes of the permit's block; for a read, `data_len` bytes
-    /// come back into the block.  [`SessEvents::io_done`] follows exactly once,
-    /// possibly before this returns.
-    pub fn request(self: &Arc<Self>, permit: Permit, dir: Dir, usr: &[u8], data_len: u32) {
+    /// Sends a request: `usr` (the user header) and, for a write, the data
+    /// the permit's table describes; for a read, the server writes the
+    /// table's bytes.  [`SessEvents::io_done`] follows exactly once,
+    /// possibly before this returns, after the table was unmapped.
+    pub fn request(self: &Arc<Self>, mut permit: Permit, dir: Dir, usr: &[u8]) {
         let id = permit.id;
         let path = self
             .paths
@@ -337,24 +390,48 @@ impl Sess {
         let Some(path) = path else {
             return self.events.io_done(permit, enotconn().to_errno());
         };
+        let Some(mr) = path.mrs.get(id as usize) else {
+            return self.events.io_done(permit, EINVAL.to_errno());
+        };
+        let Ok(sg) = permit.sg_mut() else {
+            return self.events.io_done(permit, EINVAL.to_errno());
+        };
+        let data_len = sg.bytes();
         let msg_len = match dir {
             Dir::Write => wire::RdmaWrite::SIZE,
             Dir::Read => wire::RdmaReadHdr::SIZE + SgDesc::SIZE,
         };
         let total = data_len as usize + usr.len() + msg_len;
         if usr.len() > self.geo.max_hdr_size as usize
-            || usr.len() > u16::MAX as usize
-            || data_len > self.geo.max_io_size
+            || usr.len() + msg_len > HDR_MAX
+            || data_len > self.max_io
             || total > self.geo.chunk_size as usize
+            || (dir == Dir::Read && data_len == 0)
         {
             return self.events.io_done(permit, emsgsize().to_errno());
         }
-        let Some(mr) = path.mrs.get(id as usize) else {
-            return self.events.io_done(permit, EINVAL.to_errno());
+        let ddir = match dir {
+            Dir::Write => Direction::ToDevice,
+            Dir::Read => Direction::FromDevice,
         };
-        if dir == Dir::Read {
-            // A key the server has not seen for this buffer.
-            mr.bump_key();
+        if let Err(e) = sg.map(&path.pd, ddir) {
+            return self.events.io_done(permit, e.to_errno());
+        }
+        // Reads are registered for the server to write into; writes name
+        // their pages as SGEs unless, with the header, there are more than
+        // the QP takes: then they go through a registration too.
+        let use_mr = dir == Dir::Read || sg.count() + 1 > path.send_sge;
+        if use_mr {
+            if let Err(e) = mr.map(sg) {
+                rdma::peer_err!(
+                    "request {}: registration of {} segments failed: {:?}\n",
+                    id,
+                    sg.count(),
+                    e
+                );
+                sg.finish();
+                return self.events.io_done(permit, e.to_errno());
+            }
         }
         // The header goes after the data, as it lands in the server's chunk.
         let mut hdr = [0u8; wire::RdmaReadHdr::SIZE + SgDesc::SIZE];
@@ -382,16 +459,20 @@ impl Sess {
                 hdr[wire::RdmaReadHdr::SIZE..].copy_from_slice(&d.to_bytes());
             }
         }
-        let block = permit.block().clone();
-        if block.write(data_len as usize, usr).is_err()
-            || block
-                .write(data_len as usize + usr.len(), &hdr[..msg_len])
-                .is_err()
-        {
-            return self.events.io_done(permit, EINVAL.to_errno());
+        let release = |sg: &mut SgTable| {
+            sg.finish();
+            if use_mr {
+                // Never posted: the registration is not in the device's hands.
+                mr.release();
+            }
+        };
+        if let Err(e) = sg.map_hdr(&[usr, &hdr[..msg_len]]) {
+            release(sg);
+            return self.events.io_done(permit, e.to_errno());
         }
         let off = data_len + usr.len() as u32;
         let Some(payload) = wire::io_req_join(id, off, self.geo.queue_depth) else {
+            release(sg);
             return self.events.io_done(permit, EINVAL.to_errno());
         };
         let imm = Imm::IoReq { payload }.encode();
@@ -399,6 +480,7 @@ impl Sess {
         // The server's address plus an offset inside its chunk: cannot wrap
         // after `info_rsp_bufs`, checked anyway rather than trusted.
         let Some(hdr_addr) = raddr.checked_add(data_len as u64) else {
+            release(sg);
             return self.events.io_done(permit, EINVAL.to_errno());
         };
         let cid = 1 + (rdma::current_cpu() % (path.con_num as u32 - 1)) as u16;
@@ -407,48 +489,64 @@ impl Sess {
             let Some(slot) = g.get_mut(id as usize).filter(|s| s.is_none()) else {
                 drop(g);
                 pr_err!("permit {} already in flight\n", id);
+                release(sg);
                 return self.events.io_done(permit, EINVAL.to_errno());
             };
-            let invalidated = dir == Dir::Write;
-            let since_ms = rdma::now_ms();
             *slot = Some(Pending {
-                permit,
+                permit: None,
                 dir,
+                mr: use_mr,
                 cid,
                 status: 0,
                 sent: false,
                 answered: false,
-                invalidated,
-                since_ms,
+                invalidated: !use_mr,
+                since_ms: rdma::now_ms(),
             });
         }
-        mr.sync_for_device();
-        let r = path.post(
+        let r = path.try_post(
             cid,
             Sent {
                 path: path.clone(),
-                id,
+                permit,
             },
             |o| {
-                let mr = o.path.mrs.get(o.id as usize).ok_or(EINVAL)?;
+                let mr = o.path.mrs.get(id as usize).ok_or(EINVAL)?;
+                let sg = o.permit.sg.as_ref().ok_or(EINVAL)?;
+                let hdr = sg.hdr_sge()?;
                 let mut c = Chain::new();
                 match dir {
-                    Dir::Write => {
-                        c.push(SendOp::WriteImm {
-                            sge: Some(mr.sge(0, total)?),
+                    Dir::Read => {
+                        c.push(SendOp::RegSg {
+                            mr,
+                            access: Access::REMOTE_WRITE,
+                        })?;
+                        c.push(SendOp::WriteImmData {
+                            data: Data::None,
+                            hdr,
+                            remote_addr: hdr_addr,
+                            rkey,
+                            imm,
+                        })?;
+                    }
+                    Dir::Write if use_mr => {
+                        c.push(SendOp::RegSg {
+                            mr,
+                            access: Access::LOCAL,
+                        })?;
+                        c.push(SendOp::WriteImmData {
+                            data: Data::Mr(mr),
+                            hdr,
                             remote_addr: raddr,
                             rkey,
                             imm,
                         })?;
                     }
-                    Dir::Read => {
-                        c.push(SendOp::RegBlock {
-                            mr,
-                            access: Access::REMOTE_WRITE,
-                        })?;
-                        c.push(SendOp::WriteImm {
-                            sge: Some(mr.sge(data_len as usize, usr.len() + msg_len)?),
-                            remote_addr: hdr_addr,
+                    Dir::Write => {
+                        c.push(SendOp::WriteImmData {
+                            data: Data::Sg(sg),
+                            hdr,
+                            remote_addr: raddr,
                             rkey,
                             imm,
                         })?;
@@ -457,36 +555,62 @@ impl Sess {
                 Ok(c)
             },
         );
-        if let Err(e) = r {
+        if let Err((e, owner)) = r {
             // Never posted: nothing of it is in the device's hands.
-            let p = self
+            let _ = self
                 .pending
                 .lock()
                 .get_mut(id as usize)
                 .and_then(|s| s.take());
-            if let Some(p) = p {
-                self.events.io_done(p.permit, e.to_errno());
+            match owner {
+                Some(Sent { mut permit, .. }) => {
+                    if let Ok(sg) = permit.sg_mut() {
+                        release(sg);
+                    }
+                    self.events.io_done(permit, e.to_errno());
+                }
+                // Part of the chain is posted and its owner lost with it
+                // (logged by the RDMA layer): the path cannot be trusted.
+                None => path.close(),
             }
         }
     }
 
-    /// Marks progress on request `id`; completes it when everything is done.
-    fn progress(&self, id: u32, f: impl FnOnce(&mut Pending)) {
-        let fin = {
+    /// Marks progress on request `id`; completes it when everything is
+    /// done: sent, answered and (registered pages) invalidated.  Returns
+    /// `f`'s value, `None` if `id` is not in flight.
+    fn progress<R>(&self, id: u32, f: impl FnOnce(&mut Pending) -> R) -> Option<R> {
+        let (r, fin) = {
             let mut g = self.pending.lock();
-            let Some(slot) = g.get_mut(id as usize) else {
-                return;
-            };
-            let Some(p) = slot.as_mut() else { return };
-            f(p);
-            if p.sent && p.answered && p.invalidated {
+            let slot = g.get_mut(id as usize)?;
+            let p = slot.as_mut()?;
+            let r = f(p);
+            let fin = if p.sent && p.answered && p.invalidated && p.permit.is_some() {
                 slot.take()
             } else {
                 None
-            }
+            };
+            (r, fin)
         };
         if let Some(p) = fin {
-            self.events.io_done(p.permit, p.status);
+            self.complete(p, None);
+        }
+        Some(r)
+    }
+
+    /// Ends a request taken out of the table: unmaps its pages (the device
+    /// is done with them) and tells the user, with `status` or the
+    /// request's own.
+    fn complete(&self, p: Pending, status: Option<i32>) {
+        let status = status.unwrap_or(p.status);
+        match p.permit {
+            Some(mut permit) => {
+                if let Ok(sg) = permit.sg_mut() {
+                    sg.finish();
+                }
+                self.events.io_done(permit, status);
+            }
+            None => pr_err!("request lost with a partly posted send\n"),
         }
     }
 
@@ -509,7 +633,7 @@ impl Sess {
                 g.iter_mut().find_map(|s| s.take())
             };
             match p {
-                Some(p) => self.events.io_done(p.permit, econnaborted().to_errno()),
+                Some(p) => self.complete(p, Some(econnaborted().to_errno())),
                 None => break,
             }
         }
@@ -711,7 +835,7 @@ impl Link {
             QpCaps {
                 max_send_wr: send,
                 max_recv_wr: recv,
-                max_send_sge: 1,
+                max_send_sge: if geo.is_some() { io_send_sge(dev) } else { 1 },
                 max_recv_sge: 1,
             },
         )?;
@@ -736,6 +860,11 @@ impl Link {
     }
 }
 
+/// SGEs of one send on an IO connection: a write's pages and its header.
+fn io_send_sge(dev: rdma::device::Device<'_>) -> u32 {
+    dev.max_send_sge().min(MAX_SEND_SGE as u32)
+}
+
 const CONNECTING: u8 = 0;
 const CONNECTED: u8 = 1;
 const CLOSING: u8 = 2;
@@ -747,8 +876,10 @@ struct Path {
     sess: Arc<Sess>,
     con_num: u16,
     pd: Arc<Pd>,
-    /// MR of each permit's block.
-    mrs: KVec<BlockMr>,
+    /// MR of each permit, for its requests' registrations.
+    mrs: KVec<SgMr>,
+    /// SGEs of one send on the IO connections.
+    send_sge: u32,
     /// The server's chunk of each permit: address and (changing) rkey.
     raddr: KVec<AtomicU64Pair>,
     /// Per connection: the rkey the server's last SEND_WITH_INV revoked
@@ -791,11 +922,11 @@ impl WorkItem for Path {
 
 impl Path {
     fn new(sess: &Arc<Sess>, pd: Arc<Pd>, links: KVec<Link>) -> Result<Arc<Self>> {
-        let n = sess.blocks.len();
+        let n = sess.depth as usize;
         let mut mrs = KVec::with_capacity(n, GFP_KERNEL)?;
         let mut raddr = KVec::with_capacity(n, GFP_KERNEL)?;
-        for b in sess.blocks.iter() {
-            mrs.push(BlockMr::new(&pd, b.clone())?, GFP_KERNEL)?;
+        for _ in 0..n {
+            mrs.push(SgMr::new(&pd, sess.mr_pages)?, GFP_KERNEL)?;
             raddr.push(
                 AtomicU64Pair {
                     addr: AtomicU64::new(0),
@@ -813,6 +944,7 @@ impl Path {
             pin_init!(Path {
                 sess: sess.clone(),
                 con_num,
+                send_sge: io_send_sge(pd.device()),
                 pd,
                 mrs,
                 raddr,
@@ -934,6 +1066,22 @@ impl Path {
         Ok(())
     }
 
+    /// Like [`Path::post`], but gives `owner` back when nothing was posted.
+    fn try_post<T: Completion>(
+        &self,
+        cid: u16,
+        owner: T,
+        ops: impl for<'a> FnOnce(&'a T) -> Result<Chain<'a>>,
+    ) -> core::result::Result<(), (Error, Option<T>)> {
+        let owner = Posted::try_new(owner, GFP_KERNEL).map_err(|(e, o)| (e, Some(o)))?;
+        let g = self.cons.lock();
+        let Some(qp) = g.cons.get(cid as usize).and_then(|c| c.id.qp()) else {
+            return Err((enotconn(), Some(Posted::into_inner(owner))));
+        };
+        qp.try_post_chain(owner, ops)
+            .map_err(|(e, o)| (e, o.map(Posted::into_inner)))
+    }
+
     /// Posts a send chain on connection `cid` (process context).
     fn post<T: Completion>(
         &self,
@@ -1049,6 +1197,10 @@ impl Path {
                         // Trust the flag only if the HCA reported revoking
                         // exactly this request's current key.
                         if with_inval && inv == INV_SEEN | mr.rkey() as u64 {
+                            // The server's SEND_WITH_INV revoked the key:
+                            // the MR is free (before the request can end
+                            // and its permit be reused).
+                            mr.release();
                             p.invalidated = true;
                         } else {
                             unconfirmed = with_inval;
@@ -1075,29 +1227,34 @@ impl Path {
             // the request's own connection, behind its registration: a
             // server answering early, or on another connection, must not
             // get the invalidation executed before the key is registered.
-            let rkey = mr.rkey();
-            let r = self.post(
-                req_cid,
-                Inval {
-                    path: self.clone(),
-                    id: msg_id,
-                },
-                |_| {
-                    let mut c = Chain::new();
-                    c.push(SendOp::LocalInv { rkey })?;
-                    Ok(c)
-                },
-            );
-            if let Err(e) = r {
-                rdma::peer_err!("Posting LOCAL_INV failed: {:?}\n", e);
-                self.close();
-            }
-            return;
+            return self.local_inv(req_cid, msg_id);
         }
-        // A read's data arrived before its answer (one QP, in order), and
-        // the server can no longer write into the buffer.
-        mr.sync_for_cpu();
         sess.progress(msg_id, |_| {});
+    }
+
+    /// Posts the local invalidation of request `id`'s registration on
+    /// connection `cid`; `Inval` completes the request.
+    fn local_inv(self: &Arc<Self>, cid: u16, id: u32) {
+        let Some(mr) = self.mrs.get(id as usize) else {
+            return self.close();
+        };
+        let rkey = mr.rkey();
+        let r = self.post(
+            cid,
+            Inval {
+                path: self.clone(),
+                id,
+            },
+            |_| {
+                let mut c = Chain::new();
+                c.push(SendOp::LocalInv { rkey })?;
+                Ok(c)
+            },
+        );
+        if let Err(e) = r {
+            rdma::peer_err!("Posting LOCAL_INV failed: {:?}\n", e);
+            self.close();
+        }
     }
 
     /// Starts closing the path (idempotent, any context).
@@ -1290,21 +1447,48 @@ impl Completion for Recv {
 }
 
 /// The send chain of a request.
+///
+/// It owns the permit, whose table the chain's SGEs and registration name,
+/// until the device is done with it; the permit then goes back to the
+/// request's record.
 struct Sent {
     path: Arc<Path>,
-    id: u32,
+    permit: Permit,
 }
 
 impl Completion for Sent {
     fn done(self, wc: &WorkCompletion) {
-        if wc.status != Status::Success {
-            if let Status::Error(s) = wc.status {
-                rdma::peer_err!("IO request send failed: status {}\n", s);
-            }
-            // The path's close fails the request once the QPs are drained.
-            return self.path.close();
+        let Self { path, permit } = self;
+        let id = permit.id;
+        let ok = wc.status == Status::Success;
+        if let Status::Error(s) = wc.status {
+            rdma::peer_err!("IO request send failed: status {}\n", s);
         }
-        self.path.sess.progress(self.id, |p| p.sent = true);
+        let sess = path.sess.clone();
+        let mut permit = Some(permit);
+        // A write through a registration revokes it once sent.
+        let inv = sess.progress(id, |p| {
+            p.permit = permit.take();
+            p.sent |= ok;
+            (ok && p.dir == Dir::Write && p.mr && !p.invalidated).then_some(p.cid)
+        });
+        if let Some(mut permit) = permit {
+            pr_err!(
+                "send completion of request {}, which is not in flight\n",
+                id
+            );
+            if let Ok(sg) = permit.sg_mut() {
+                sg.finish();
+            }
+            sess.events.io_done(permit, EIO.to_errno());
+        }
+        if !ok {
+            // The path's close fails the request once the QPs are drained.
+            return path.close();
+        }
+        if let Some(Some(cid)) = inv {
+            path.local_inv(cid, id);
+        }
     }
 }
 
@@ -1322,9 +1506,10 @@ impl Completion for Inval {
             }
             return self.path.close();
         }
-        // Only now can nobody write into the read buffer any more.
+        // Only now can nobody access the request's pages through the
+        // registration any more.
         if let Some(mr) = self.path.mrs.get(self.id as usize) {
-            mr.sync_for_cpu();
+            mr.release();
         }
         self.path.sess.progress(self.id, |p| p.invalidated = true);
     }
