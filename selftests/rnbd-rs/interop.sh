@@ -39,7 +39,7 @@ interop_cell() {
 	local clt=$1 srvside=$2 inval=$3 cell name
 	cell="clt=$clt srv=$srvside always_invalidate=$inval"
 	name=interop_${clt}_${srvside}_$inval
-	test_begin "$name" 17
+	test_begin "$name" 18
 	trap cleanup_data EXIT
 	ktap_print_msg "cell: $cell"
 
@@ -62,6 +62,8 @@ interop_cell() {
 	check "$cell: /dev/rnbd0 has the server device's size" same_size
 	check "$cell: server sysfs shows the mapping" srv_sysfs_ok
 	check "$cell: fio randrw 512B-128KiB crc32c verify over $INTEROP_FIO_SIZE" fio_verify /dev/rnbd0 "$INTEROP_FIO_SIZE" randrw
+	iovecs() { python3 "$(dirname "$0")/iovec_rw.py" /dev/rnbd0 | sed 's/^/# /'; return "${PIPESTATUS[0]}"; }
+	check "$cell: O_DIRECT through iovecs off page boundaries and 32 segments" iovecs
 	check "$cell: ext4 mkfs, mount, file checksum after remount" ext4_roundtrip /dev/rnbd0
 	# Every cell has one of our modules, and the server's null_blk has
 	# discard: a device without discard is our failure, not a skip.
