@@ -11,7 +11,7 @@ use crate::mr::{Access, FrMr};
 use crate::pages::BlockMr;
 use crate::pd::Pd;
 use crate::sg::{SgMr, SgTable};
-use crate::wr::{Completion, Posted, Sge, CHAIN_CQE};
+use crate::wr::{Posted, Sge, CHAIN_CQE};
 use core::cell::Cell;
 use core::ptr::NonNull;
 use kernel::prelude::*;
@@ -268,7 +268,7 @@ impl Default for Chain<'_> {
 /// # Safety
 ///
 /// `qp` must be a live QP.
-unsafe fn post_send_raw<T: Completion>(
+unsafe fn post_send_raw<T: Send + 'static>(
     qp: *mut bindings::ib_qp,
     owner: KBox<Posted<T>>,
     ops: impl for<'a> FnOnce(&'a T) -> Result<Chain<'a>>,
@@ -305,7 +305,7 @@ enum Posting {
 ///
 /// `qp` must be a live QP and `owner` a box from `KBox::into_raw`, which
 /// the device owns after `Ok` (its completion takes it back).
-unsafe fn build_and_post<T: Completion>(
+unsafe fn build_and_post<T: Send + 'static>(
     qp: *mut bindings::ib_qp,
     owner: *mut Posted<T>,
     ops: impl for<'a> FnOnce(&'a T) -> Result<Chain<'a>>,
@@ -481,7 +481,7 @@ unsafe fn build_and_post<T: Completion>(
 /// # Safety
 ///
 /// `qp` must be a live QP.
-unsafe fn post_recv_raw<T: Completion>(
+unsafe fn post_recv_raw<T: Send + 'static>(
     qp: *mut bindings::ib_qp,
     owner: KBox<Posted<T>>,
     sge: impl for<'a> FnOnce(&'a T) -> Result<Option<Sge<'a>>>,
@@ -530,7 +530,7 @@ impl Qp {
     /// MR it names is the owner's and lives until the owner comes back.  Only
     /// the last operation is signaled; its completion (or the flush of the
     /// chain) returns `owner` through [`Completion::done`].
-    pub fn post_send<T: Completion, const N: usize>(
+    pub fn post_send<T: Send + 'static, const N: usize>(
         &self,
         owner: KBox<Posted<T>>,
         ops: impl for<'a> FnOnce(&'a T) -> Result<[SendOp<'a>; N]>,
@@ -541,7 +541,7 @@ impl Qp {
     }
 
     /// Like [`Qp::post_send`], for a chain built at run time.
-    pub fn post_chain<T: Completion>(
+    pub fn post_chain<T: Send + 'static>(
         &self,
         owner: KBox<Posted<T>>,
         ops: impl for<'a> FnOnce(&'a T) -> Result<Chain<'a>>,
@@ -551,7 +551,7 @@ impl Qp {
 
     /// Like [`Qp::post_chain`], but a chain the device saw none of gives
     /// its owner back, so that the caller can end what it carries.
-    pub fn try_post_chain<T: Completion>(
+    pub fn try_post_chain<T: Send + 'static>(
         &self,
         owner: KBox<Posted<T>>,
         ops: impl for<'a> FnOnce(&'a T) -> Result<Chain<'a>>,
@@ -562,7 +562,7 @@ impl Qp {
 
     /// Posts a receive into the owner's buffer named by `sge` (`None`: a
     /// receive for an RDMA WRITE WITH IMM's immediate only).
-    pub fn post_recv<T: Completion>(
+    pub fn post_recv<T: Send + 'static>(
         &self,
         owner: KBox<Posted<T>>,
         sge: impl for<'a> FnOnce(&'a T) -> Result<Option<Sge<'a>>>,
@@ -655,7 +655,7 @@ impl IdRef<'_> {
     }
 
     /// Posts on the id's QP, if it has one (see [`Qp::post_send`]).
-    pub fn post_send<T: Completion, const N: usize>(
+    pub fn post_send<T: Send + 'static, const N: usize>(
         &self,
         owner: KBox<Posted<T>>,
         ops: impl for<'a> FnOnce(&'a T) -> Result<[SendOp<'a>; N]>,

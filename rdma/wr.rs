@@ -144,16 +144,43 @@ pub trait Completion: Send + Sized + 'static {
     fn done(self, wc: &WorkCompletion);
 }
 
+/// The owner of a posted work request that is reused: its completion gets
+/// the box back, so that it can be posted again without an allocation (the
+/// IO path's receives and requests are preallocated at session setup).
+pub trait Reuse: Send + Sized + 'static {
+    /// Like [`Completion::done`], with the box.
+    fn done(this: KBox<Posted<Self>>, wc: &WorkCompletion);
+}
+
 /// A work request's completion entry and its owner, boxed while posted.
 ///
 /// # Invariants
 ///
-/// `cqe.done` is `done_trampoline::<T>`; `cqe` is the first field, so a
+/// `cqe.done` is `done_trampoline::<T>` (from [`Posted::new`] and
+/// [`Posted::try_new`], `T: Completion`) or `reuse_trampoline::<T>` (from
+/// [`Posted::new_reused`], `T: Reuse`); `cqe` is the first field, so a
 /// pointer to it is a pointer to the `Posted<T>`.
 #[repr(C)]
-pub struct Posted<T: Completion> {
+pub struct Posted<T: Send + 'static> {
     cqe: Opaque<bindings::ib_cqe>,
     value: T,
+}
+
+impl<T: Reuse> Posted<T> {
+    /// Boxes `value` for posting, again and again.
+    pub fn new_reused(value: T, flags: kernel::alloc::Flags) -> Result<KBox<Self>> {
+        let b = KBox::new(
+            Self {
+                cqe: Opaque::uninit(),
+                value,
+            },
+            flags,
+        )?;
+        // INVARIANT: `cqe.done` is `reuse_trampoline::<T>`.
+        // SAFETY: `cqe` is ours, valid to write; `ib_cqe` has the single `done` field.
+        unsafe { (*b.cqe.get()).done = Some(reuse_trampoline::<T>) };
+        Ok(b)
+    }
 }
 
 impl<T: Completion> Posted<T> {
@@ -196,7 +223,9 @@ impl<T: Completion> Posted<T> {
             Err(_) => Err((ENOMEM, value)),
         }
     }
+}
 
+impl<T: Send + 'static> Posted<T> {
     /// The owner value.
     pub fn get(&self) -> &T {
         &self.value
@@ -232,6 +261,26 @@ impl<T: Completion> Posted<T> {
         // SAFETY: per the contract and the type invariant.
         unsafe { KBox::from_raw(cqe.cast()) }
     }
+}
+
+/// The `ib_cqe.done` of a reused [`Posted<T>`], called by the RDMA core in
+/// the CQ's context once per posted request.
+///
+/// # Safety
+///
+/// As for `done_trampoline`, for a box of [`Posted::new_reused`].
+unsafe extern "C" fn reuse_trampoline<T: Reuse>(
+    _cq: *mut bindings::ib_cq,
+    wc: *mut bindings::ib_wc,
+) {
+    // SAFETY: the RDMA core passes a valid completion for the duration of the call.
+    let wc = unsafe { &*wc };
+    // SAFETY: `wr_cqe` is the union member we set when posting.
+    let cqe = unsafe { wc.__bindgen_anon_1.wr_cqe };
+    // SAFETY: the device reports each posted request exactly once, and this
+    // trampoline is only installed on `Posted<T>` boxes given away by posting.
+    let posted = unsafe { Posted::<T>::from_cqe(cqe) };
+    T::done(posted, &WorkCompletion::from_raw(wc));
 }
 
 /// The `ib_cqe.done` of a [`Posted<T>`], called by the RDMA core in the CQ's

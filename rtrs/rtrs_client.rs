@@ -54,7 +54,7 @@ use rdma::pd::Pd;
 use rdma::sg::{SgMr, SgTable, HDR_MAX};
 use rdma::timer::{Tick, Timer};
 use rdma::wq::OwnedQueue;
-use rdma::wr::{Completion, Opcode, Posted, Status, WorkCompletion};
+use rdma::wr::{Completion, Opcode, Posted, Reuse, Status, WorkCompletion};
 use rtrs_core::Slots;
 
 module! {
@@ -104,8 +104,9 @@ pub enum Dir {
 
 /// A request between submission and completion.
 struct Pending {
-    /// `None` while the request's send owns it (`Sent`).
-    permit: Option<Permit>,
+    /// Its `tx` is `None` while the request's send is posted, its `inv`
+    /// while its local invalidation is.
+    permit: Permit,
     dir: Dir,
     /// The request's pages are registered in its MR, which must be
     /// invalidated before they are unmapped.
@@ -145,9 +146,9 @@ pub struct Sess {
     /// Largest data of one request.
     max_io: u32,
     wq: Arc<OwnedQueue>,
-    /// The table of each free permit (`None`: taken).
+    /// The preallocated resources of each free permit (`None`: taken).
     #[pin]
-    permits: Mutex<KVec<Option<SgTable>>>,
+    permits: Mutex<KVec<Option<PermitRes>>>,
     #[pin]
     permit_freed: CondVar,
     #[pin]
@@ -159,13 +160,23 @@ pub struct Sess {
     closing: AtomicBool,
 }
 
-/// The right to one request in flight: a server chunk and the table that
-/// describes the request's data.
+/// What a permit owns, allocated once at session setup: the posted owner
+/// of its request's send (with the table that describes the request's
+/// data) and of its local invalidation.  No request allocates.
+struct PermitRes {
+    tx: KBox<Posted<Tx>>,
+    inv: KBox<Posted<Inval>>,
+}
+
+/// The right to one request in flight: a server chunk, the table that
+/// describes the request's data and the work requests that carry it.
 pub struct Permit {
     sess: Arc<Sess>,
     id: u32,
-    /// Always `Some` until `drop` gives it back.
-    sg: Option<SgTable>,
+    /// `None` while posted (the device owns it), and after `drop`.
+    tx: Option<KBox<Posted<Tx>>>,
+    /// `None` while posted, and after `drop`.
+    inv: Option<KBox<Posted<Inval>>>,
 }
 
 impl Permit {
@@ -178,20 +189,27 @@ impl Permit {
     /// permit is taken; after a request, it keeps only a buffer of its own
     /// ([`SgTable::set_buf`]), for [`SgTable::take_buf`].
     pub fn sg_mut(&mut self) -> Result<&mut SgTable> {
-        self.sg.as_mut().ok_or(EINVAL)
+        Ok(&mut self.tx.as_mut().ok_or(EINVAL)?.get_mut().sg)
     }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        let sg = self.sg.take().map(|mut t| {
-            t.finish();
-            let _ = t.clear();
-            t
-        });
+        let res = match (self.tx.take(), self.inv.take()) {
+            (Some(mut tx), Some(inv)) => {
+                let t = tx.get_mut();
+                t.sg.finish();
+                let _ = t.sg.clear();
+                t.path = None;
+                Some(PermitRes { tx, inv })
+            }
+            // Lost with a partly posted send (logged there): the slot
+            // stays empty and the session has one permit less.
+            _ => None,
+        };
         let mut g = self.sess.permits.lock();
         if let Some(b) = g.get_mut(self.id as usize) {
-            *b = sg;
+            *b = res;
         }
         drop(g);
         // All: a woken waiter may leave (signal, timeout) without taking
@@ -243,8 +261,20 @@ impl Sess {
         let max_io = geo.max_io_size.min((mr_pages - 1) * MR_PAGE);
         let mut permits = KVec::with_capacity(permits_n as usize, GFP_KERNEL)?;
         let mut pending = KVec::with_capacity(permits_n as usize, GFP_KERNEL)?;
-        for _ in 0..permits_n {
-            permits.push(Some(SgTable::new(max_segments)?), GFP_KERNEL)?;
+        for id in 0..permits_n {
+            let tx = Tx {
+                path: None,
+                id,
+                sg: SgTable::new(max_segments)?,
+            };
+            let inv = Inval { path: None, id };
+            permits.push(
+                Some(PermitRes {
+                    tx: Posted::new_reused(tx, GFP_KERNEL)?,
+                    inv: Posted::new_reused(inv, GFP_KERNEL)?,
+                }),
+                GFP_KERNEL,
+            )?;
             pending.push(None, GFP_KERNEL)?;
         }
         let mut nm = KVec::with_capacity(name.len(), GFP_KERNEL)?;
@@ -319,12 +349,14 @@ impl Sess {
     }
 
     /// The first free permit of the pool `g`, taken.
-    fn take_free(self: &Arc<Self>, g: &mut KVec<Option<SgTable>>) -> Option<Permit> {
+    fn take_free(self: &Arc<Self>, g: &mut KVec<Option<PermitRes>>) -> Option<Permit> {
         let (i, slot) = g.iter_mut().enumerate().find(|(_, s)| s.is_some())?;
+        let res = slot.take()?;
         Some(Permit {
             sess: self.clone(),
             id: i as u32,
-            sg: slot.take(),
+            tx: Some(res.tx),
+            inv: Some(res.inv),
         })
     }
 
@@ -459,41 +491,36 @@ impl Sess {
                 hdr[wire::RdmaReadHdr::SIZE..].copy_from_slice(&d.to_bytes());
             }
         }
-        let release = |sg: &mut SgTable| {
-            sg.finish();
-            if use_mr {
-                // Never posted: the registration is not in the device's hands.
-                mr.release();
-            }
-        };
         if let Err(e) = sg.map_hdr(&[usr, &hdr[..msg_len]]) {
-            release(sg);
+            undo(sg, mr, use_mr);
             return self.events.io_done(permit, e.to_errno());
         }
         let off = data_len + usr.len() as u32;
-        let Some(payload) = wire::io_req_join(id, off, self.geo.queue_depth) else {
-            release(sg);
-            return self.events.io_done(permit, EINVAL.to_errno());
-        };
-        let imm = Imm::IoReq { payload }.encode();
+        let imm = wire::io_req_join(id, off, self.geo.queue_depth)
+            .map(|payload| Imm::IoReq { payload }.encode());
         let (raddr, rkey) = path.rbuf(id);
         // The server's address plus an offset inside its chunk: cannot wrap
         // after `info_rsp_bufs`, checked anyway rather than trusted.
-        let Some(hdr_addr) = raddr.checked_add(data_len as u64) else {
-            release(sg);
+        let (Some(imm), Some(hdr_addr)) = (imm, raddr.checked_add(data_len as u64)) else {
+            undo(sg, mr, use_mr);
             return self.events.io_done(permit, EINVAL.to_errno());
         };
         let cid = 1 + (rdma::current_cpu() % (path.con_num as u32 - 1)) as u16;
+        let Some(mut tx) = permit.tx.take() else {
+            return self.events.io_done(permit, EINVAL.to_errno());
+        };
+        tx.get_mut().path = Some(path.clone());
         {
             let mut g = self.pending.lock();
             let Some(slot) = g.get_mut(id as usize).filter(|s| s.is_none()) else {
                 drop(g);
                 pr_err!("permit {} already in flight\n", id);
-                release(sg);
+                undo(&mut tx.get_mut().sg, mr, use_mr);
+                permit.tx = Some(tx);
                 return self.events.io_done(permit, EINVAL.to_errno());
             };
             *slot = Some(Pending {
-                permit: None,
+                permit,
                 dir,
                 mr: use_mr,
                 cid,
@@ -504,75 +531,74 @@ impl Sess {
                 since_ms: rdma::now_ms(),
             });
         }
-        let r = path.try_post(
-            cid,
-            Sent {
-                path: path.clone(),
-                permit,
-            },
-            |o| {
-                let mr = o.path.mrs.get(id as usize).ok_or(EINVAL)?;
-                let sg = o.permit.sg.as_ref().ok_or(EINVAL)?;
-                let hdr = sg.hdr_sge()?;
-                let mut c = Chain::new();
-                match dir {
-                    Dir::Read => {
-                        c.push(SendOp::RegSg {
-                            mr,
-                            access: Access::REMOTE_WRITE,
-                        })?;
-                        c.push(SendOp::WriteImmData {
-                            data: Data::None,
-                            hdr,
-                            remote_addr: hdr_addr,
-                            rkey,
-                            imm,
-                        })?;
-                    }
-                    Dir::Write if use_mr => {
-                        c.push(SendOp::RegSg {
-                            mr,
-                            access: Access::LOCAL,
-                        })?;
-                        c.push(SendOp::WriteImmData {
-                            data: Data::Mr(mr),
-                            hdr,
-                            remote_addr: raddr,
-                            rkey,
-                            imm,
-                        })?;
-                    }
-                    Dir::Write => {
-                        c.push(SendOp::WriteImmData {
-                            data: Data::Sg(sg),
-                            hdr,
-                            remote_addr: raddr,
-                            rkey,
-                            imm,
-                        })?;
-                    }
+        let r = path.try_post(cid, tx, |o| {
+            let mr = o
+                .path
+                .as_ref()
+                .and_then(|p| p.mrs.get(id as usize))
+                .ok_or(EINVAL)?;
+            let hdr = o.sg.hdr_sge()?;
+            let mut c = Chain::new();
+            match dir {
+                Dir::Read => {
+                    c.push(SendOp::RegSg {
+                        mr,
+                        access: Access::REMOTE_WRITE,
+                    })?;
+                    c.push(SendOp::WriteImmData {
+                        data: Data::None,
+                        hdr,
+                        remote_addr: hdr_addr,
+                        rkey,
+                        imm,
+                    })?;
                 }
-                Ok(c)
-            },
-        );
-        if let Err((e, owner)) = r {
-            // Never posted: nothing of it is in the device's hands.
-            let _ = self
-                .pending
-                .lock()
-                .get_mut(id as usize)
-                .and_then(|s| s.take());
-            match owner {
-                Some(Sent { mut permit, .. }) => {
-                    if let Ok(sg) = permit.sg_mut() {
-                        release(sg);
-                    }
-                    self.events.io_done(permit, e.to_errno());
+                Dir::Write if use_mr => {
+                    c.push(SendOp::RegSg {
+                        mr,
+                        access: Access::LOCAL,
+                    })?;
+                    c.push(SendOp::WriteImmData {
+                        data: Data::Mr(mr),
+                        hdr,
+                        remote_addr: raddr,
+                        rkey,
+                        imm,
+                    })?;
                 }
-                // Part of the chain is posted and its owner lost with it
-                // (logged by the RDMA layer): the path cannot be trusted.
-                None => path.close(),
+                Dir::Write => {
+                    c.push(SendOp::WriteImmData {
+                        data: Data::Sg(&o.sg),
+                        hdr,
+                        remote_addr: raddr,
+                        rkey,
+                        imm,
+                    })?;
+                }
             }
+            Ok(c)
+        });
+        match r {
+            Ok(()) => {}
+            // Never posted: nothing of it is in the device's hands.
+            Err((e, Some(mut tx))) => {
+                let t = tx.get_mut();
+                t.path = None;
+                undo(&mut t.sg, mr, use_mr);
+                let p = self
+                    .pending
+                    .lock()
+                    .get_mut(id as usize)
+                    .and_then(|s| s.take());
+                if let Some(mut p) = p {
+                    p.permit.tx = Some(tx);
+                    self.events.io_done(p.permit, e.to_errno());
+                }
+            }
+            // Part of the chain is posted and its owner lost with it
+            // (logged by the RDMA layer): the path cannot be trusted; its
+            // close fails the request once the QPs are drained.
+            Err((_, None)) => path.close(),
         }
     }
 
@@ -585,7 +611,12 @@ impl Sess {
             let slot = g.get_mut(id as usize)?;
             let p = slot.as_mut()?;
             let r = f(p);
-            let fin = if p.sent && p.answered && p.invalidated && p.permit.is_some() {
+            let fin = if p.sent
+                && p.answered
+                && p.invalidated
+                && p.permit.tx.is_some()
+                && p.permit.inv.is_some()
+            {
                 slot.take()
             } else {
                 None
@@ -603,15 +634,12 @@ impl Sess {
     /// request's own.
     fn complete(&self, p: Pending, status: Option<i32>) {
         let status = status.unwrap_or(p.status);
-        match p.permit {
-            Some(mut permit) => {
-                if let Ok(sg) = permit.sg_mut() {
-                    sg.finish();
-                }
-                self.events.io_done(permit, status);
-            }
-            None => pr_err!("request lost with a partly posted send\n"),
+        let mut permit = p.permit;
+        match permit.sg_mut() {
+            Ok(sg) => sg.finish(),
+            Err(_) => pr_err!("request {} ends without its send's owner\n", permit.id),
         }
+        self.events.io_done(permit, status);
     }
 
     /// Fails every request in flight (their QPs are drained).
@@ -664,6 +692,15 @@ impl Sess {
         }
         drop(g);
         self.wq.flush();
+    }
+}
+
+/// Takes back a request that was not posted: unmaps its table and frees
+/// its registration, which the device never saw.
+fn undo(sg: &mut SgTable, mr: &SgMr, use_mr: bool) {
+    sg.finish();
+    if use_mr {
+        mr.release();
     }
 }
 
@@ -1066,20 +1103,19 @@ impl Path {
         Ok(())
     }
 
-    /// Like [`Path::post`], but gives `owner` back when nothing was posted.
-    fn try_post<T: Completion>(
+    /// Posts the preallocated `owner`'s chain on connection `cid`; gives
+    /// the owner back when nothing was posted.
+    fn try_post<T: Send + 'static>(
         &self,
         cid: u16,
-        owner: T,
+        owner: KBox<Posted<T>>,
         ops: impl for<'a> FnOnce(&'a T) -> Result<Chain<'a>>,
-    ) -> core::result::Result<(), (Error, Option<T>)> {
-        let owner = Posted::try_new(owner, GFP_KERNEL).map_err(|(e, o)| (e, Some(o)))?;
+    ) -> core::result::Result<(), (Error, Option<KBox<Posted<T>>>)> {
         let g = self.cons.lock();
         let Some(qp) = g.cons.get(cid as usize).and_then(|c| c.id.qp()) else {
-            return Err((enotconn(), Some(Posted::into_inner(owner))));
+            return Err((enotconn(), Some(owner)));
         };
         qp.try_post_chain(owner, ops)
-            .map_err(|(e, o)| (e, o.map(Posted::into_inner)))
     }
 
     /// Posts a send chain on connection `cid` (process context).
@@ -1100,7 +1136,8 @@ impl Path {
     }
 
     /// Posts a receive on `cid`: with a buffer for the server's rkey
-    /// messages if it sends them, empty otherwise.
+    /// messages if it sends them, empty otherwise.  At path setup only:
+    /// each receive is then posted again by its completion.
     fn post_recv(self: &Arc<Self>, cid: u16) -> Result {
         let buf = if self.sess.geo.new_rkey {
             Some(DmaBuf::new(
@@ -1112,7 +1149,7 @@ impl Path {
         } else {
             None
         };
-        let owner = Posted::new(
+        let owner = Posted::new_reused(
             Recv {
                 path: self.clone(),
                 cid,
@@ -1120,6 +1157,12 @@ impl Path {
             },
             GFP_KERNEL,
         )?;
+        self.repost_recv(owner)
+    }
+
+    /// Posts the receive `owner` (again) on its connection.
+    fn repost_recv(&self, owner: KBox<Posted<Recv>>) -> Result {
+        let cid = owner.get().cid;
         let g = self.cons.lock();
         let qp = g
             .cons
@@ -1239,20 +1282,24 @@ impl Path {
             return self.close();
         };
         let rkey = mr.rkey();
-        let r = self.post(
-            cid,
-            Inval {
-                path: self.clone(),
-                id,
-            },
-            |_| {
-                let mut c = Chain::new();
-                c.push(SendOp::LocalInv { rkey })?;
-                Ok(c)
-            },
-        );
-        if let Err(e) = r {
+        let inv = self.sess.progress(id, |p| p.permit.inv.take()).flatten();
+        let Some(mut inv) = inv else {
+            pr_err!("request {}: its invalidation is already posted\n", id);
+            return self.close();
+        };
+        inv.get_mut().path = Some(self.clone());
+        let r = self.try_post(cid, inv, |_| {
+            let mut c = Chain::new();
+            c.push(SendOp::LocalInv { rkey })?;
+            Ok(c)
+        });
+        if let Err((e, inv)) = r {
             rdma::peer_err!("Posting LOCAL_INV failed: {:?}\n", e);
+            if let Some(mut inv) = inv {
+                inv.get_mut().path = None;
+                let mut inv = Some(inv);
+                self.sess.progress(id, |p| p.permit.inv = inv.take());
+            }
             self.close();
         }
     }
@@ -1366,9 +1413,9 @@ struct Recv {
     buf: Option<DmaBuf>,
 }
 
-impl Completion for Recv {
-    fn done(self, wc: &WorkCompletion) {
-        let Self { path, cid, buf } = self;
+impl Reuse for Recv {
+    fn done(this: KBox<Posted<Self>>, wc: &WorkCompletion) {
+        let (path, cid) = (this.get().path.clone(), this.get().cid);
         if wc.status != Status::Success {
             if wc.status != Status::Flushed {
                 rdma::peer_err!("RDMA failed: {:?}\n", wc.status);
@@ -1376,7 +1423,14 @@ impl Completion for Recv {
             return path.close();
         }
         path.hb_missed.store(0, Ordering::Release);
-        if let Err(e) = path.post_recv(cid) {
+        // An rkey message is copied out before its buffer is posted again.
+        let rkey_msg = match (wc.opcode, wc.imm, this.get().buf.as_ref()) {
+            (Opcode::Recv, Some(_), Some(b)) => Some(b.with_cpu(|s| {
+                wire::RkeyRsp::from_bytes(&s[..(wc.byte_len as usize).min(s.len())])
+            })),
+            _ => None,
+        };
+        if let Err(e) = path.repost_recv(this) {
             rdma::peer_err!("post_recv failed: {:?}\n", e);
             return path.close();
         }
@@ -1384,13 +1438,10 @@ impl Completion for Recv {
             (Opcode::RecvRdmaWithImm, Some(imm)) => imm,
             (Opcode::Recv, Some(imm)) => {
                 // An answer with a new key for the server's chunk.
-                let Some(b) = buf.as_ref() else {
+                let Some(msg) = rkey_msg else {
                     rdma::peer_err!("rkey response without a buffer\n");
                     return path.close();
                 };
-                let msg = b.with_cpu(|s| {
-                    wire::RkeyRsp::from_bytes(&s[..(wc.byte_len as usize).min(s.len())])
-                });
                 let msg = match msg {
                     Ok(m) if m.ty.get() == wire::MsgType::RkeyRsp as u16 => m,
                     _ => {
@@ -1446,41 +1497,42 @@ impl Completion for Recv {
     }
 }
 
-/// The send chain of a request.
+/// The send chain of a request, preallocated per permit.
 ///
-/// It owns the permit, whose table the chain's SGEs and registration name,
-/// until the device is done with it; the permit then goes back to the
-/// request's record.
-struct Sent {
-    path: Arc<Path>,
-    permit: Permit,
+/// It owns the table whose pages and header the chain's SGEs and
+/// registration name, so the device's view stays valid until the chain
+/// completes; the box then goes back to the request's permit.
+struct Tx {
+    /// The path it is posted on; `None` while not posted.
+    path: Option<Arc<Path>>,
+    id: u32,
+    sg: SgTable,
 }
 
-impl Completion for Sent {
-    fn done(self, wc: &WorkCompletion) {
-        let Self { path, permit } = self;
-        let id = permit.id;
+impl Reuse for Tx {
+    fn done(mut this: KBox<Posted<Self>>, wc: &WorkCompletion) {
+        let t = this.get_mut();
+        let id = t.id;
+        let Some(path) = t.path.take() else {
+            return pr_err!("send completion of request {} without a path\n", id);
+        };
         let ok = wc.status == Status::Success;
         if let Status::Error(s) = wc.status {
             rdma::peer_err!("IO request send failed: status {}\n", s);
         }
         let sess = path.sess.clone();
-        let mut permit = Some(permit);
+        let mut tx = Some(this);
         // A write through a registration revokes it once sent.
         let inv = sess.progress(id, |p| {
-            p.permit = permit.take();
+            p.permit.tx = tx.take();
             p.sent |= ok;
             (ok && p.dir == Dir::Write && p.mr && !p.invalidated).then_some(p.cid)
         });
-        if let Some(mut permit) = permit {
+        if tx.is_some() {
             pr_err!(
                 "send completion of request {}, which is not in flight\n",
                 id
             );
-            if let Ok(sg) = permit.sg_mut() {
-                sg.finish();
-            }
-            sess.events.io_done(permit, EIO.to_errno());
         }
         if !ok {
             // The path's close fails the request once the QPs are drained.
@@ -1492,26 +1544,40 @@ impl Completion for Sent {
     }
 }
 
-/// Our local invalidation of a read buffer's key.
+/// Our local invalidation of a request's registration, preallocated per
+/// permit.
 struct Inval {
-    path: Arc<Path>,
+    /// The path it is posted on; `None` while not posted.
+    path: Option<Arc<Path>>,
     id: u32,
 }
 
-impl Completion for Inval {
-    fn done(self, wc: &WorkCompletion) {
-        if wc.status != Status::Success {
-            if wc.status != Status::Flushed {
-                rdma::peer_err!("Failed IB_WR_LOCAL_INV: {:?}\n", wc.status);
+impl Reuse for Inval {
+    fn done(mut this: KBox<Posted<Self>>, wc: &WorkCompletion) {
+        let t = this.get_mut();
+        let id = t.id;
+        let Some(path) = t.path.take() else {
+            return pr_err!("invalidation of request {} without a path\n", id);
+        };
+        let ok = wc.status == Status::Success;
+        if !ok && wc.status != Status::Flushed {
+            rdma::peer_err!("Failed IB_WR_LOCAL_INV: {:?}\n", wc.status);
+        }
+        if ok {
+            // Only now can nobody access the request's pages through the
+            // registration any more.
+            if let Some(mr) = path.mrs.get(id as usize) {
+                mr.release();
             }
-            return self.path.close();
         }
-        // Only now can nobody access the request's pages through the
-        // registration any more.
-        if let Some(mr) = self.path.mrs.get(self.id as usize) {
-            mr.release();
+        let mut inv = Some(this);
+        path.sess.progress(id, |p| {
+            p.permit.inv = inv.take();
+            p.invalidated |= ok;
+        });
+        if !ok {
+            path.close();
         }
-        self.path.sess.progress(self.id, |p| p.invalidated = true);
     }
 }
 
