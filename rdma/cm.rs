@@ -272,21 +272,44 @@ unsafe fn post_send_raw<T: Send + 'static>(
     qp: *mut bindings::ib_qp,
     owner: KBox<Posted<T>>,
     ops: impl for<'a> FnOnce(&'a T) -> Result<Chain<'a>>,
-) -> core::result::Result<(), (Error, Option<KBox<Posted<T>>>)> {
+) -> core::result::Result<(), (Error, Unposted<T>)> {
     let raw = KBox::into_raw(owner);
     // SAFETY: forwarded contract; `raw` is a live box, ours until posted.
     match unsafe { build_and_post(qp, raw, ops) } {
         // The device has the owner now; its completion frees the box.
         Ok(Posting::Done) => Ok(()),
         Ok(Posting::Partial(e)) => {
-            // Part of the chain is on the device and may still use the
-            // owner's buffers, but no completion will return the owner:
-            // leaking it is the only safe choice.
-            pr_err!("partial post of a send chain ({:?}), owner leaked\n", e);
-            Err((e, None))
+            pr_err!("partial post of a send chain ({:?})\n", e);
+            // SAFETY: from `into_raw` above; no completion will take it
+            // back (the signaled last request was not posted).
+            Err((e, Unposted::Partly(unsafe { KBox::from_raw(raw) })))
         }
         // SAFETY: the device never saw `raw`, from `into_raw` above.
-        Err(e) => Err((e, Some(unsafe { KBox::from_raw(raw) }))),
+        Err(e) => Err((e, Unposted::Whole(unsafe { KBox::from_raw(raw) }))),
+    }
+}
+
+/// The owner of a chain that was not (entirely) posted.
+pub enum Unposted<T: Send + 'static> {
+    /// The device saw none of the chain: the owner is the caller's again.
+    Whole(KBox<Posted<T>>),
+    /// Part of the chain is on the device, which may use the owner's
+    /// buffers until the QP is drained (no completion returns the owner):
+    /// keep it untouched until then, or leak it.
+    Partly(KBox<Posted<T>>),
+}
+
+impl<T: Send + 'static> Unposted<T> {
+    /// The owner if the device saw none of the chain; a partly posted
+    /// chain's owner is leaked, as the only safe choice without a drain.
+    pub fn whole(self) -> Option<KBox<Posted<T>>> {
+        match self {
+            Unposted::Whole(b) => Some(b),
+            Unposted::Partly(b) => {
+                let _ = KBox::into_raw(b);
+                None
+            }
+        }
     }
 }
 
@@ -536,8 +559,12 @@ impl Qp {
         ops: impl for<'a> FnOnce(&'a T) -> Result<[SendOp<'a>; N]>,
     ) -> Result {
         // SAFETY: live QP (type invariant).
-        unsafe { post_send_raw(self.ptr.as_ptr(), owner, |o| Chain::from_array(ops(o)?)) }
-            .map_err(|(e, _)| e)
+        unsafe { post_send_raw(self.ptr.as_ptr(), owner, |o| Chain::from_array(ops(o)?)) }.map_err(
+            |(e, u)| {
+                drop(u.whole());
+                e
+            },
+        )
     }
 
     /// Like [`Qp::post_send`], for a chain built at run time.
@@ -546,7 +573,10 @@ impl Qp {
         owner: KBox<Posted<T>>,
         ops: impl for<'a> FnOnce(&'a T) -> Result<Chain<'a>>,
     ) -> Result {
-        self.try_post_chain(owner, ops).map_err(|(e, _)| e)
+        self.try_post_chain(owner, ops).map_err(|(e, u)| {
+            drop(u.whole());
+            e
+        })
     }
 
     /// Like [`Qp::post_chain`], but a chain the device saw none of gives
@@ -555,7 +585,7 @@ impl Qp {
         &self,
         owner: KBox<Posted<T>>,
         ops: impl for<'a> FnOnce(&'a T) -> Result<Chain<'a>>,
-    ) -> core::result::Result<(), (Error, Option<KBox<Posted<T>>>)> {
+    ) -> core::result::Result<(), (Error, Unposted<T>)> {
         // SAFETY: live QP (type invariant).
         unsafe { post_send_raw(self.ptr.as_ptr(), owner, ops) }
     }
@@ -667,7 +697,10 @@ impl IdRef<'_> {
             return Err(crate::code::enotconn());
         }
         // SAFETY: as above.
-        unsafe { post_send_raw(qp, owner, |o| Chain::from_array(ops(o)?)) }.map_err(|(e, _)| e)
+        unsafe { post_send_raw(qp, owner, |o| Chain::from_array(ops(o)?)) }.map_err(|(e, u)| {
+            drop(u.whole());
+            e
+        })
     }
 }
 

@@ -42,7 +42,7 @@ use proto::rtrs::{self as wire, ConnReq, ConnRsp, Geometry, Imm, InfoReq, InfoRs
 use proto::wire::{Le16, Le32, Le64};
 use rdma::cm::{
     Chain, CmId, ConnParam, Data, Event, EventKind, Handler, IdRef, QpCaps, SendOp, SockAddr,
-    MAX_SEND_SGE,
+    Unposted, MAX_SEND_SGE,
 };
 use rdma::code::{
     econnaborted, econnrefused, econnreset, ehostunreach, emsgsize, enotconn, etimedout,
@@ -121,6 +121,9 @@ struct Pending {
     /// When it was submitted ([`rdma::now_ms`]): the heartbeat closes the
     /// path when a request waits longer than [`IO_TIMEOUT_MS`].
     since_ms: u64,
+    /// When its send was posted (ns): a SEND_WITH_INV received earlier
+    /// cannot have revoked its registration.
+    posted_ns: i64,
 }
 
 /// Longest a request may wait for its answer before the path is closed
@@ -529,6 +532,7 @@ impl Sess {
                 answered: false,
                 invalidated: !use_mr,
                 since_ms: rdma::now_ms(),
+                posted_ns: Ktime::ktime_get().to_ns(),
             });
         }
         let r = path.try_post(cid, tx, |o| {
@@ -581,7 +585,7 @@ impl Sess {
         match r {
             Ok(()) => {}
             // Never posted: nothing of it is in the device's hands.
-            Err((e, Some(mut tx))) => {
+            Err((e, Unposted::Whole(mut tx))) => {
                 let t = tx.get_mut();
                 t.path = None;
                 undo(&mut t.sg, mr, use_mr);
@@ -595,10 +599,17 @@ impl Sess {
                     self.events.io_done(p.permit, e.to_errno());
                 }
             }
-            // Part of the chain is posted and its owner lost with it
-            // (logged by the RDMA layer): the path cannot be trusted; its
-            // close fails the request once the QPs are drained.
-            Err((_, None)) => path.close(),
+            // Part of the chain is posted: the owner stays untouched in
+            // the request's record, whose failure after the path's drain
+            // (`fail_pending`) unmaps and ends it.
+            Err((_, Unposted::Partly(tx))) => {
+                let mut tx = Some(tx);
+                self.progress(id, |p| p.permit.tx = tx.take());
+                if let Some(tx) = tx {
+                    let _ = KBox::into_raw(tx);
+                }
+                path.close();
+            }
         }
     }
 
@@ -923,6 +934,8 @@ struct Path {
     /// (`INV_SEEN | rkey`), not yet matched with an answer, or 0.  Only the
     /// connection's CQ poller (one work item) touches its entry.
     inv_seen: KVec<AtomicU64>,
+    /// Per connection: when `inv_seen` was recorded (ns).
+    inv_at: KVec<AtomicU64>,
     state: AtomicU8,
     hb_missed: AtomicU32,
     #[pin]
@@ -974,8 +987,10 @@ impl Path {
         }
         let con_num = links.len() as u16;
         let mut inv_seen = KVec::with_capacity(links.len(), GFP_KERNEL)?;
+        let mut inv_at = KVec::with_capacity(links.len(), GFP_KERNEL)?;
         for _ in 0..links.len() {
             inv_seen.push(AtomicU64::new(0), GFP_KERNEL)?;
+            inv_at.push(AtomicU64::new(0), GFP_KERNEL)?;
         }
         let p = Arc::pin_init(
             pin_init!(Path {
@@ -986,6 +1001,7 @@ impl Path {
                 mrs,
                 raddr,
                 inv_seen,
+                inv_at,
                 state: AtomicU8::new(CONNECTING),
                 hb_missed: AtomicU32::new(0),
                 cons <- new_mutex!(PathCons { cons: links, hb: None }),
@@ -1110,10 +1126,10 @@ impl Path {
         cid: u16,
         owner: KBox<Posted<T>>,
         ops: impl for<'a> FnOnce(&'a T) -> Result<Chain<'a>>,
-    ) -> core::result::Result<(), (Error, Option<KBox<Posted<T>>>)> {
+    ) -> core::result::Result<(), (Error, Unposted<T>)> {
         let g = self.cons.lock();
         let Some(qp) = g.cons.get(cid as usize).and_then(|c| c.id.qp()) else {
-            return Err((enotconn(), Some(owner)));
+            return Err((enotconn(), Unposted::Whole(owner)));
         };
         qp.try_post_chain(owner, ops)
     }
@@ -1204,8 +1220,12 @@ impl Path {
     /// answer it precedes (same chain, same QP, so the next receive) says
     /// which request it was for.
     fn remote_inv(&self, cid: u16, rkey: u32) {
-        if let Some(e) = self.inv_seen.get(cid as usize) {
+        if let (Some(e), Some(t)) = (
+            self.inv_seen.get(cid as usize),
+            self.inv_at.get(cid as usize),
+        ) {
             e.store(INV_SEEN | rkey as u64, Ordering::Relaxed);
+            t.store(Ktime::ktime_get().to_ns() as u64, Ordering::Relaxed);
         }
     }
 
@@ -1222,6 +1242,10 @@ impl Path {
             .inv_seen
             .get(cid as usize)
             .map_or(0, |e| e.swap(0, Ordering::Relaxed));
+        let inv_at = self
+            .inv_at
+            .get(cid as usize)
+            .map_or(0, |t| t.load(Ordering::Relaxed)) as i64;
         let Some(mr) = self.mrs.get(msg_id as usize) else {
             rdma::peer_err!("answer for unknown request {}\n", msg_id);
             return self.close();
@@ -1238,8 +1262,12 @@ impl Path {
                     p.status = errno;
                     if p.dir == Dir::Read && !p.invalidated {
                         // Trust the flag only if the HCA reported revoking
-                        // exactly this request's current key.
-                        if with_inval && inv == INV_SEEN | mr.rkey() as u64 {
+                        // exactly this request's current key, after the
+                        // request was posted (the same key comes back
+                        // after 256 registrations: an old, unanswered
+                        // SEND_WITH_INV must not stand for this one).
+                        if with_inval && inv == INV_SEEN | mr.rkey() as u64 && inv_at >= p.posted_ns
+                        {
                             // The server's SEND_WITH_INV revoked the key:
                             // the MR is free (before the request can end
                             // and its permit be reused).
@@ -1247,7 +1275,14 @@ impl Path {
                             p.invalidated = true;
                         } else {
                             unconfirmed = with_inval;
-                            need_inv = Some(p.cid);
+                            // Behind the request's registration: before its
+                            // send completed, `Tx` posts the invalidation
+                            // (an answer may come before the send is even
+                            // posted, and the invalidation must not overtake
+                            // the registration).
+                            if p.permit.tx.is_some() {
+                                need_inv = Some(p.cid);
+                            }
                         }
                     }
                 }
@@ -1295,7 +1330,7 @@ impl Path {
         });
         if let Err((e, inv)) = r {
             rdma::peer_err!("Posting LOCAL_INV failed: {:?}\n", e);
-            if let Some(mut inv) = inv {
+            if let Some(mut inv) = inv.whole() {
                 inv.get_mut().path = None;
                 let mut inv = Some(inv);
                 self.sess.progress(id, |p| p.permit.inv = inv.take());
@@ -1522,17 +1557,24 @@ impl Reuse for Tx {
         }
         let sess = path.sess.clone();
         let mut tx = Some(this);
-        // A write through a registration revokes it once sent.
+        // A write through a registration revokes it once sent; so does a
+        // read answered without a (confirmed) remote invalidation before
+        // its send completed.
         let inv = sess.progress(id, |p| {
             p.permit.tx = tx.take();
             p.sent |= ok;
-            (ok && p.dir == Dir::Write && p.mr && !p.invalidated).then_some(p.cid)
+            (ok && p.mr && !p.invalidated && (p.dir == Dir::Write || p.answered)).then_some(p.cid)
         });
-        if tx.is_some() {
+        if let Some(tx) = tx {
+            // Cannot happen (a request leaves the table with its owner, or
+            // after the drain); its pages may still be registered, so the
+            // table is neither unmapped nor reused.
             pr_err!(
                 "send completion of request {}, which is not in flight\n",
                 id
             );
+            let _ = KBox::into_raw(tx);
+            return path.close();
         }
         if !ok {
             // The path's close fails the request once the QPs are drained.
