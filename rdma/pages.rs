@@ -270,6 +270,44 @@ impl BlockMr {
         };
     }
 
+    /// Like [`BlockMr::sync_for_cpu`], for `len` bytes from `off` only
+    /// (clamped to the block).
+    pub fn sync_range_for_cpu(&self, off: usize, len: usize) {
+        let off = off.min(self.len());
+        let len = len.min(self.len() - off);
+        if len == 0 {
+            return;
+        }
+        // SAFETY: a range inside our live mapping (type invariant).
+        unsafe {
+            bindings::rrs_ib_dma_sync_single_for_cpu(
+                self.pd.device().as_ptr(),
+                self.dma + off as u64,
+                len,
+                Direction::Bidirectional.raw(),
+            )
+        };
+    }
+
+    /// Like [`BlockMr::sync_for_device`], for `len` bytes from `off` only
+    /// (clamped to the block).
+    pub fn sync_range_for_device(&self, off: usize, len: usize) {
+        let off = off.min(self.len());
+        let len = len.min(self.len() - off);
+        if len == 0 {
+            return;
+        }
+        // SAFETY: a range inside our live mapping (type invariant).
+        unsafe {
+            bindings::rrs_ib_dma_sync_single_for_device(
+                self.pd.device().as_ptr(),
+                self.dma + off as u64,
+                len,
+                Direction::Bidirectional.raw(),
+            )
+        };
+    }
+
     /// A local scatter/gather entry for `len` bytes from `off` (the PD's
     /// local DMA lkey, so it is usable while the MR itself is invalidated).
     pub fn sge(&self, off: usize, len: usize) -> Result<Sge<'_>> {

@@ -34,7 +34,7 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use kernel::prelude::*;
-use kernel::sync::{new_condvar, new_mutex, Arc, CondVar, Mutex};
+use kernel::sync::{new_condvar, new_mutex, new_spinlock, Arc, CondVar, Mutex, SpinLock};
 use kernel::time::msecs_to_jiffies;
 use kernel::workqueue::{impl_has_work, new_work, Work, WorkItem};
 use proto::rtrs::{self as wire, ConnReq, ConnRsp, Imm, InfoReq, IoReq, ReadReq, SgDesc};
@@ -50,7 +50,7 @@ use rdma::pages::{BlockMr, PageBlock};
 use rdma::pd::Pd;
 use rdma::timer::{Tick, Timer};
 use rdma::wq::OwnedQueue;
-use rdma::wr::{Completion, Opcode, Posted, Status, WorkCompletion};
+use rdma::wr::{Completion, Opcode, Posted, Reuse, Status, WorkCompletion};
 use rdma::{peer_err, peer_info, peer_warn};
 use rtrs_core::Slots;
 
@@ -307,6 +307,11 @@ struct Path {
     mrs: KVec<BlockMr>,
     /// A request owns its chunk from its arrival to its answer's completion.
     busy: KVec<AtomicBool>,
+    /// Per chunk: the work requests and buffers of a request on it,
+    /// preallocated.  A request takes them when it arrives and its guard
+    /// gives them back when its answer completed; each slot has its own
+    /// lock, which only the request on that chunk takes.
+    res: KVec<Pin<KBox<SpinLock<Option<ChunkRes>>>>>,
     mem_bits: u32,
     state: AtomicU8,
     /// Counted in the session's `paths_up`; changed under the session's lock.
@@ -573,15 +578,41 @@ impl Path {
         qp.post_chain(owner, ops)
     }
 
-    /// Posts an empty receive for RDMA WRITE WITH IMM on connection `cid`.
+    /// Posts a chain whose preallocated owner comes back to its
+    /// [`Reuse::done`]; on failure the owner is dropped, or leaked if part
+    /// of the chain was posted.
+    fn post_reused<T: Reuse>(
+        &self,
+        cid: u16,
+        owner: KBox<Posted<T>>,
+        ops: impl for<'a> FnOnce(&'a T) -> Result<Chain<'a>>,
+    ) -> Result {
+        let g = self.cons.lock();
+        let qp = g
+            .cons
+            .get(cid as usize)
+            .and_then(|c| c.as_ref())
+            .and_then(|c| c.id.qp())
+            .ok_or_else(enotconn)?;
+        qp.post_chain(owner, ops)
+    }
+
+    /// Posts an empty receive for RDMA WRITE WITH IMM on connection `cid`
+    /// (path setup; each is then posted again by its completion).
     fn post_recv_io(self: &Arc<Self>, cid: u16) -> Result {
-        let owner = Posted::new(
+        let owner = Posted::new_reused(
             IoRecv {
                 path: self.clone(),
                 cid,
             },
             GFP_KERNEL,
         )?;
+        self.repost_recv_io(owner)
+    }
+
+    /// Posts the receive `owner` (again) on its connection.
+    fn repost_recv_io(&self, owner: KBox<Posted<IoRecv>>) -> Result {
+        let cid = owner.get().cid;
         let g = self.cons.lock();
         let qp = g
             .cons
@@ -609,10 +640,22 @@ impl Path {
             return self.close();
         }
         self.inflight.fetch_add(1, Ordering::SeqCst);
-        let guard = ChunkGuard {
+        let mut guard = ChunkGuard {
             path: self.clone(),
             id,
             holds_chunk: true,
+            res: None,
+        };
+        // The chunk's resources, unless the answer of its previous request
+        // has not completed yet (the client may reuse a chunk as soon as it
+        // sees the answer): then, rarely, a new set.
+        let res = self.res[id as usize].lock().take();
+        guard.res = match res {
+            Some(r) => Some(r),
+            None => match ChunkRes::new(&self.pd, p.always_invalidate) {
+                Ok(r) => Some(r),
+                Err(_) => return self.close(),
+            },
         };
         if self.state() != CONNECTED {
             return;
@@ -621,7 +664,14 @@ impl Path {
             // The chunk's rkey is revoked before anything of the request is
             // read, so the client cannot change it under us any more.
             let rkey = self.mrs[id as usize].rkey();
-            let r = self.post(cid, Inval { guard, cid, off }, |_| {
+            let Some(mut inv) = guard.res.as_mut().and_then(|r| r.inv.take()) else {
+                return self.close();
+            };
+            let v = inv.get_mut();
+            v.cid = cid;
+            v.off = off;
+            v.guard = Some(guard);
+            let r = self.post_reused(cid, inv, |_| {
                 let mut c = Chain::new();
                 c.push(SendOp::LocalInv { rkey })?;
                 Ok(c)
@@ -780,6 +830,54 @@ struct ChunkGuard {
     path: Arc<Path>,
     id: u32,
     holds_chunk: bool,
+    /// The request's resources, back to the chunk's slot on drop.
+    res: Option<ChunkRes>,
+}
+
+/// The preallocated work requests and buffers of a request on one chunk.
+struct ChunkRes {
+    /// The chunk's local invalidation (always_invalidate); `None` while posted.
+    inv: Option<KBox<Posted<Inval>>>,
+    /// The answer; `None` while posted.
+    resp: Option<KBox<Posted<Resp>>>,
+    /// The user header's private copy: its first `usr_len` bytes.
+    usr: KVec<u8>,
+    usr_len: usize,
+    /// The rkey message of the answer (always_invalidate).
+    rkey_msg: Option<DmaBuf>,
+}
+
+/// Room for user headers without an allocation (RNBD's are below 300 bytes;
+/// a longer one, up to [`MAX_HDR_SIZE`], grows the buffer).
+const USR_PREALLOC: usize = 512;
+
+impl ChunkRes {
+    fn new(pd: &Arc<Pd>, always_invalidate: bool) -> Result<Self> {
+        let rkey_msg = if always_invalidate {
+            Some(DmaBuf::new(
+                pd,
+                wire::RkeyRsp::SIZE,
+                Direction::ToDevice,
+                GFP_KERNEL,
+            )?)
+        } else {
+            None
+        };
+        Ok(Self {
+            inv: Some(Posted::new_reused(
+                Inval {
+                    guard: None,
+                    cid: 0,
+                    off: 0,
+                },
+                GFP_KERNEL,
+            )?),
+            resp: Some(Posted::new_reused(Resp { guard: None }, GFP_KERNEL)?),
+            usr: KVec::from_elem(0u8, USR_PREALLOC, GFP_KERNEL)?,
+            usr_len: 0,
+            rkey_msg,
+        })
+    }
 }
 
 impl ChunkGuard {
@@ -793,6 +891,12 @@ impl ChunkGuard {
 impl Drop for ChunkGuard {
     fn drop(&mut self) {
         self.release_chunk();
+        if let Some(r) = self.res.take() {
+            let mut slot = self.path.res[self.id as usize].lock();
+            if slot.is_none() {
+                *slot = Some(r);
+            }
+        }
         if self.path.inflight.fetch_sub(1, Ordering::SeqCst) == 1 {
             self.path.drained.notify_all();
         }
@@ -878,9 +982,9 @@ struct IoRecv {
     cid: u16,
 }
 
-impl Completion for IoRecv {
-    fn done(self, wc: &WorkCompletion) {
-        let Self { path, cid } = self;
+impl Reuse for IoRecv {
+    fn done(this: KBox<Posted<Self>>, wc: &WorkCompletion) {
+        let (path, cid) = (this.get().path.clone(), this.get().cid);
         if wc.status != Status::Success {
             if wc.status != Status::Flushed {
                 peer_err!("receive failed: {:?}\n", wc.status);
@@ -893,7 +997,7 @@ impl Completion for IoRecv {
         };
         // Any message shows the client is alive.
         path.hb_missed.store(0, Ordering::Release);
-        if let Err(e) = path.post_recv_io(cid) {
+        if let Err(e) = path.repost_recv_io(this) {
             peer_err!("rtrs_post_recv(), err: {:?}\n", e);
             return path.close();
         }
@@ -908,18 +1012,27 @@ impl Completion for IoRecv {
 
 /// The local invalidation of a chunk before its request is read.
 struct Inval {
-    guard: ChunkGuard,
+    /// The request's chunk while posted; `None` otherwise.
+    guard: Option<ChunkGuard>,
     cid: u16,
     off: u32,
 }
 
-impl Completion for Inval {
-    fn done(self, wc: &WorkCompletion) {
+impl Reuse for Inval {
+    fn done(mut this: KBox<Posted<Self>>, wc: &WorkCompletion) {
+        let v = this.get_mut();
+        let (cid, off) = (v.cid, v.off);
+        let Some(mut guard) = v.guard.take() else {
+            return pr_err!("chunk invalidation without its request\n");
+        };
+        if let Some(r) = guard.res.as_mut() {
+            r.inv = Some(this);
+        }
         if wc.status != Status::Success {
             peer_err!("Failed IB_WR_LOCAL_INV: {:?}\n", wc.status);
-            return self.guard.path.close();
+            return guard.path.close();
         }
-        process_io_req(self.guard, self.cid, self.off);
+        process_io_req(guard, cid, off);
     }
 }
 
@@ -928,7 +1041,12 @@ fn process_io_req(guard: ChunkGuard, cid: u16, off: u32) {
     let path = guard.path.clone();
     let p = *path.params();
     let mr = &path.mrs[guard.id as usize];
-    mr.sync_for_cpu();
+    // The bytes the request uses: its data (a write's, which the block
+    // layer may read by CPU) and its header, which ends the used part.
+    let used = (off as usize)
+        .saturating_add(wire::IO_MSG_MAX)
+        .min(p.chunk_size as usize);
+    mr.sync_range_for_cpu(0, used);
     // A private copy: the client may still write the chunk (always_invalidate
     // =N), and what was checked must be what is used.
     let mut hdr = [0u8; wire::IO_MSG_MAX];
@@ -950,7 +1068,7 @@ fn process_io_req(guard: ChunkGuard, cid: u16, off: u32) {
         }
         Err(e) => {
             peer_err!("Invalid I/O request in chunk {}: {:?}\n", guard.id, e);
-            return Io::new(guard, cid, None, 0, KVec::new()).respond(EINVAL.to_errno());
+            return Io::new(guard, cid, None, 0).respond(EINVAL.to_errno());
         }
     };
     let (usr_len, read) = match req {
@@ -965,7 +1083,7 @@ fn process_io_req(guard: ChunkGuard, cid: u16, off: u32) {
             usr_len,
             MAX_HDR_SIZE
         );
-        return Io::new(guard, cid, read, 0, KVec::new()).respond(EINVAL.to_errno());
+        return Io::new(guard, cid, read, 0).respond(EINVAL.to_errno());
     }
     let data_len = off - usr_len;
     if let Some(ReadReq { desc: Some(d), .. }) = read {
@@ -977,16 +1095,31 @@ fn process_io_req(guard: ChunkGuard, cid: u16, off: u32) {
                 d.len.get(),
                 data_len
             );
-            return Io::new(guard, cid, read, 0, KVec::new()).respond(EINVAL.to_errno());
+            return Io::new(guard, cid, read, 0).respond(EINVAL.to_errno());
         }
     }
-    let Ok(mut usr) = KVec::from_elem(0u8, usr_len as usize, GFP_KERNEL) else {
-        return Io::new(guard, cid, read, 0, KVec::new()).respond(ENOMEM.to_errno());
+    let mut guard = guard;
+    let copied = match guard.res.as_mut() {
+        // Within the preallocated buffer unless the header is longer.
+        Some(r) => {
+            let n = usr_len as usize;
+            r.usr_len = 0;
+            let room = if r.usr.len() < n {
+                KVec::from_elem(0u8, n, GFP_KERNEL)
+                    .map(|b| r.usr = b)
+                    .map_err(|_| ENOMEM)
+            } else {
+                Ok(())
+            };
+            room.and_then(|_| mr.block().read(data_len as usize, &mut r.usr[..n]))
+                .map(|_| r.usr_len = n)
+        }
+        None => Err(EINVAL),
     };
-    if mr.block().read(data_len as usize, &mut usr).is_err() {
-        return Io::new(guard, cid, read, 0, KVec::new()).respond(EINVAL.to_errno());
+    if let Err(e) = copied {
+        return Io::new(guard, cid, read, 0).respond(e.to_errno());
     }
-    let io = Io::new(guard, cid, read, data_len, usr);
+    let io = Io::new(guard, cid, read, data_len);
     match path.sess.user() {
         Some(u) => u.rdma_ev(io),
         None => io.respond(enotconn().to_errno()),
@@ -999,23 +1132,16 @@ pub struct Io {
     cid: u16,
     read: Option<ReadReq>,
     data_len: u32,
-    usr: KVec<u8>,
 }
 
 impl Io {
-    fn new(
-        guard: ChunkGuard,
-        cid: u16,
-        read: Option<ReadReq>,
-        data_len: u32,
-        usr: KVec<u8>,
-    ) -> Self {
+    /// The user header is the guard's `usr` (empty until copied).
+    fn new(guard: ChunkGuard, cid: u16, read: Option<ReadReq>, data_len: u32) -> Self {
         Self {
             guard: Some(guard),
             cid,
             read,
             data_len,
-            usr,
         }
     }
 
@@ -1026,7 +1152,10 @@ impl Io {
 
     /// The user header (a private copy).
     pub fn usr(&self) -> &[u8] {
-        &self.usr
+        match self.guard.as_ref().and_then(|g| g.res.as_ref()) {
+            Some(r) => r.usr.get(..r.usr_len).unwrap_or(&[]),
+            None => &[],
+        }
     }
 
     /// True for a read (the server sends data), false for a write.
@@ -1073,20 +1202,28 @@ impl Drop for Io {
     }
 }
 
-/// The answer's work requests and the rkey message they send.
+/// The answer's work requests; the guard's resources hold the rkey
+/// message they send.
 struct Resp {
-    guard: ChunkGuard,
-    rkey_msg: Option<DmaBuf>,
+    /// The request's chunk while posted; `None` otherwise.
+    guard: Option<ChunkGuard>,
 }
 
-impl Completion for Resp {
-    fn done(self, wc: &WorkCompletion) {
+impl Reuse for Resp {
+    fn done(mut this: KBox<Posted<Self>>, wc: &WorkCompletion) {
+        let Some(mut guard) = this.get_mut().guard.take() else {
+            return pr_err!("IO response without its request\n");
+        };
         if wc.status != Status::Success {
             if let Status::Error(s) = wc.status {
                 peer_err!("IO response failed: status {}\n", s);
             }
-            self.guard.path.close();
+            guard.path.close();
         }
+        if let Some(r) = guard.res.as_mut() {
+            r.resp = Some(this);
+        }
+        // The guard's drop gives the resources back to the chunk.
     }
 }
 
@@ -1108,7 +1245,11 @@ fn respond_now(mut guard: ChunkGuard, cid: u16, read: Option<ReadReq>, status: i
         with_inval: need_inval,
     }
     .encode();
-    let rkey_msg = if p.always_invalidate {
+    let Some(res) = guard.res.as_mut() else {
+        return path.close();
+    };
+    let with_rkey = p.always_invalidate;
+    if with_rkey {
         // The chunk gets a key the client has not seen, registered before the
         // answer and announced with it.
         mr.bump_key();
@@ -1117,27 +1258,29 @@ fn respond_now(mut guard: ChunkGuard, cid: u16, read: Option<ReadReq>, status: i
             buf_id: Le16::new(id as u16),
             rkey: Le32::new(mr.rkey()),
         };
-        match DmaBuf::new(
-            &path.pd,
-            wire::RkeyRsp::SIZE,
-            Direction::ToDevice,
-            GFP_KERNEL,
-        ) {
-            Ok(mut b) => {
-                b.with_cpu_mut(|s| s.copy_from_slice(&m.to_bytes()));
-                Some(b)
-            }
-            Err(_) => return path.close(),
+        match res.rkey_msg.as_mut() {
+            Some(b) => b.with_cpu_mut(|s| s.copy_from_slice(&m.to_bytes())),
+            None => return path.close(),
         }
-    } else {
-        None
+    }
+    let Some(mut resp) = res.resp.take() else {
+        return path.close();
     };
     if send_data {
-        mr.sync_for_device();
+        if let Some(d) = desc {
+            // The bytes the answer sends, not the whole chunk.
+            mr.sync_range_for_device(0, d.len.get() as usize);
+        }
     }
     guard.release_chunk();
-    let r = path.post(cid, Resp { guard, rkey_msg }, |o| {
-        let mr = &o.guard.path.mrs[o.guard.id as usize];
+    resp.get_mut().guard = Some(guard);
+    let r = path.post_reused(cid, resp, |o| {
+        let g = o.guard.as_ref().ok_or(EINVAL)?;
+        let mr = &g.path.mrs[g.id as usize];
+        let rkey_msg = match g.res.as_ref().and_then(|r| r.rkey_msg.as_ref()) {
+            Some(b) if with_rkey => Some(b),
+            _ => None,
+        };
         let mut c = Chain::new();
         if send_data {
             if let Some(d) = desc {
@@ -1147,7 +1290,7 @@ fn respond_now(mut guard: ChunkGuard, cid: u16, read: Option<ReadReq>, status: i
                     rkey: d.key.get(),
                 })?;
             }
-            if o.rkey_msg.is_some() {
+            if rkey_msg.is_some() {
                 c.push(SendOp::RegBlock {
                     mr,
                     access: Access::REMOTE_WRITE,
@@ -1164,14 +1307,14 @@ fn respond_now(mut guard: ChunkGuard, cid: u16, read: Option<ReadReq>, status: i
                     c.push(SendOp::SendInv { rkey: d.key.get() })?;
                 }
             }
-            if o.rkey_msg.is_some() {
+            if rkey_msg.is_some() {
                 c.push(SendOp::RegBlock {
                     mr,
                     access: Access::REMOTE_WRITE,
                 })?;
             }
         }
-        match &o.rkey_msg {
+        match rkey_msg {
             Some(b) => c.push(SendOp::SendImm {
                 sge: Some(b.sge(0, wire::RkeyRsp::SIZE)?),
                 imm,
@@ -1359,9 +1502,15 @@ impl Path {
         let p = sess.params;
         let mut mrs = KVec::with_capacity(sess.chunks.len(), GFP_KERNEL)?;
         let mut busy = KVec::with_capacity(sess.chunks.len(), GFP_KERNEL)?;
+        let mut res = KVec::with_capacity(sess.chunks.len(), GFP_KERNEL)?;
         for c in sess.chunks.iter() {
             mrs.push(BlockMr::new(&pd, c.clone())?, GFP_KERNEL)?;
             busy.push(AtomicBool::new(false), GFP_KERNEL)?;
+            let r = ChunkRes::new(&pd, p.always_invalidate)?;
+            res.push(
+                KBox::pin_init(new_spinlock!(Some(r)), GFP_KERNEL)?,
+                GFP_KERNEL,
+            )?;
         }
         let mem_bits = wire::mem_bits(p.queue_depth).ok_or(EINVAL)?;
         let con_num = req.cid_num.get();
@@ -1377,6 +1526,7 @@ impl Path {
                 pd,
                 mrs,
                 busy,
+                res,
                 mem_bits,
                 state: AtomicU8::new(CONNECTING),
                 inflight: AtomicU32::new(0),
