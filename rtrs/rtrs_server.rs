@@ -311,7 +311,7 @@ struct Path {
     /// preallocated.  A request takes them when it arrives and its guard
     /// gives them back when its answer completed; each slot has its own
     /// lock, which only the request on that chunk takes.
-    res: KVec<Pin<KBox<SpinLock<Option<ChunkRes>>>>>,
+    res: KVec<Pin<KBox<SpinLock<[Option<ChunkRes>; RES_PER_CHUNK]>>>>,
     mem_bits: u32,
     state: AtomicU8,
     /// Counted in the session's `paths_up`; changed under the session's lock.
@@ -649,9 +649,15 @@ impl Path {
         // The chunk's resources, unless the answer of its previous request
         // has not completed yet (the client may reuse a chunk as soon as it
         // sees the answer): then, rarely, a new set.
-        let res = self.res[id as usize].lock().take();
+        let res = self.res[id as usize]
+            .lock()
+            .iter_mut()
+            .find_map(|s| s.take());
         guard.res = match res {
-            Some(r) => Some(r),
+            Some(mut r) => {
+                r.usr_len = 0;
+                Some(r)
+            }
             None => match ChunkRes::new(&self.pd, p.always_invalidate) {
                 Ok(r) => Some(r),
                 Err(_) => return self.close(),
@@ -847,6 +853,12 @@ struct ChunkRes {
     rkey_msg: Option<DmaBuf>,
 }
 
+/// Resource sets per chunk: a client may reuse a chunk as soon as it sees
+/// the answer, on another connection whose completion can run before our
+/// answer's send completion; with two sets that costs no allocation unless
+/// a third request on the chunk comes in before then.
+const RES_PER_CHUNK: usize = 2;
+
 /// Room for user headers without an allocation (RNBD's are below 300 bytes;
 /// a longer one, up to [`MAX_HDR_SIZE`], grows the buffer).
 const USR_PREALLOC: usize = 512;
@@ -892,8 +904,10 @@ impl Drop for ChunkGuard {
     fn drop(&mut self) {
         self.release_chunk();
         if let Some(r) = self.res.take() {
-            let mut slot = self.path.res[self.id as usize].lock();
-            if slot.is_none() {
+            let mut sets = self.path.res[self.id as usize].lock();
+            // A set allocated because both were taken is dropped (after
+            // the lock: `r` outlives `sets`) if both are back.
+            if let Some(slot) = sets.iter_mut().find(|s| s.is_none()) {
                 *slot = Some(r);
             }
         }
@@ -1188,7 +1202,7 @@ impl Io {
     /// for this reason.
     pub fn respond(mut self, status: i32) {
         if let Some(guard) = self.guard.take() {
-            respond_now(guard, self.cid, self.read, status);
+            respond_now(guard, self.cid, self.read, self.data_len, status);
         }
     }
 }
@@ -1197,7 +1211,7 @@ impl Drop for Io {
     fn drop(&mut self) {
         // Never leave a request unanswered: the client would wait forever.
         if let Some(guard) = self.guard.take() {
-            respond_now(guard, self.cid, self.read, EIO.to_errno());
+            respond_now(guard, self.cid, self.read, self.data_len, EIO.to_errno());
         }
     }
 }
@@ -1228,7 +1242,7 @@ impl Reuse for Resp {
 }
 
 /// Posts the answer (process context).
-fn respond_now(mut guard: ChunkGuard, cid: u16, read: Option<ReadReq>, status: i32) {
+fn respond_now(mut guard: ChunkGuard, cid: u16, read: Option<ReadReq>, data_len: u32, status: i32) {
     let path = guard.path.clone();
     if path.state() != CONNECTED {
         return;
@@ -1266,11 +1280,12 @@ fn respond_now(mut guard: ChunkGuard, cid: u16, read: Option<ReadReq>, status: i
     let Some(mut resp) = res.resp.take() else {
         return path.close();
     };
-    if send_data {
-        if let Some(d) = desc {
-            // The bytes the answer sends, not the whole chunk.
-            mr.sync_range_for_device(0, d.len.get() as usize);
-        }
+    if read.is_some() {
+        // What the block layer or the user (`Io::write_data`) may have
+        // written: the data part, not the whole chunk; also on an error,
+        // so that no dirty line is written back over the client's next
+        // request.
+        mr.sync_range_for_device(0, data_len as usize);
     }
     guard.release_chunk();
     resp.get_mut().guard = Some(guard);
@@ -1506,11 +1521,11 @@ impl Path {
         for c in sess.chunks.iter() {
             mrs.push(BlockMr::new(&pd, c.clone())?, GFP_KERNEL)?;
             busy.push(AtomicBool::new(false), GFP_KERNEL)?;
-            let r = ChunkRes::new(&pd, p.always_invalidate)?;
-            res.push(
-                KBox::pin_init(new_spinlock!(Some(r)), GFP_KERNEL)?,
-                GFP_KERNEL,
-            )?;
+            let sets = [
+                Some(ChunkRes::new(&pd, p.always_invalidate)?),
+                Some(ChunkRes::new(&pd, p.always_invalidate)?),
+            ];
+            res.push(KBox::pin_init(new_spinlock!(sets), GFP_KERNEL)?, GFP_KERNEL)?;
         }
         let mem_bits = wire::mem_bits(p.queue_depth).ok_or(EINVAL)?;
         let con_num = req.cid_num.get();
