@@ -33,8 +33,12 @@ raw=$OUT/results.txt
 import statistics, sys
 raw, out, flavour = sys.argv[1:4]
 cells = {}
+mem = {}
 for line in open(raw):
     p = line.split()
+    if len(p) == 4 and p[0] == "mem":
+        mem.setdefault(p[1], []).append(int(p[3]))
+        continue
     if len(p) != 7:
         continue
     try:
@@ -79,6 +83,14 @@ for j in jobs:
         lines.append("| %s | %.1f | %.0f%% | %s | %.1f | %s | %.1f | %s |" % (
             t, med(x["v"]), spread(x["v"]), f(ratio(t, j, "v")),
             med(x["c"]), f(ratio(t, j, "c")), med(x["s"]), f(ratio(t, j, "s"))))
+    lines.append("")
+if mem:
+    lines += ["## Client memory of a mapped device (its session)", "",
+              "MemAvailable + AnonPages before and after map_device, page cache dropped; "
+              "median over the repetitions, KiB.", "",
+              "| row | KiB | min | max |", "|-----|---:|---:|---:|"]
+    for t, v in mem.items():
+        lines.append("| %s | %d | %d | %d |" % (t, med(v), min(v), max(v)))
     lines.append("")
 open(out + "/results.md", "w").write("\n".join(lines))
 print("\n".join(lines))

@@ -48,9 +48,12 @@ print(sys.argv[1], sys.argv[2], sys.argv[3], "%.2f" % v, ios, *sys.argv[4:])' \
 	done
 }
 
+# Memory not held by processes (KiB): MemAvailable + AnonPages.
+mem_free() { awk '/^MemAvailable:|^AnonPages:/ {s += $2} END {print s}' /proc/meminfo; }
+
 # rnbd_row <c|rust client> <c|rust server> <Y|N> <rep>
 rnbd_row() {
-	local cltside=$1 srvside=$2 inval=$3 rep=$4
+	local cltside=$1 srvside=$2 inval=$3 rep=$4 m0 m1
 	if [ "$srvside" = rust ]; then
 		srv "modprobe -r rnbd_server rtrs_server rtrs_core 2>/dev/null; modprobe rtrs_server always_invalidate=$inval && modprobe rnbd_server"
 	else
@@ -62,8 +65,12 @@ rnbd_row() {
 	else
 		c_rtrs_load client
 	fi
+	sync; echo 3 >/proc/sys/vm/drop_caches; m0=$(mem_free)
 	echo "sessname=bench path=ip:$SRV_IP0 device_path=/dev/nullb0 access_mode=rw" >/sys/class/rnbd-client/ctl/map_device
 	wait_for 30 test -b /dev/rnbd0
+	udevadm settle; sync; echo 3 >/proc/sys/vm/drop_caches; m1=$(mem_free)
+	# What mapping one device (its session) costs the client, in KiB.
+	echo "mem $cltside-$srvside-$inval $rep $((m0 - m1))"
 	run_jobs "$cltside-$srvside-$inval" "$rep" clt /dev/rnbd0
 	udevadm settle
 	echo normal >/sys/block/rnbd0/rnbd/unmap_device
