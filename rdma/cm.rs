@@ -313,6 +313,22 @@ impl<T: Send + 'static> Unposted<T> {
     }
 }
 
+/// Fills an RDMA WRITE WITH IMM to `remote_addr`/`rkey` (`imm` in host order).
+fn set_write_imm(r: &mut bindings::ib_rdma_wr, remote_addr: u64, rkey: u32, imm: u32) {
+    r.remote_addr = remote_addr;
+    r.rkey = rkey;
+    r.wr.opcode = bindings::ib_wr_opcode_IB_WR_RDMA_WRITE_WITH_IMM;
+    r.wr.ex.imm_data = imm.to_be();
+}
+
+/// Fills a fast registration of `mr` under `key`.
+fn set_reg(r: &mut bindings::ib_reg_wr, mr: *mut bindings::ib_mr, key: u32, access: Access) {
+    r.mr = mr;
+    r.key = key;
+    r.access = access.raw();
+    r.wr.opcode = bindings::ib_wr_opcode_IB_WR_REG_MR;
+}
+
 /// How a post ended when it did not fail entirely.
 enum Posting {
     /// All posted.
@@ -361,10 +377,7 @@ unsafe fn build_and_post<T: Send + 'static>(
                 rkey,
                 imm,
             } => {
-                rdma[i].remote_addr = *remote_addr;
-                rdma[i].rkey = *rkey;
-                rdma[i].wr.opcode = bindings::ib_wr_opcode_IB_WR_RDMA_WRITE_WITH_IMM;
-                rdma[i].wr.ex.imm_data = imm.to_be();
+                set_write_imm(&mut rdma[i], *remote_addr, *rkey, *imm);
                 *sge
             }
             SendOp::Write {
@@ -384,10 +397,7 @@ unsafe fn build_and_post<T: Send + 'static>(
                 rkey,
                 imm,
             } => {
-                rdma[i].remote_addr = *remote_addr;
-                rdma[i].rkey = *rkey;
-                rdma[i].wr.opcode = bindings::ib_wr_opcode_IB_WR_RDMA_WRITE_WITH_IMM;
-                rdma[i].wr.ex.imm_data = imm.to_be();
+                set_write_imm(&mut rdma[i], *remote_addr, *rkey, *imm);
                 let room = sges.get_mut(next_sge..).ok_or(EINVAL)?;
                 let room_n = room.len().min(MAX_SEND_SGE);
                 let n = match data {
@@ -418,26 +428,17 @@ unsafe fn build_and_post<T: Send + 'static>(
                 None
             }
             SendOp::RegBlock { mr, access } => {
-                reg[i].mr = mr.as_ptr();
-                reg[i].key = mr.rkey();
-                reg[i].access = access.raw();
-                reg[i].wr.opcode = bindings::ib_wr_opcode_IB_WR_REG_MR;
+                set_reg(&mut reg[i], mr.as_ptr(), mr.rkey(), *access);
                 is_reg[i] = true;
                 None
             }
             SendOp::RegSg { mr, access } => {
-                reg[i].mr = mr.as_ptr();
-                reg[i].key = mr.rkey();
-                reg[i].access = access.raw();
-                reg[i].wr.opcode = bindings::ib_wr_opcode_IB_WR_REG_MR;
+                set_reg(&mut reg[i], mr.as_ptr(), mr.rkey(), *access);
                 is_reg[i] = true;
                 None
             }
             SendOp::Reg { mr, access } => {
-                reg[i].mr = mr.as_ptr();
-                reg[i].key = mr.rkey();
-                reg[i].access = access.raw();
-                reg[i].wr.opcode = bindings::ib_wr_opcode_IB_WR_REG_MR;
+                set_reg(&mut reg[i], mr.as_ptr(), mr.rkey(), *access);
                 is_reg[i] = true;
                 None
             }

@@ -72,7 +72,6 @@ impl SgTable {
         if cap == 0 || cap > 4096 {
             return Err(EINVAL);
         }
-        // SAFETY: plain allocation.
         let hdr = KVec::from_elem(0u8, HDR_MAX, GFP_KERNEL)?;
         // SAFETY: plain allocation.
         let sgl = NonNull::new(unsafe { bindings::rrs_sg_alloc(cap) }).ok_or(ENOMEM)?;

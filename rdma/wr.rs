@@ -166,44 +166,38 @@ pub struct Posted<T: Send + 'static> {
     value: T,
 }
 
+/// `ib_cqe.done` of a [`Posted<T>`].
+type DoneFn = unsafe extern "C" fn(*mut bindings::ib_cq, *mut bindings::ib_wc);
+
 impl<T: Reuse> Posted<T> {
     /// Boxes `value` for posting, again and again.
     pub fn new_reused(value: T, flags: kernel::alloc::Flags) -> Result<KBox<Self>> {
-        let b = KBox::new(
-            Self {
-                cqe: Opaque::uninit(),
-                value,
-            },
-            flags,
-        )?;
-        // INVARIANT: `cqe.done` is `reuse_trampoline::<T>`.
-        // SAFETY: `cqe` is ours, valid to write; `ib_cqe` has the single `done` field.
-        unsafe { (*b.cqe.get()).done = Some(reuse_trampoline::<T>) };
-        Ok(b)
+        Self::boxed(value, reuse_trampoline::<T>, flags).map_err(|(e, _)| e)
     }
 }
 
 impl<T: Completion> Posted<T> {
     /// Boxes `value` for posting.
     pub fn new(value: T, flags: kernel::alloc::Flags) -> Result<KBox<Self>> {
-        let b = KBox::new(
-            Self {
-                cqe: Opaque::uninit(),
-                value,
-            },
-            flags,
-        )?;
-        // INVARIANT: `cqe` (the first field of a `repr(C)` struct) gets its
-        // only field, `done`, set to `done_trampoline::<T>`.
-        // SAFETY: `cqe` is ours, valid to write; `ib_cqe` has the single `done` field.
-        unsafe { (*b.cqe.get()).done = Some(done_trampoline::<T>) };
-        Ok(b)
+        Self::try_new(value, flags).map_err(|(e, _)| e)
     }
 
     /// Like [`Posted::new`], but gives `value` back if the box cannot be
     /// allocated.
     pub fn try_new(
         value: T,
+        flags: kernel::alloc::Flags,
+    ) -> core::result::Result<KBox<Self>, (Error, T)> {
+        Self::boxed(value, done_trampoline::<T>, flags)
+    }
+}
+
+impl<T: Send + 'static> Posted<T> {
+    /// Boxes `value` with `done` as its completion entry's callback, which
+    /// must be the trampoline of `T`'s trait (the type invariant).
+    fn boxed(
+        value: T,
+        done: DoneFn,
         flags: kernel::alloc::Flags,
     ) -> core::result::Result<KBox<Self>, (Error, T)> {
         match KBox::<Self>::new_uninit(flags) {
@@ -215,17 +209,18 @@ impl<T: Completion> Posted<T> {
                         value,
                     },
                 );
-                // INVARIANT: as in `new`.
-                // SAFETY: as in `new`.
-                unsafe { (*b.cqe.get()).done = Some(done_trampoline::<T>) };
+                // INVARIANT: `cqe` (the first field of a `repr(C)` struct)
+                // gets its only field, `done`, set to the trampoline of
+                // `T`'s trait (both callers pass their own).
+                // SAFETY: `cqe` is ours, valid to write; `ib_cqe` has the
+                // single `done` field.
+                unsafe { (*b.cqe.get()).done = Some(done) };
                 Ok(b)
             }
             Err(_) => Err((ENOMEM, value)),
         }
     }
-}
 
-impl<T: Send + 'static> Posted<T> {
     /// The owner value.
     pub fn get(&self) -> &T {
         &self.value
@@ -263,24 +258,39 @@ impl<T: Send + 'static> Posted<T> {
     }
 }
 
+/// The box of a completed work request, and what the device reported.
+///
+/// # Safety
+///
+/// `wc` must be a valid completion for the duration of the call whose
+/// `wr_cqe` comes from posting a [`Posted<T>`] (with this `T`): the device
+/// reports it exactly once, and this call takes its box back.
+unsafe fn take_back<T: Send + 'static>(
+    wc: *mut bindings::ib_wc,
+) -> (KBox<Posted<T>>, WorkCompletion) {
+    // SAFETY: the RDMA core passes a valid completion for the duration of the call.
+    let wc = unsafe { &*wc };
+    // SAFETY: `wr_cqe` is the union member we set when posting.
+    let cqe = unsafe { wc.__bindgen_anon_1.wr_cqe };
+    // SAFETY: the device reports each posted request exactly once, and the
+    // trampolines are only installed on `Posted<T>` boxes given away by posting.
+    let posted = unsafe { Posted::<T>::from_cqe(cqe) };
+    (posted, WorkCompletion::from_raw(wc))
+}
+
 /// The `ib_cqe.done` of a reused [`Posted<T>`], called by the RDMA core in
 /// the CQ's context once per posted request.
 ///
 /// # Safety
 ///
-/// As for `done_trampoline`, for a box of [`Posted::new_reused`].
+/// As for `take_back`, for a box of [`Posted::new_reused`].
 unsafe extern "C" fn reuse_trampoline<T: Reuse>(
     _cq: *mut bindings::ib_cq,
     wc: *mut bindings::ib_wc,
 ) {
-    // SAFETY: the RDMA core passes a valid completion for the duration of the call.
-    let wc = unsafe { &*wc };
-    // SAFETY: `wr_cqe` is the union member we set when posting.
-    let cqe = unsafe { wc.__bindgen_anon_1.wr_cqe };
-    // SAFETY: the device reports each posted request exactly once, and this
-    // trampoline is only installed on `Posted<T>` boxes given away by posting.
-    let posted = unsafe { Posted::<T>::from_cqe(cqe) };
-    T::done(posted, &WorkCompletion::from_raw(wc));
+    // SAFETY: forwarded contract.
+    let (posted, wc) = unsafe { take_back::<T>(wc) };
+    T::done(posted, &wc);
 }
 
 /// The `ib_cqe.done` of a [`Posted<T>`], called by the RDMA core in the CQ's
@@ -288,21 +298,13 @@ unsafe extern "C" fn reuse_trampoline<T: Reuse>(
 ///
 /// # Safety
 ///
-/// `wc` must be a valid completion for the duration of the call whose
-/// `wr_cqe` comes from [`Posted::into_cqe`] (with this `T`) and was posted: the device
-/// reports it exactly once, and this call takes its box back.
+/// As for `take_back`, for a box of [`Posted::new`] or [`Posted::try_new`].
 unsafe extern "C" fn done_trampoline<T: Completion>(
     _cq: *mut bindings::ib_cq,
     wc: *mut bindings::ib_wc,
 ) {
-    // SAFETY: the RDMA core passes a valid completion for the duration of the call.
-    let wc = unsafe { &*wc };
-    // SAFETY: `wr_cqe` is the union member we set when posting.
-    let cqe = unsafe { wc.__bindgen_anon_1.wr_cqe };
-    // SAFETY: the device reports each posted request exactly once, and this
-    // trampoline is only installed on `Posted<T>` boxes given away by `into_cqe`.
-    let posted = unsafe { Posted::<T>::from_cqe(cqe) };
-    let wc = WorkCompletion::from_raw(wc);
+    // SAFETY: forwarded contract.
+    let (posted, wc) = unsafe { take_back::<T>(wc) };
     KBox::into_inner(posted).value.done(&wc);
 }
 

@@ -567,21 +567,13 @@ impl Path {
         owner: T,
         ops: impl for<'a> FnOnce(&'a T) -> Result<Chain<'a>>,
     ) -> Result {
-        let owner = Posted::new(owner, GFP_KERNEL)?;
-        let g = self.cons.lock();
-        let qp = g
-            .cons
-            .get(cid as usize)
-            .and_then(|c| c.as_ref())
-            .and_then(|c| c.id.qp())
-            .ok_or_else(enotconn)?;
-        qp.post_chain(owner, ops)
+        self.post_reused(cid, Posted::new(owner, GFP_KERNEL)?, ops)
     }
 
-    /// Posts a chain whose preallocated owner comes back to its
-    /// [`Reuse::done`]; on failure the owner is dropped, or leaked if part
-    /// of the chain was posted.
-    fn post_reused<T: Reuse>(
+    /// Posts a chain whose owner is boxed already (a preallocated one comes
+    /// back to its [`Reuse::done`]); on failure the owner is dropped, or
+    /// leaked if part of the chain was posted.
+    fn post_reused<T: Send + 'static>(
         &self,
         cid: u16,
         owner: KBox<Posted<T>>,
@@ -1125,8 +1117,8 @@ fn process_io_req(guard: ChunkGuard, cid: u16, off: u32) {
             } else {
                 Ok(())
             };
-            room.and_then(|_| mr.block().read(data_len as usize, &mut r.usr[..n]))
-                .map(|_| r.usr_len = n)
+            room.and_then(|()| mr.block().read(data_len as usize, &mut r.usr[..n]))
+                .map(|()| r.usr_len = n)
         }
         None => Err(EINVAL),
     };
