@@ -161,6 +161,9 @@ pub struct Sess {
     #[pin]
     path_gone: CondVar,
     closing: AtomicBool,
+    /// Writes sent through a registration because their pages and header
+    /// needed more SGEs than the QP takes (logged at close: the rare path).
+    mr_writes: AtomicU64,
 }
 
 /// What a permit owns, allocated once at session setup: the posted owner
@@ -300,6 +303,7 @@ impl Sess {
                 paths <- new_mutex!(Slots::new()),
                 path_gone <- new_condvar!(),
                 closing: AtomicBool::new(false),
+                mr_writes: AtomicU64::new(0),
             }),
             GFP_KERNEL,
         )?;
@@ -456,6 +460,9 @@ impl Sess {
         // their pages as SGEs unless, with the header, there are more than
         // the QP takes: then they go through a registration too.
         let use_mr = dir == Dir::Read || sg.count() + 1 > path.send_sge;
+        if use_mr && dir == Dir::Write {
+            self.mr_writes.fetch_add(1, Ordering::Relaxed);
+        }
         if use_mr {
             if let Err(e) = mr.map(sg) {
                 rdma::peer_err!(
@@ -681,6 +688,15 @@ impl Sess {
     /// Closes every path and waits until they are down.  Requests in flight
     /// fail.  Sleeps.
     pub fn close(&self) {
+        let mr_writes = self.mr_writes.load(Ordering::Relaxed);
+        if !self.closing.swap(true, Ordering::AcqRel) && mr_writes > 0 {
+            pr_info!(
+                "session {}: closing; {} writes went through a registration (more than {} SGEs)\n",
+                kernel::str::BStr::from_bytes(&self.name),
+                mr_writes,
+                self.paths.lock().iter().next().map_or(0, |p| p.send_sge),
+            );
+        }
         self.closing.store(true, Ordering::Release);
         self.permit_freed.notify_all();
         let paths: KVec<Arc<Path>> = {
