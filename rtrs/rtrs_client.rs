@@ -817,6 +817,11 @@ impl Handler for ConEvents {
                 fail(&mut g, econnreset().to_errno());
             }
             EventKind::Disconnected | EventKind::DeviceRemoval => {
+                // Say why the path goes (the server closed it, or the
+                // device left), unless we are closing it ourselves.
+                if g.path.as_ref().is_some_and(|p| p.state() == CONNECTED) {
+                    rdma::peer_warn!("path closed by a CM event: {:?}\n", ev.kind);
+                }
                 fail(&mut g, econnreset().to_errno())
             }
             k => rdma::peer_info!("Ignoring CM event {:?}\n", k),
