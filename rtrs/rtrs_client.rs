@@ -126,6 +126,19 @@ struct Pending {
     posted_ns: i64,
 }
 
+/// What the oldest request in flight waits for (logged when it times out).
+struct Stuck {
+    age_ms: u64,
+    id: u32,
+    write: bool,
+    cid: u16,
+    sent: bool,
+    answered: bool,
+    invalidated: bool,
+    tx_back: bool,
+    inv_back: bool,
+}
+
 /// Longest a request may wait for its answer before the path is closed
 /// (which fails it and every other request in flight with an error).
 /// Upstream has no limit: a server that answers heartbeats but never an
@@ -660,18 +673,28 @@ impl Sess {
         self.events.io_done(permit, status);
     }
 
-    /// Fails every request in flight (their QPs are drained).
-    /// The age of the oldest request in flight, in ms.
-    fn oldest_pending_ms(&self) -> u64 {
+    /// The oldest request in flight, for the heartbeat's timeout: its age
+    /// in ms and what it still waits for.
+    fn oldest_pending(&self) -> Option<Stuck> {
         let now = rdma::now_ms();
         let g = self.pending.lock();
         g.iter()
             .flatten()
-            .map(|p| now.saturating_sub(p.since_ms))
-            .max()
-            .unwrap_or(0)
+            .max_by_key(|p| now.saturating_sub(p.since_ms))
+            .map(|p| Stuck {
+                age_ms: now.saturating_sub(p.since_ms),
+                id: p.permit.id,
+                write: p.dir == Dir::Write,
+                cid: p.cid,
+                sent: p.sent,
+                answered: p.answered,
+                invalidated: p.invalidated,
+                tx_back: p.permit.tx.is_some(),
+                inv_back: p.permit.inv.is_some(),
+            })
     }
 
+    /// Fails every request in flight (their QPs are drained).
     fn fail_pending(&self) {
         loop {
             let p = {
@@ -691,10 +714,9 @@ impl Sess {
         let mr_writes = self.mr_writes.load(Ordering::Relaxed);
         if !self.closing.swap(true, Ordering::AcqRel) && mr_writes > 0 {
             pr_info!(
-                "session {}: closing; {} writes went through a registration (more than {} SGEs)\n",
+                "session {}: closing; {} writes went through a registration (more SGEs than the QP takes)\n",
                 kernel::str::BStr::from_bytes(&self.name),
                 mr_writes,
-                self.paths.lock().iter().next().map_or(0, |p| p.send_sge),
             );
         }
         self.closing.store(true, Ordering::Release);
@@ -1682,9 +1704,21 @@ impl Tick for HbTick {
         if missed == 0 {
             p.send_hb(Imm::HbMsg);
         }
-        let age = p.sess.oldest_pending_ms();
-        if age > IO_TIMEOUT_MS {
-            rdma::peer_err!("a request got no answer for {} ms, closing the path\n", age);
+        if let Some(s) = p.sess.oldest_pending().filter(|s| s.age_ms > IO_TIMEOUT_MS) {
+            // What it waits for tells a silent server (not answered) from
+            // a lost completion of ours (sent or invalidated missing).
+            rdma::peer_err!(
+                "request {} ({}, connection {}) not done after {} ms (sent {}, answered {}, invalidated {}, send owner back {}, invalidation owner back {}), closing the path\n",
+                s.id,
+                if s.write { "write" } else { "read" },
+                s.cid,
+                s.age_ms,
+                s.sent,
+                s.answered,
+                s.invalidated,
+                s.tx_back,
+                s.inv_back
+            );
             return p.close();
         }
         if let Some(t) = p.cons.lock().hb.as_ref() {
