@@ -1383,6 +1383,13 @@ impl Path {
     }
 
     /// Starts closing the path (idempotent, any context).
+    ///
+    /// A connected path that starts closing says which call closed it:
+    /// several causes log nothing of their own (a flushed completion after
+    /// the server dropped the connection, a partly posted chain), and an
+    /// operator seeing only "session disconnected" could not tell them
+    /// apart.
+    #[track_caller]
     fn close(self: &Arc<Self>) {
         let was = self.state.load(Ordering::SeqCst);
         if was >= CLOSING {
@@ -1394,6 +1401,14 @@ impl Path {
             .is_err()
         {
             return self.close();
+        }
+        if was == CONNECTED {
+            let at = core::panic::Location::caller();
+            rdma::peer_warn!(
+                "closing the connected path (closed at {}:{})\n",
+                at.file(),
+                at.line()
+            );
         }
         let _ = self.sess.wq.queue().enqueue(self.clone());
     }

@@ -94,6 +94,9 @@ if "$T/vm.sh" start; then
 	"$T/vm.sh" exec clt -t 5400 -- \
 		"cd $RNBD_TOP/selftests/rnbd-rs && ${HOSTILE_KINDS:+HOSTILE_KINDS='$HOSTILE_KINDS'} make -s KSRC=$KSRC ${RNBD_TESTS:+TEST_PROGS='$RNBD_TESTS'} $ksft_timeout run_tests" | tee "$OUT/kselftest.tap"
 	for vm in clt srv; do "$T/vm.sh" dmesg "$vm" >"$OUT/dmesg-$vm.log" 2>&1; done
+	# Soft-RoCE's counters (retransmissions, RNR, sequence errors) tell a
+	# lossy link from a stuck peer when a request timed out.
+	for vm in clt srv; do "$T/vm.sh" exec "$vm" -t 60 -- "rdma statistic show" >"$OUT/rxe-counters-$vm.log" 2>&1; done
 	# Each test's own KTAP lines (see selftests/rnbd-rs/lib.sh).
 	for f in "$RUN"/shared/results/*.log; do
 		[ -e "$f" ] || continue
