@@ -1384,11 +1384,11 @@ impl Path {
 
     /// Starts closing the path (idempotent, any context).
     ///
-    /// A connected path that starts closing says which call closed it:
-    /// several causes log nothing of their own (a flushed completion after
-    /// the server dropped the connection, a partly posted chain), and an
-    /// operator seeing only "session disconnected" could not tell them
-    /// apart.
+    /// A connected path that starts closing says which call closed it
+    /// (unless its session is being closed on purpose): several causes log
+    /// nothing of their own (a flushed completion after the QP failed, a
+    /// partly posted chain), and an operator seeing only "session
+    /// disconnected" could not tell them apart.
     #[track_caller]
     fn close(self: &Arc<Self>) {
         let was = self.state.load(Ordering::SeqCst);
@@ -1402,7 +1402,7 @@ impl Path {
         {
             return self.close();
         }
-        if was == CONNECTED {
+        if was == CONNECTED && !self.sess.closing.load(Ordering::Acquire) {
             let at = core::panic::Location::caller();
             rdma::peer_warn!(
                 "closing the connected path (closed at {}:{})\n",
