@@ -3,6 +3,7 @@
  * C glue for the `rdma` crate.  It exists because bindgen cannot call static
  * inline functions and macros; see helpers.h.  No logic lives here.
  */
+#include <linux/delay.h>
 #include <linux/device.h>
 #include <linux/dma-mapping.h>
 #include <linux/export.h>
@@ -284,6 +285,14 @@ u64 rrs_now_ms(void)
 	return jiffies64_to_msecs(get_jiffies_64());
 }
 EXPORT_SYMBOL_GPL(rrs_now_ms);
+
+/* An uninterruptible sleep, for waits that a pending signal must not turn
+ * into a busy loop. */
+void rrs_msleep(unsigned int ms)
+{
+	msleep(ms);
+}
+EXPORT_SYMBOL_GPL(rrs_msleep);
 
 /* get_random_bytes() is exported, but its header is not in bindings.h. */
 void rrs_get_random_bytes(void *buf, size_t len)

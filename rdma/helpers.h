@@ -62,6 +62,7 @@ u32 rrs_raw_smp_processor_id(void);
 u32 rrs_nr_cpu_ids(void);
 void rrs_get_random_bytes(void *buf, size_t len);
 u64 rrs_now_ms(void);
+void rrs_msleep(unsigned int ms);
 void rrs_dwork_free(struct rrs_dwork *d);
 
 /* rdma/sysfs.c */

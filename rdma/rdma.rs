@@ -120,6 +120,13 @@ pub fn now_ms() -> u64 {
     unsafe { bindings::rrs_now_ms() }
 }
 
+/// Sleeps `ms` milliseconds, uninterruptibly (process context).
+pub fn msleep(ms: u32) {
+    // SAFETY: no preconditions beyond process context, which the callers
+    // (waits of setup and teardown) are in.
+    unsafe { bindings::rrs_msleep(ms) }
+}
+
 pub use proto::ratelimit::{RateLimit, Verdict};
 
 /// The body of [`peer_err!`], [`peer_warn!`] and [`peer_info!`]: one

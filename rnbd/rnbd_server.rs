@@ -22,13 +22,12 @@ use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use kernel::prelude::*;
 use kernel::str::CStr;
 use kernel::sync::{new_condvar, new_mutex, Arc, CondVar, Mutex};
-use kernel::time::msecs_to_jiffies;
 use proto::rnbd::{self as wire, AccessMode, MsgIo, MsgType, OpFlags, OpenRsp};
 use proto::wire::{Le16, Le32, Le64};
 use rdma::sysfs::{Attr, Attrs, Class, Dir, Emit, KobjRef, Link, PlainDir};
 use rdma::wq::OwnedQueue;
 use rdma::{peer_err, peer_info, peer_warn};
-use rtrs_core::Slots;
+use rtrs_core::{wait, Slots};
 use rtrs_server::{Io, Server, Sess, SessOps};
 
 module! {
@@ -192,21 +191,14 @@ impl SessDev {
     /// hold it).
     fn wait_idle(&self) {
         let mut g = self.idle_lock.lock();
-        let mut waited = 0;
-        while self.inflight.load(Ordering::Acquire) != 0 {
-            if waited >= CLOSE_WAIT_MS {
-                peer_warn!(
-                    "{}: closing with {} requests still in flight after {} ms\n",
-                    self.pathname.show(),
-                    self.inflight.load(Ordering::Acquire),
-                    CLOSE_WAIT_MS
-                );
-                return;
-            }
-            let _ = self
-                .idle
-                .wait_interruptible_timeout(&mut g, msecs_to_jiffies(100));
-            waited += 100;
+        let idle = |(): &mut ()| self.inflight.load(Ordering::Acquire) == 0;
+        if wait::until(&self.idle, &mut g, Some(CLOSE_WAIT_MS), idle).is_err() {
+            peer_warn!(
+                "{}: closing with {} requests still in flight after {} ms\n",
+                self.pathname.show(),
+                self.inflight.load(Ordering::Acquire),
+                CLOSE_WAIT_MS
+            );
         }
     }
 

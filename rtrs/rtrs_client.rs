@@ -29,33 +29,33 @@
 //!
 //! # Locking
 //!
-//! `Sess::paths` → `Path::cons` → `Sess::pending`; `Sess::permits` is a
-//! leaf.  Every post to a QP happens under `Path::cons` (a mutex): requests
-//! are submitted from process context (RNBD's queue is blocking).
+//! `Sess::paths` → the path's connections ([`PathCore`]) → `Sess::pending`;
+//! `Sess::permits` is a leaf.  Every post to a QP happens under the path's
+//! connection lock (a mutex): requests are submitted from process context
+//! (RNBD's queue is blocking).
 
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use kernel::prelude::*;
-use kernel::sync::{new_condvar, new_mutex, Arc, CondVar, CondVarTimeoutResult, Mutex};
-use kernel::time::{ktime_ms_delta, msecs_to_jiffies, Ktime};
-use kernel::workqueue::{impl_has_work, new_work, Work, WorkItem};
+use kernel::sync::{new_condvar, new_mutex, Arc, CondVar, Mutex};
+use kernel::time::Ktime;
+use kernel::workqueue::{new_work, Work};
 use proto::rtrs::{self as wire, ConnReq, ConnRsp, Geometry, Imm, InfoReq, InfoRsp, SgDesc};
 use proto::wire::{Le16, Le32, Le64};
 use rdma::cm::{
-    Chain, CmId, ConnParam, Data, Event, EventKind, Handler, IdRef, QpCaps, SendOp, SockAddr,
-    Unposted, MAX_SEND_SGE,
+    Chain, CmId, ConnParam, Data, Event, EventKind, Handler, IdRef, SendOp, SockAddr, Unposted,
+    MAX_SEND_SGE,
 };
 use rdma::code::{
     econnaborted, econnrefused, econnreset, ehostunreach, emsgsize, enotconn, etimedout,
 };
-use rdma::cq::{Cq, Poll};
 use rdma::dma::{Direction, DmaBuf};
 use rdma::mr::Access;
 use rdma::pd::Pd;
 use rdma::sg::{SgMr, SgTable, HDR_MAX};
-use rdma::timer::{Tick, Timer};
 use rdma::wq::OwnedQueue;
 use rdma::wr::{Completion, Opcode, Posted, Reuse, Status, WorkCompletion};
-use rtrs_core::Slots;
+use rtrs_core::path::{self as core_path, PathCore, PathOps, Plain, State};
+use rtrs_core::{wait, Slots};
 
 module! {
     type: RtrsClient,
@@ -254,12 +254,12 @@ impl Sess {
         let req = |cid: u16| ConnReq::new(cid, con_num, 0, path_uuid, paths_uuid, true).to_bytes();
         // The geometry is checked when the answer arrives (`ConEvents`), by
         // `ConnRsp::geometry`: every size below is bounded.
-        let (admin, geo, pd) = Link::connect(dst, &req(0), None, None)?;
+        let (admin, geo, pd) = connect(dst, &req(0), None, None)?;
         let geo = geo.ok_or(EINVAL)?;
         let mut links = KVec::with_capacity(con_num as usize, GFP_KERNEL)?;
         links.push(admin, GFP_KERNEL)?;
         for cid in 1..con_num {
-            let (l, _, _) = Link::connect(dst, &req(cid), Some(&geo), Some(&pd))?;
+            let (l, _, _) = connect(dst, &req(cid), Some(&geo), Some(&pd))?;
             links.push(l, GFP_KERNEL)?;
         }
         let permits_n = geo.queue_depth.min(MAX_PERMITS);
@@ -365,7 +365,10 @@ impl Sess {
 
     /// True while some path is connected.
     pub fn is_connected(&self) -> bool {
-        self.paths.lock().iter().any(|p| p.state() == CONNECTED)
+        self.paths
+            .lock()
+            .iter()
+            .any(|p| p.core.state() == State::Connected)
     }
 
     /// The first free permit of the pool `g`, taken.
@@ -382,49 +385,30 @@ impl Sess {
 
     /// Takes a free permit; with `wait`, sleeps until one is free (or the
     /// session closes).  A freed permit wakes every waiter (`notify_all`);
-    /// the first to take the lock gets it, the others sleep again (at most
-    /// 1 s before they look again).
+    /// the first to take the lock gets it, the others sleep again.
     pub fn permit(self: &Arc<Self>, wait: bool) -> Option<Permit> {
+        self.permit_within(if wait { None } else { Some(0) }).ok()
+    }
+
+    /// Takes a free permit, waiting at most `timeout_ms` (`None`: until one
+    /// is free); `ENOTCONN` once the session closes, `ETIMEDOUT` after the
+    /// wait.
+    fn permit_within(self: &Arc<Self>, timeout_ms: Option<u32>) -> Result<Permit> {
+        let mut got = None;
         let mut g = self.permits.lock();
-        loop {
-            if let Some(p) = self.take_free(&mut g) {
-                return Some(p);
-            }
-            if !wait || self.closing.load(Ordering::Acquire) {
-                return None;
-            }
-            let _ = self
-                .permit_freed
-                .wait_interruptible_timeout(&mut g, msecs_to_jiffies(1000));
-        }
+        wait::until(&self.permit_freed, &mut g, timeout_ms, |pool| {
+            got = self.take_free(pool);
+            got.is_some() || self.closing.load(Ordering::Acquire)
+        })?;
+        got.ok_or_else(enotconn)
     }
 
     /// Takes a free permit, waiting at most `timeout_ms`: for a control
     /// message, whose sender must not hang while the server keeps every
     /// permit busy.  `ENOTCONN` once the session closes, `ETIMEDOUT` after
-    /// the wait, `EINTR` on a signal (an interruptible wait would spin).
+    /// the wait.
     pub fn permit_timeout(self: &Arc<Self>, timeout_ms: u32) -> Result<Permit> {
-        let start = Ktime::ktime_get();
-        let mut g = self.permits.lock();
-        loop {
-            if let Some(p) = self.take_free(&mut g) {
-                return Ok(p);
-            }
-            if self.closing.load(Ordering::Acquire) {
-                return Err(enotconn());
-            }
-            let left =
-                (timeout_ms as i64).saturating_sub(ktime_ms_delta(Ktime::ktime_get(), start));
-            if left <= 0 {
-                return Err(etimedout());
-            }
-            let wait = msecs_to_jiffies(left.min(1000) as u32);
-            if let CondVarTimeoutResult::Signal { .. } =
-                self.permit_freed.wait_interruptible_timeout(&mut g, wait)
-            {
-                return Err(EINTR);
-            }
-        }
+        self.permit_within(Some(timeout_ms))
     }
 
     /// Sends a request: `usr` (the user header) and, for a write, the data
@@ -437,7 +421,7 @@ impl Sess {
             .paths
             .lock()
             .iter()
-            .find(|p| p.state() == CONNECTED)
+            .find(|p| p.core.state() == State::Connected)
             .cloned();
         let Some(path) = path else {
             return self.events.io_done(permit, enotconn().to_errno());
@@ -555,7 +539,7 @@ impl Sess {
                 posted_ns: Ktime::ktime_get().to_ns(),
             });
         }
-        let r = path.try_post(cid, tx, |o| {
+        let r = path.core.try_post(cid, tx, |o| {
             let mr = o
                 .path
                 .as_ref()
@@ -734,11 +718,7 @@ impl Sess {
         }
         drop(paths);
         let mut g = self.paths.lock();
-        while !g.is_empty() {
-            let _ = self
-                .path_gone
-                .wait_interruptible_timeout(&mut g, msecs_to_jiffies(100));
-        }
+        let _ = wait::until(&self.path_gone, &mut g, None, |paths| paths.is_empty());
         drop(g);
         self.wq.flush();
     }
@@ -754,10 +734,7 @@ fn undo(sg: &mut SgTable, mr: &SgMr, use_mr: bool) {
 }
 
 /// One connection while it is being established, then for its life.
-struct Link {
-    id: CmId<ConEvents>,
-    ctl: Arc<ConEvents>,
-}
+type Link = CmId<ConEvents>;
 
 const C_IDLE: u8 = 0;
 const C_ADDR: u8 = 1;
@@ -841,7 +818,10 @@ impl Handler for ConEvents {
             EventKind::Disconnected | EventKind::DeviceRemoval => {
                 // Say why the path goes (the server closed it, or the
                 // device left), unless we are closing it ourselves.
-                if g.path.as_ref().is_some_and(|p| p.state() == CONNECTED) {
+                if g.path
+                    .as_ref()
+                    .is_some_and(|p| p.core.state() == State::Connected)
+                {
                     rdma::peer_warn!("path closed by a CM event: {:?}\n", ev.kind);
                 }
                 fail(&mut g, econnreset().to_errno())
@@ -863,18 +843,12 @@ impl Handler for ConEvents {
 }
 
 impl ConEvents {
+    /// Waits until the connection reached `phase` (or failed).
     fn wait(&self, phase: u8) -> Result {
         let mut g = self.st.lock();
-        let mut waited = 0;
-        while g.phase < phase {
-            if waited >= CONNECT_STEP_MS {
-                return Err(etimedout());
-            }
-            let _ = self
-                .cv
-                .wait_interruptible_timeout(&mut g, msecs_to_jiffies(100));
-            waited += 100;
-        }
+        wait::until(&self.cv, &mut g, Some(CONNECT_STEP_MS), |s| {
+            s.phase >= phase
+        })?;
         if g.phase == C_ERR {
             return Err(Error::from_errno(g.err));
         }
@@ -882,15 +856,15 @@ impl ConEvents {
     }
 }
 
-impl Link {
-    /// Connects one connection; for cid 0 (`geo` is `None`) also returns the
-    /// server's geometry and the PD every other connection shares.
-    fn connect(
-        dst: SockAddr,
-        req: &[u8; ConnReq::SIZE],
-        geo: Option<&Geometry>,
-        pd: Option<&Arc<Pd>>,
-    ) -> Result<(Self, Option<Geometry>, Arc<Pd>)> {
+/// Connects one connection; for cid 0 (`geo` is `None`) also returns the
+/// server's geometry and the PD every other connection shares.
+fn connect(
+    dst: SockAddr,
+    req: &[u8; ConnReq::SIZE],
+    geo: Option<&Geometry>,
+    pd: Option<&Arc<Pd>>,
+) -> Result<(Link, Option<Geometry>, Arc<Pd>)> {
+    {
         let ctl = Arc::pin_init(
             pin_init!(ConEvents {
                 st <- new_mutex!(ConSt { phase: C_IDLE, err: 0, geo: None, path: None }),
@@ -906,30 +880,18 @@ impl Link {
             Some(p) => p.clone(),
             None => Pd::new(dev)?,
         };
-        let limit = dev.max_qp_wr();
-        let (send, recv) = match geo {
+        let (send, recv, sge) = match geo {
             // Info request, heartbeats and their answers.
-            None => (64u32.min(limit), (ADMIN_RECVS + 2).min(limit)),
+            None => (64, ADMIN_RECVS + 2, 1),
             // Per request: registration + write, or a local invalidation;
             // two receives (answer and the server's invalidation).
             Some(g) => {
                 let qd = g.queue_depth.min(MAX_PERMITS);
-                ((qd * 3 + 2).min(limit), (qd * 2 + 2).min(limit))
+                (qd * 3 + 2, qd * 2 + 2, io_send_sge(dev))
             }
         };
-        let vectors = dev.num_comp_vectors().max(1);
         let cid = u16::from_le_bytes([req[6], req[7]]);
-        let cq = Cq::new(dev, send + recv, cid as u32 % vectors, Poll::Workqueue)?;
-        id.create_qp(
-            &pd,
-            &cq,
-            QpCaps {
-                max_send_wr: send,
-                max_recv_wr: recv,
-                max_send_sge: if geo.is_some() { io_send_sge(dev) } else { 1 },
-                max_recv_sge: 1,
-            },
-        )?;
+        core_path::create_qp(&mut id, &pd, cid, send, recv, sge)?;
         id.resolve_route(CONNECT_STEP_MS)?;
         ctl.wait(C_ROUTE)?;
         id.connect(&ConnParam {
@@ -947,7 +909,7 @@ impl Link {
                 return Err(econnreset());
             }
         }
-        Ok((Self { id, ctl }, Some(g), pd))
+        Ok((id, Some(g), pd))
     }
 }
 
@@ -955,11 +917,6 @@ impl Link {
 fn io_send_sge(dev: rdma::device::Device<'_>) -> u32 {
     dev.max_send_sge().min(MAX_SEND_SGE as u32)
 }
-
-const CONNECTING: u8 = 0;
-const CONNECTED: u8 = 1;
-const CLOSING: u8 = 2;
-const CLOSED: u8 = 3;
 
 /// One path of a session.
 #[pin_data]
@@ -979,10 +936,9 @@ struct Path {
     inv_seen: KVec<AtomicU64>,
     /// Per connection: when `inv_seen` was recorded (ns).
     inv_at: KVec<AtomicU64>,
-    state: AtomicU8,
-    hb_missed: AtomicU32,
+    /// State, connections (cid 0 is the admin connection) and heartbeat.
     #[pin]
-    cons: Mutex<PathCons>,
+    core: PathCore<Path>,
     #[pin]
     close_w: Work<Path>,
 }
@@ -996,22 +952,7 @@ struct AtomicU64Pair {
     rkey: AtomicU32,
 }
 
-struct PathCons {
-    cons: KVec<Link>,
-    hb: Option<Timer<HbTick>>,
-}
-
-impl_has_work! {
-    impl HasWork<Self> for Path { self.close_w }
-}
-
-impl WorkItem for Path {
-    type Pointer = Arc<Path>;
-
-    fn run(this: Arc<Path>) {
-        this.close_work();
-    }
-}
+rtrs_core::close_work!(Path, close_w);
 
 impl Path {
     fn new(sess: &Arc<Sess>, pd: Arc<Pd>, links: KVec<Link>) -> Result<Arc<Self>> {
@@ -1029,9 +970,14 @@ impl Path {
             )?;
         }
         let con_num = links.len() as u16;
-        let mut inv_seen = KVec::with_capacity(links.len(), GFP_KERNEL)?;
-        let mut inv_at = KVec::with_capacity(links.len(), GFP_KERNEL)?;
-        for _ in 0..links.len() {
+        // From now on connection errors close the path (set below).
+        let mut cons = KVec::with_capacity(links.len(), GFP_KERNEL)?;
+        for l in links {
+            cons.push(Some(l), GFP_KERNEL)?;
+        }
+        let mut inv_seen = KVec::with_capacity(con_num as usize, GFP_KERNEL)?;
+        let mut inv_at = KVec::with_capacity(con_num as usize, GFP_KERNEL)?;
+        for _ in 0..con_num {
             inv_seen.push(AtomicU64::new(0), GFP_KERNEL)?;
             inv_at.push(AtomicU64::new(0), GFP_KERNEL)?;
         }
@@ -1045,22 +991,17 @@ impl Path {
                 raddr,
                 inv_seen,
                 inv_at,
-                state: AtomicU8::new(CONNECTING),
-                hb_missed: AtomicU32::new(0),
-                cons <- new_mutex!(PathCons { cons: links, hb: None }),
+                core <- PathCore::new(cons),
                 close_w <- new_work!("rtrs_client::Path::close"),
             }),
             GFP_KERNEL,
         )?;
-        // From now on connection errors close the path.
-        for l in p.cons.lock().cons.iter() {
-            l.ctl.st.lock().path = Some(p.clone());
-        }
+        p.core.with_cons(|cons| {
+            for l in cons.iter().flatten() {
+                l.handler().st.lock().path = Some(p.clone());
+            }
+        });
         Ok(p)
-    }
-
-    fn state(&self) -> u8 {
-        self.state.load(Ordering::SeqCst)
     }
 
     fn rbuf(&self, id: u32) -> (u64, u32) {
@@ -1090,9 +1031,8 @@ impl Path {
                 },
                 GFP_KERNEL,
             )?;
-            let g = self.cons.lock();
-            let qp = g.cons[0].id.qp().ok_or_else(enotconn)?;
-            qp.post_recv(owner, |o| Ok(Some(o.buf.sge(0, info_len)?)))?;
+            self.core
+                .post_recv(0, owner, |o| Ok(Some(o.buf.sge(0, info_len)?)))?;
         }
         for _ in 0..ADMIN_RECVS {
             self.post_recv(0)?;
@@ -1107,91 +1047,33 @@ impl Path {
         // Element-wise: a length-checked copy_from_slice here leaves a call
         // to a panic helper that 6.12's objtool does not know never returns.
         buf.with_cpu_mut(|b| b.iter_mut().zip(req.iter()).for_each(|(d, s)| *d = *s));
-        self.post(
+        self.core.post(
             0,
-            SendBuf {
+            Plain {
                 path: self.clone(),
-                _buf: buf,
+                buf,
                 what: "info request",
             },
             |o| {
                 let mut c = Chain::new();
                 c.push(SendOp::Send {
-                    sge: Some(o._buf.sge(0, InfoReq::SIZE)?),
+                    sge: Some(o.buf.sge(0, InfoReq::SIZE)?),
                 })?;
                 Ok(c)
             },
         )?;
         // The answer, or a failure that closed the path.
         let mut g = info.st.lock();
-        let mut waited = 0;
-        while g.is_none() {
-            if waited >= CONNECT_STEP_MS || self.state() >= CLOSING {
-                return Err(etimedout());
-            }
-            let _ = info
-                .cv
-                .wait_interruptible_timeout(&mut g, msecs_to_jiffies(100));
-            waited += 100;
-        }
-        let r = g.take().unwrap_or(Err(EINVAL));
+        wait::until(&info.cv, &mut g, Some(CONNECT_STEP_MS), |r| {
+            r.is_some() || self.core.state() >= State::Closing
+        })?;
+        let r = g.take().unwrap_or_else(|| Err(etimedout()));
         drop(g);
         r?;
-        if self
-            .state
-            .compare_exchange(CONNECTING, CONNECTED, Ordering::SeqCst, Ordering::SeqCst)
-            .is_err()
-        {
+        if !self.core.set_connected() {
             return Err(enotconn());
         }
-        let hb = Timer::new(
-            Arc::new(HbTick { path: self.clone() }, GFP_KERNEL)?,
-            &self.sess.wq,
-        )?;
-        hb.arm(wire::HB_INTERVAL_MS);
-        let late = {
-            let mut g = self.cons.lock();
-            if self.state() == CONNECTED {
-                g.hb = Some(hb);
-                None
-            } else {
-                Some(hb)
-            }
-        };
-        drop(late);
-        Ok(())
-    }
-
-    /// Posts the preallocated `owner`'s chain on connection `cid`; gives
-    /// the owner back when nothing was posted.
-    fn try_post<T: Send + 'static>(
-        &self,
-        cid: u16,
-        owner: KBox<Posted<T>>,
-        ops: impl for<'a> FnOnce(&'a T) -> Result<Chain<'a>>,
-    ) -> core::result::Result<(), (Error, Unposted<T>)> {
-        let g = self.cons.lock();
-        let Some(qp) = g.cons.get(cid as usize).and_then(|c| c.id.qp()) else {
-            return Err((enotconn(), Unposted::Whole(owner)));
-        };
-        qp.try_post_chain(owner, ops)
-    }
-
-    /// Posts a send chain on connection `cid` (process context).
-    fn post<T: Completion>(
-        &self,
-        cid: u16,
-        owner: T,
-        ops: impl for<'a> FnOnce(&'a T) -> Result<Chain<'a>>,
-    ) -> Result {
-        let owner = Posted::new(owner, GFP_KERNEL)?;
-        let g = self.cons.lock();
-        let qp = g
-            .cons
-            .get(cid as usize)
-            .and_then(|c| c.id.qp())
-            .ok_or_else(enotconn)?;
-        qp.post_chain(owner, ops)
+        PathCore::start_heartbeat(self, &self.sess.wq)
     }
 
     /// Posts a receive on `cid`: with a buffer for the server's rkey
@@ -1222,41 +1104,10 @@ impl Path {
     /// Posts the receive `owner` (again) on its connection.
     fn repost_recv(&self, owner: KBox<Posted<Recv>>) -> Result {
         let cid = owner.get().cid;
-        let g = self.cons.lock();
-        let qp = g
-            .cons
-            .get(cid as usize)
-            .and_then(|c| c.id.qp())
-            .ok_or_else(enotconn)?;
-        qp.post_recv(owner, |o| match &o.buf {
+        self.core.post_recv(cid, owner, |o| match &o.buf {
             Some(b) => Ok(Some(b.sge(0, wire::RkeyRsp::SIZE)?)),
             None => Ok(None),
         })
-    }
-
-    fn send_hb(self: &Arc<Self>, imm: Imm) {
-        let r = self.post(
-            0,
-            SendBuf {
-                path: self.clone(),
-                _buf: (),
-                what: "HB",
-            },
-            |_| {
-                let mut c = Chain::new();
-                c.push(SendOp::WriteImm {
-                    sge: None,
-                    remote_addr: 0,
-                    rkey: 0,
-                    imm: imm.encode(),
-                })?;
-                Ok(c)
-            },
-        );
-        if let Err(e) = r {
-            rdma::peer_err!("HB send failed, errno: {:?}\n", e);
-            self.close();
-        }
     }
 
     /// The server's SEND_WITH_INV on `cid` revoked our key `rkey`; the
@@ -1366,7 +1217,7 @@ impl Path {
             return self.close();
         };
         inv.get_mut().path = Some(self.clone());
-        let r = self.try_post(cid, inv, |_| {
+        let r = self.core.try_post(cid, inv, |_| {
             let mut c = Chain::new();
             c.push(SendOp::LocalInv { rkey })?;
             Ok(c)
@@ -1382,28 +1233,45 @@ impl Path {
         }
     }
 
-    /// Starts closing the path (idempotent, any context).
-    ///
+    /// Disconnects, drains the QPs (every posted request comes back), fails
+    /// what is left in flight, tells the user if it was the last path.
+    fn close_work(self: Arc<Self>) {
+        self.core.stop();
+        let links = self.core.take_cons();
+        for l in links.iter().flatten() {
+            l.handler().st.lock().path = None;
+        }
+        drop(links);
+        self.core.set_closed();
+        let sess = self.sess.clone();
+        let last = {
+            let mut g = sess.paths.lock();
+            g.take_where(|p| Arc::ptr_eq(p, &self), drop);
+            let last = g.iter().all(|p| p.core.state() != State::Connected);
+            last
+        };
+        sess.fail_pending();
+        sess.path_gone.notify_all();
+        if last && !sess.closing.load(Ordering::Acquire) {
+            sess.events.disconnected();
+        }
+    }
+}
+
+impl PathOps for Path {
+    type Events = ConEvents;
+
+    fn core(&self) -> &PathCore<Self> {
+        &self.core
+    }
+
     /// A connected path that starts closing says which call closed it
     /// (unless its session is being closed on purpose): several causes log
     /// nothing of their own (a flushed completion after the QP failed, a
     /// partly posted chain), and an operator seeing only "session
     /// disconnected" could not tell them apart.
-    #[track_caller]
-    fn close(self: &Arc<Self>) {
-        let was = self.state.load(Ordering::SeqCst);
-        if was >= CLOSING {
-            return;
-        }
-        if self
-            .state
-            .compare_exchange(was, CLOSING, Ordering::SeqCst, Ordering::SeqCst)
-            .is_err()
-        {
-            return self.close();
-        }
-        if was == CONNECTED && !self.sess.closing.load(Ordering::Acquire) {
-            let at = core::panic::Location::caller();
+    fn closing(self: &Arc<Self>, was: State, at: &'static core::panic::Location<'static>) {
+        if was == State::Connected && !self.sess.closing.load(Ordering::Acquire) {
             rdma::peer_warn!(
                 "closing the connected path (closed at {}:{})\n",
                 at.file(),
@@ -1413,32 +1281,31 @@ impl Path {
         let _ = self.sess.wq.queue().enqueue(self.clone());
     }
 
-    /// Disconnects, drains the QPs (every posted request comes back), fails
-    /// what is left in flight, tells the user if it was the last path.
-    fn close_work(self: Arc<Self>) {
-        let hb = self.cons.lock().hb.take();
-        drop(hb);
-        for l in self.cons.lock().cons.iter() {
-            let _ = l.id.disconnect();
-        }
-        let links = core::mem::take(&mut self.cons.lock().cons);
-        for l in links.iter() {
-            l.ctl.st.lock().path = None;
-        }
-        drop(links);
-        self.state.store(CLOSED, Ordering::SeqCst);
-        let sess = self.sess.clone();
-        let last = {
-            let mut g = sess.paths.lock();
-            g.take_where(|p| Arc::ptr_eq(p, &self), drop);
-            let last = g.iter().all(|p| p.state() != CONNECTED);
-            last
+    /// Closes the path when a request waits longer than [`IO_TIMEOUT_MS`].
+    fn on_heartbeat(self: &Arc<Self>) -> bool {
+        let Some(s) = self
+            .sess
+            .oldest_pending()
+            .filter(|s| s.age_ms > IO_TIMEOUT_MS)
+        else {
+            return true;
         };
-        sess.fail_pending();
-        sess.path_gone.notify_all();
-        if last && !sess.closing.load(Ordering::Acquire) {
-            sess.events.disconnected();
-        }
+        // What it waits for tells a silent server (not answered) from a
+        // lost completion of ours (sent or invalidated missing).
+        rdma::peer_err!(
+            "request {} ({}, connection {}) not done after {} ms (sent {}, answered {}, invalidated {}, send owner back {}, invalidation owner back {}), closing the path\n",
+            s.id,
+            if s.write { "write" } else { "read" },
+            s.cid,
+            s.age_ms,
+            s.sent,
+            s.answered,
+            s.invalidated,
+            s.tx_back,
+            s.inv_back
+        );
+        self.close();
+        false
     }
 }
 
@@ -1515,7 +1382,7 @@ impl Reuse for Recv {
             }
             return path.close();
         }
-        path.hb_missed.store(0, Ordering::Release);
+        path.core.hb_seen();
         // An rkey message is copied out before its buffer is posted again.
         let rkey_msg = match (wc.opcode, wc.imm, this.get().buf.as_ref()) {
             (Opcode::Recv, Some(_), Some(b)) => Some(b.with_cpu(|s| {
@@ -1583,7 +1450,12 @@ impl Reuse for Recv {
                 errno,
                 with_inval,
             }) => path.io_rsp(cid, msg_id, errno, with_inval),
-            Ok(Imm::HbMsg) => path.send_hb(Imm::HbAck),
+            Ok(Imm::HbMsg) => {
+                if let Err(e) = PathCore::send_imm(&path, Imm::HbAck, "HB ACK") {
+                    rdma::peer_err!("HB ACK send failed, errno: {:?}\n", e);
+                    path.close();
+                }
+            }
             Ok(Imm::HbAck) => {}
             _ => rdma::peer_warn!("Unknown IMM type {:#x}\n", imm),
         }
@@ -1677,67 +1549,6 @@ impl Reuse for Inval {
         });
         if !ok {
             path.close();
-        }
-    }
-}
-
-/// A send that only needs its buffer kept until completion.
-struct SendBuf<B: Send + 'static> {
-    path: Arc<Path>,
-    _buf: B,
-    what: &'static str,
-}
-
-impl<B: Send + 'static> Completion for SendBuf<B> {
-    fn done(self, wc: &WorkCompletion) {
-        if wc.status != Status::Success {
-            if let Status::Error(s) = wc.status {
-                rdma::peer_err!("{} failed: status {}\n", self.what, s);
-            }
-            self.path.close();
-        }
-    }
-}
-
-/// The path's heartbeat (upstream's rule: every 5 s unless one is
-/// unanswered, more than 5 missed closes the path).
-struct HbTick {
-    path: Arc<Path>,
-}
-
-impl Tick for HbTick {
-    fn tick(&self) {
-        let p = &self.path;
-        if p.state() != CONNECTED {
-            return;
-        }
-        let missed = p.hb_missed.fetch_add(1, Ordering::AcqRel);
-        if missed > wire::HB_MISSED_MAX {
-            rdma::peer_err!("HB missed max reached.\n");
-            return p.close();
-        }
-        if missed == 0 {
-            p.send_hb(Imm::HbMsg);
-        }
-        if let Some(s) = p.sess.oldest_pending().filter(|s| s.age_ms > IO_TIMEOUT_MS) {
-            // What it waits for tells a silent server (not answered) from
-            // a lost completion of ours (sent or invalidated missing).
-            rdma::peer_err!(
-                "request {} ({}, connection {}) not done after {} ms (sent {}, answered {}, invalidated {}, send owner back {}, invalidation owner back {}), closing the path\n",
-                s.id,
-                if s.write { "write" } else { "read" },
-                s.cid,
-                s.age_ms,
-                s.sent,
-                s.answered,
-                s.invalidated,
-                s.tx_back,
-                s.inv_back
-            );
-            return p.close();
-        }
-        if let Some(t) = p.cons.lock().hb.as_ref() {
-            t.arm(wire::HB_INTERVAL_MS);
         }
     }
 }

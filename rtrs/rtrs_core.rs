@@ -11,6 +11,11 @@
 use kernel::prelude::*;
 use rdma::device::{ClientOps, Device, Registration};
 
+#[path = "core/path.rs"]
+pub mod path;
+#[path = "core/wait.rs"]
+pub mod wait;
+
 module! {
     type: RtrsCore,
     name: "rtrs_core",

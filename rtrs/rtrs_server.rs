@@ -27,23 +27,20 @@
 //!
 //! # Locking
 //!
-//! `Ctx::sessions` → `Sess::inner` → `Path::cons`, in this order only.
-//! Every post to a QP happens under `Path::cons` (a mutex), so posting is
-//! process context only; answers from other contexts are deferred to a work
-//! item (see [`Io::respond`]).
+//! `Ctx::sessions` → `Sess::inner` → `Path::setup` → the path's connections
+//! ([`PathCore`]), in this order only.  Every post to a QP happens under the
+//! path's connection lock (a mutex), so posting is process context only;
+//! answers from other contexts are deferred to a work item (see
+//! [`Io::respond`]).
 
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use kernel::prelude::*;
 use kernel::sync::{new_condvar, new_mutex, new_spinlock, Arc, CondVar, Mutex, SpinLock};
-use kernel::time::msecs_to_jiffies;
-use kernel::workqueue::{impl_has_work, new_work, Work, WorkItem};
+use kernel::workqueue::{new_work, Work};
 use proto::rtrs::{self as wire, ConnReq, ConnRsp, Imm, InfoReq, IoReq, ReadReq, SgDesc};
 use proto::wire::{Le16, Le32, Le64};
-use rdma::cm::{
-    Chain, CmId, ConnParam, Event, EventKind, Handler, IdRef, QpCaps, SendOp, SockAddr,
-};
+use rdma::cm::{Chain, CmId, ConnParam, Event, EventKind, Handler, IdRef, SendOp, SockAddr};
 use rdma::code::{econnreset, enotconn};
-use rdma::cq::{Cq, Poll};
 use rdma::dma::{Direction, DmaBuf};
 use rdma::mr::Access;
 use rdma::pages::{BlockMr, PageBlock};
@@ -52,7 +49,8 @@ use rdma::timer::{Tick, Timer};
 use rdma::wq::OwnedQueue;
 use rdma::wr::{Completion, Opcode, Posted, Reuse, Status, WorkCompletion};
 use rdma::{peer_err, peer_info, peer_warn};
-use rtrs_core::Slots;
+use rtrs_core::path::{self as core_path, PathCore, PathOps, Plain, State};
+use rtrs_core::{wait, Slots};
 
 module! {
     type: RtrsServer,
@@ -291,11 +289,6 @@ impl Sess {
     }
 }
 
-const CONNECTING: u8 = 0;
-const CONNECTED: u8 = 1;
-const CLOSING: u8 = 2;
-const CLOSED: u8 = 3;
-
 /// One path of a session.
 #[pin_data]
 struct Path {
@@ -313,15 +306,15 @@ struct Path {
     /// lock, which only the request on that chunk takes.
     res: KVec<Pin<KBox<SpinLock<[Option<ChunkRes>; RES_PER_CHUNK]>>>>,
     mem_bits: u32,
-    state: AtomicU8,
     /// Counted in the session's `paths_up`; changed under the session's lock.
     established: AtomicBool,
-    /// Heartbeats sent and not answered yet.
-    hb_missed: AtomicU32,
     /// Chunks owned by requests.
     inflight: AtomicU32,
+    /// State, connections (cid 0 is the admin connection) and heartbeat.
     #[pin]
-    cons: Mutex<PathCons>,
+    core: PathCore<Path>,
+    #[pin]
+    setup: Mutex<PathSetup>,
     /// Notified when `inflight` drops to zero.
     #[pin]
     drained: CondVar,
@@ -330,25 +323,13 @@ struct Path {
     close_w: Work<Path>,
 }
 
-impl_has_work! {
-    impl HasWork<Self> for Path { self.close_w }
-}
+rtrs_core::close_work!(Path, close_w);
 
-impl WorkItem for Path {
-    type Pointer = Arc<Path>;
-
-    fn run(this: Arc<Path>) {
-        this.close_work();
-    }
-}
-
-struct PathCons {
-    cons: KVec<Option<Con>>,
+/// What a path keeps from its setup.
+struct PathSetup {
     name: Name,
-    /// Heartbeat, from the info request to the close.
-    hb: Option<Timer<HbTick>>,
     /// Closes the path if it is still connecting when it fires.
-    setup: Option<Timer<SetupTick>>,
+    deadline: Option<Timer<SetupTick>>,
 }
 
 /// A path's setup deadline: a client that connected some connections and
@@ -360,7 +341,7 @@ struct SetupTick {
 
 impl Tick for SetupTick {
     fn tick(&self) {
-        if self.path.state() == CONNECTING {
+        if self.path.state() == State::Connecting {
             peer_err!(
                 "path setup not finished within {} ms, closing it\n",
                 self.path.params().setup_timeout_ms
@@ -368,59 +349,6 @@ impl Tick for SetupTick {
             self.path.close();
         }
     }
-}
-
-/// The path's heartbeat: every 5 s send HB_MSG on the admin connection
-/// unless the last one is still unanswered; any immediate from the client
-/// answers it.  More than 5 missed closes the path (upstream's rule).
-struct HbTick {
-    path: Arc<Path>,
-}
-
-impl Tick for HbTick {
-    fn tick(&self) {
-        let p = &self.path;
-        if p.state() != CONNECTED {
-            return;
-        }
-        let missed = p.hb_missed.fetch_add(1, Ordering::AcqRel);
-        if missed > wire::HB_MISSED_MAX {
-            peer_err!("HB missed max reached.\n");
-            return p.close();
-        }
-        if missed == 0 {
-            let imm = Imm::HbMsg.encode();
-            let r = p.post(
-                0,
-                Plain {
-                    path: p.clone(),
-                    what: "HB",
-                },
-                |_| {
-                    let mut c = Chain::new();
-                    c.push(SendOp::WriteImm {
-                        sge: None,
-                        remote_addr: 0,
-                        rkey: 0,
-                        imm,
-                    })?;
-                    Ok(c)
-                },
-            );
-            if let Err(e) = r {
-                peer_err!("HB send failed, errno: {:?}\n", e);
-                return p.close();
-            }
-        }
-        if let Some(t) = p.cons.lock().hb.as_ref() {
-            t.arm(wire::HB_INTERVAL_MS);
-        }
-    }
-}
-
-/// A connection: its id and QP.  Dropped only by the close work.
-struct Con {
-    id: CmId<ConEvents>,
 }
 
 /// Handler of a connection's rdma_cm events.
@@ -440,7 +368,7 @@ impl Handler for ConEvents {
             | EventKind::AddrChange
             | EventKind::TimewaitExit
             | EventKind::DeviceRemoval => {
-                if self.path.state() < CLOSING {
+                if self.path.state() < State::Closing {
                     peer_info!("CM event {:?}, closing the path\n", ev.kind);
                 }
                 self.path.close()
@@ -450,41 +378,34 @@ impl Handler for ConEvents {
     }
 }
 
+impl PathOps for Path {
+    type Events = ConEvents;
+
+    fn core(&self) -> &PathCore<Self> {
+        &self.core
+    }
+
+    /// Logs where the close came from, once.
+    fn closing(self: &Arc<Self>, was: State, at: &'static core::panic::Location<'static>) {
+        peer_info!(
+            "closing path (state {}, {} requests in flight; {}:{})\n",
+            was.name(),
+            self.inflight.load(Ordering::Relaxed),
+            at.file(),
+            at.line()
+        );
+        // Queued once: only the transition to closing gets here.
+        let _ = self.sess.ctx.wq.queue().enqueue(self.clone());
+    }
+}
+
 impl Path {
     fn params(&self) -> &Params {
         &self.sess.params
     }
 
-    fn state(&self) -> u8 {
-        self.state.load(Ordering::SeqCst)
-    }
-
-    /// Starts closing the path (idempotent, any context).  Logs where the
-    /// close came from, once.
-    #[track_caller]
-    fn close(self: &Arc<Self>) {
-        let was = self.state.load(Ordering::SeqCst);
-        if was >= CLOSING {
-            return;
-        }
-        if self
-            .state
-            .compare_exchange(was, CLOSING, Ordering::SeqCst, Ordering::SeqCst)
-            .is_err()
-        {
-            // Somebody else moved it; if it became CONNECTED, try again.
-            return self.close();
-        }
-        let at = core::panic::Location::caller();
-        peer_info!(
-            "closing path (state {}, {} requests in flight; {}:{})\n",
-            was,
-            self.inflight.load(Ordering::Relaxed),
-            at.file(),
-            at.line()
-        );
-        // Queued once: only the transition to CLOSING gets here.
-        let _ = self.sess.ctx.wq.queue().enqueue(self.clone());
+    fn state(&self) -> State {
+        self.core.state()
     }
 
     /// Tears the path down: disconnect, wait for the requests in flight, drop
@@ -492,42 +413,24 @@ impl Path {
     fn close_work(self: Arc<Self>) {
         // No more heartbeats or setup deadline (dropping a timer waits for
         // a running tick).
-        let (hb, setup) = {
-            let mut g = self.cons.lock();
-            (g.hb.take(), g.setup.take())
-        };
-        drop(hb);
-        drop(setup);
-        {
-            let g = self.cons.lock();
-            for c in g.cons.iter().flatten() {
-                let _ = c.id.disconnect();
-            }
-        }
+        let deadline = self.setup.lock().deadline.take();
+        drop(deadline);
+        self.core.stop();
         {
             // Requests in the user's hands are answered (or dropped) soon;
             // one that never comes back is a bug, logged rather than hung on.
-            let mut g = self.cons.lock();
-            let mut waited = 0;
-            while self.inflight.load(Ordering::SeqCst) != 0 {
-                if waited == 300 {
-                    peer_err!(
-                        "path close: {} requests still in flight after 30 s\n",
-                        self.inflight.load(Ordering::SeqCst)
-                    );
-                }
-                let _ = self
-                    .drained
-                    .wait_interruptible_timeout(&mut g, msecs_to_jiffies(100));
-                waited += 1;
-                if waited > 600 {
-                    break;
-                }
+            let mut g = self.setup.lock();
+            let none_left = |_: &mut PathSetup| self.inflight.load(Ordering::SeqCst) == 0;
+            if wait::until(&self.drained, &mut g, Some(30_000), none_left).is_err() {
+                peer_err!(
+                    "path close: {} requests still in flight after 30 s\n",
+                    self.inflight.load(Ordering::SeqCst)
+                );
+                let _ = wait::until(&self.drained, &mut g, Some(30_000), none_left);
             }
         }
-        let cons = core::mem::take(&mut self.cons.lock().cons);
-        drop(cons);
-        self.state.store(CLOSED, Ordering::SeqCst);
+        drop(self.core.take_cons());
+        self.core.set_closed();
         let sess = self.sess.clone();
         let ctx = sess.ctx.clone();
         // Both locks, in their order: the session leaves the list in the
@@ -560,35 +463,6 @@ impl Path {
         }
     }
 
-    /// Posts a send chain on connection `cid` (process context).
-    fn post<T: Completion>(
-        &self,
-        cid: u16,
-        owner: T,
-        ops: impl for<'a> FnOnce(&'a T) -> Result<Chain<'a>>,
-    ) -> Result {
-        self.post_reused(cid, Posted::new(owner, GFP_KERNEL)?, ops)
-    }
-
-    /// Posts a chain whose owner is boxed already (a preallocated one comes
-    /// back to its [`Reuse::done`]); on failure the owner is dropped, or
-    /// leaked if part of the chain was posted.
-    fn post_reused<T: Send + 'static>(
-        &self,
-        cid: u16,
-        owner: KBox<Posted<T>>,
-        ops: impl for<'a> FnOnce(&'a T) -> Result<Chain<'a>>,
-    ) -> Result {
-        let g = self.cons.lock();
-        let qp = g
-            .cons
-            .get(cid as usize)
-            .and_then(|c| c.as_ref())
-            .and_then(|c| c.id.qp())
-            .ok_or_else(enotconn)?;
-        qp.post_chain(owner, ops)
-    }
-
     /// Posts an empty receive for RDMA WRITE WITH IMM on connection `cid`
     /// (path setup; each is then posted again by its completion).
     fn post_recv_io(self: &Arc<Self>, cid: u16) -> Result {
@@ -605,14 +479,7 @@ impl Path {
     /// Posts the receive `owner` (again) on its connection.
     fn repost_recv_io(&self, owner: KBox<Posted<IoRecv>>) -> Result {
         let cid = owner.get().cid;
-        let g = self.cons.lock();
-        let qp = g
-            .cons
-            .get(cid as usize)
-            .and_then(|c| c.as_ref())
-            .and_then(|c| c.id.qp())
-            .ok_or_else(enotconn)?;
-        qp.post_recv(owner, |_| Ok(None))
+        self.core.post_recv(cid, owner, |_| Ok(None))
     }
 
     /// A request arrived in chunk `payload` names.
@@ -655,7 +522,7 @@ impl Path {
                 Err(_) => return self.close(),
             },
         };
-        if self.state() != CONNECTED {
+        if self.state() != State::Connected {
             return;
         }
         if p.always_invalidate {
@@ -669,7 +536,7 @@ impl Path {
             v.cid = cid;
             v.off = off;
             v.guard = Some(guard);
-            let r = self.post_reused(cid, inv, |_| {
+            let r = self.core.post_boxed(cid, inv, |_| {
                 let mut c = Chain::new();
                 c.push(SendOp::LocalInv { rkey })?;
                 Ok(c)
@@ -680,31 +547,6 @@ impl Path {
             }
         } else {
             process_io_req(guard, cid, off);
-        }
-    }
-
-    fn send_hb_ack(self: &Arc<Self>) {
-        let imm = Imm::HbAck.encode();
-        let r = self.post(
-            0,
-            Plain {
-                path: self.clone(),
-                what: "HB ACK",
-            },
-            |_| {
-                let mut c = Chain::new();
-                c.push(SendOp::WriteImm {
-                    sge: None,
-                    remote_addr: 0,
-                    rkey: 0,
-                    imm,
-                })?;
-                Ok(c)
-            },
-        );
-        if let Err(e) = r {
-            peer_err!("send HB ACK failed, errno: {:?}\n", e);
-            self.close();
         }
     }
 
@@ -725,18 +567,14 @@ impl Path {
             peer_err!("pathname is duplicated\n");
             return Err(EPERM);
         }
-        self.cons.lock().name.set(name);
+        self.setup.lock().name.set(name);
         // Path up, all under the session's lock so that the close work sees
         // either none or all of it: the first path of the session tells the
         // user.
         {
             let sess = &self.sess;
             let mut g = sess.inner.lock();
-            if self
-                .state
-                .compare_exchange(CONNECTING, CONNECTED, Ordering::SeqCst, Ordering::SeqCst)
-                .is_err()
-            {
+            if !self.core.set_connected() {
                 return Err(EINVAL);
             }
             if g.paths_up == 0 {
@@ -746,30 +584,15 @@ impl Path {
             g.paths_up += 1;
             self.established.store(true, Ordering::SeqCst);
         }
-        let hb = Timer::new(
-            Arc::new(HbTick { path: self.clone() }, GFP_KERNEL)?,
-            &self.sess.ctx.wq,
-        )?;
-        hb.arm(wire::HB_INTERVAL_MS);
-        // Only while connected: the close work takes the timer under this
-        // lock after the state left CONNECTED, and would miss a later one.
-        let late = {
-            let mut g = self.cons.lock();
-            if self.state() == CONNECTED {
-                g.hb = Some(hb);
-                None
-            } else {
-                Some(hb)
-            }
-        };
-        drop(late);
+        PathCore::start_heartbeat(self, &self.sess.ctx.wq)?;
         // Register every chunk, then send their descriptors: the send queue
         // executes in order, so the keys are valid when the client sees them.
         for i in 0..self.mrs.len() {
-            self.post(
+            self.core.post(
                 0,
                 Plain {
                     path: self.clone(),
+                    buf: (),
                     what: "REG_MR",
                 },
                 |o| {
@@ -801,11 +624,12 @@ impl Path {
                 b[o..o + SgDesc::SIZE].copy_from_slice(&d.to_bytes());
             }
         });
-        self.post(
+        self.core.post(
             0,
-            InfoRsp {
+            Plain {
                 path: self.clone(),
                 buf,
+                what: "Sess info response send",
             },
             |o| {
                 let mut c = Chain::new();
@@ -909,38 +733,6 @@ impl Drop for ChunkGuard {
     }
 }
 
-/// Owner of work requests that only need the path on failure.
-struct Plain {
-    path: Arc<Path>,
-    what: &'static str,
-}
-
-impl Completion for Plain {
-    fn done(self, wc: &WorkCompletion) {
-        if wc.status != Status::Success {
-            if let Status::Error(s) = wc.status {
-                peer_err!("{} failed: status {}\n", self.what, s);
-            }
-            self.path.close();
-        }
-    }
-}
-
-/// The info response and its buffer.
-struct InfoRsp {
-    path: Arc<Path>,
-    buf: DmaBuf,
-}
-
-impl Completion for InfoRsp {
-    fn done(self, wc: &WorkCompletion) {
-        if wc.status != Status::Success {
-            peer_err!("Sess info response send failed: {:?}\n", wc.status);
-            self.path.close();
-        }
-    }
-}
-
 /// The receive of the info request on the admin connection.
 struct InfoRecv {
     path: Arc<Path>,
@@ -1002,14 +794,19 @@ impl Reuse for IoRecv {
             return path.close();
         };
         // Any message shows the client is alive.
-        path.hb_missed.store(0, Ordering::Release);
+        path.core.hb_seen();
         if let Err(e) = path.repost_recv_io(this) {
             peer_err!("rtrs_post_recv(), err: {:?}\n", e);
             return path.close();
         }
         match Imm::try_from(imm) {
             Ok(Imm::IoReq { payload }) => path.io_req(cid, payload),
-            Ok(Imm::HbMsg) => path.send_hb_ack(),
+            Ok(Imm::HbMsg) => {
+                if let Err(e) = PathCore::send_imm(&path, Imm::HbAck, "HB ACK") {
+                    peer_err!("send HB ACK failed, errno: {:?}\n", e);
+                    path.close();
+                }
+            }
             Ok(Imm::HbAck) => {}
             _ => peer_warn!("Unknown IMM {:#x}\n", imm),
         }
@@ -1236,7 +1033,7 @@ impl Reuse for Resp {
 /// Posts the answer (process context).
 fn respond_now(mut guard: ChunkGuard, cid: u16, read: Option<ReadReq>, data_len: u32, status: i32) {
     let path = guard.path.clone();
-    if path.state() != CONNECTED {
+    if path.state() != State::Connected {
         return;
     }
     let p = *path.params();
@@ -1281,7 +1078,7 @@ fn respond_now(mut guard: ChunkGuard, cid: u16, read: Option<ReadReq>, data_len:
     }
     guard.release_chunk();
     resp.get_mut().guard = Some(guard);
-    let r = path.post_reused(cid, resp, |o| {
+    let r = path.core.post_boxed(cid, resp, |o| {
         let g = o.guard.as_ref().ok_or(EINVAL)?;
         let mr = &g.path.mrs[g.id as usize];
         let rkey_msg = match g.res.as_ref().and_then(|r| r.rkey_msg.as_ref()) {
@@ -1367,7 +1164,7 @@ impl Ctx {
             }
             let g = s.inner.lock();
             for p in g.paths.iter() {
-                if p.cons.lock().name.get() == name {
+                if p.setup.lock().name.get() == name {
                     return true;
                 }
             }
@@ -1450,16 +1247,13 @@ impl Ctx {
         let found = sg.paths.iter().find(|p| p.uuid == req.sess_uuid).cloned();
         let path = match found {
             Some(p) => {
-                if p.state() != CONNECTING {
+                if p.state() != State::Connecting {
                     peer_err!("Session in wrong state\n");
                     return Err(econnreset());
                 }
                 if p.con_num != con_num
-                    || p.cons
-                        .lock()
-                        .cons
-                        .get(cid as usize)
-                        .map_or(true, |c| c.is_some())
+                    || p.core
+                        .with_cons(|cons| cons.get(cid as usize).map_or(true, |c| c.is_some()))
                 {
                     peer_err!("Incorrect request: {}, {}\n", cid, con_num);
                     return Err(econnreset());
@@ -1535,11 +1329,10 @@ impl Path {
                 busy,
                 res,
                 mem_bits,
-                state: AtomicU8::new(CONNECTING),
                 inflight: AtomicU32::new(0),
                 established: AtomicBool::new(false),
-                hb_missed: AtomicU32::new(0),
-                cons <- new_mutex!(PathCons { cons, name: Name::empty(), hb: None, setup: None }),
+                core <- PathCore::new(cons),
+                setup <- new_mutex!(PathSetup { name: Name::empty(), deadline: None }),
                 drained <- new_condvar!(),
                 close_w <- new_work!("rtrs_server::Path::close"),
             }),
@@ -1555,11 +1348,11 @@ impl Path {
         )?;
         t.arm(self.params().setup_timeout_ms);
         // Only while connecting: the close work takes the timer under this
-        // lock after the state left CONNECTING, and would miss a later one.
+        // lock after the state left connecting, and would miss a later one.
         let late = {
-            let mut g = self.cons.lock();
-            if self.state() == CONNECTING {
-                g.setup = Some(t);
+            let mut g = self.setup.lock();
+            if self.state() == State::Connecting {
+                g.deadline = Some(t);
                 None
             } else {
                 Some(t)
@@ -1575,38 +1368,56 @@ impl Path {
     /// reject the request and close the path.
     fn add_con(self: &Arc<Self>, id: &IdRef<'_>, cid: u16) -> Result {
         let p = *self.params();
-        let dev = id.device().ok_or(ENODEV)?;
-        let limit = dev.max_qp_wr();
         let (send, recv) = if cid == 0 {
-            let s = (p.queue_depth + wire::SERVICE_CON_QUEUE_DEPTH + 2).min(limit);
-            (s, (wire::SERVICE_CON_QUEUE_DEPTH + 2).min(limit))
+            (
+                p.queue_depth + wire::SERVICE_CON_QUEUE_DEPTH + 2,
+                wire::SERVICE_CON_QUEUE_DEPTH + 2,
+            )
         } else {
             // Up to write, reg, inval and answer per request.
             let per = if p.always_invalidate { 5 } else { 3 };
-            (
-                (p.queue_depth * per + 1).min(limit),
-                (p.queue_depth + 1).min(limit),
-            )
+            (p.queue_depth * per + 1, p.queue_depth + 1)
         };
-        let vectors = dev.num_comp_vectors().max(1);
-        let cq = Cq::new(dev, send + recv, cid as u32 % vectors, Poll::Workqueue)?;
         let handler = Arc::new(ConEvents { path: self.clone() }, GFP_KERNEL)?;
-        // Held until the id is stored: the close work takes the connections
-        // under this lock, and an adopted id must end up in the path (it
-        // cannot be destroyed from its own connect request).
-        let mut g = self.cons.lock();
-        if self.state() != CONNECTING || g.cons.get(cid as usize).map_or(true, |c| c.is_some()) {
-            return Err(econnreset());
+        // Under the connections' lock until the id is stored: the close
+        // work takes the connections under it, and an adopted id must end
+        // up in the path (it cannot be destroyed from its own connect
+        // request).
+        let r = self.core.with_cons(|cons| -> Result<Result> {
+            if self.state() != State::Connecting
+                || cons.get(cid as usize).map_or(true, |c| c.is_some())
+            {
+                return Err(econnreset());
+            }
+            let mut cm = id.adopt(handler)?;
+            let r = self.accept_con(&mut cm, id, cid, send, recv);
+            if let Some(slot) = cons.get_mut(cid as usize) {
+                *slot = Some(cm);
+            }
+            Ok(r)
+        })?;
+        if let Err(e) = r {
+            peer_err!("accepting connection {} failed: {:?}\n", cid, e);
+            let _ = id.reject(&ConnRsp::reject(e.to_errno() as i16).to_bytes());
+            self.close();
         }
-        let mut cm = id.adopt(handler)?;
-        let r = (|| -> Result {
-            let caps = QpCaps {
-                max_send_wr: send,
-                max_recv_wr: recv,
-                max_send_sge: 1,
-                max_recv_sge: 1,
-            };
-            let qp = cm.create_qp(&self.pd, &cq, caps)?;
+        Ok(())
+    }
+
+    /// Creates the QP of connection `cid` on its adopted id `cm` (`send`
+    /// and `recv` work requests), posts the info request's receive on the
+    /// admin connection, and accepts the connect request `id`.
+    fn accept_con(
+        self: &Arc<Self>,
+        cm: &mut CmId<ConEvents>,
+        id: &IdRef<'_>,
+        cid: u16,
+        send: u32,
+        recv: u32,
+    ) -> Result {
+        let p = *self.params();
+        {
+            let qp = core_path::create_qp(cm, &self.pd, cid, send, recv, 1)?;
             if cid == 0 {
                 let buf = DmaBuf::new(&self.pd, InfoReq::SIZE, Direction::FromDevice, GFP_KERNEL)?;
                 qp.post_recv(
@@ -1634,17 +1445,7 @@ impl Path {
                 retry_count: 0,
                 rnr_retry_count: 7,
             })
-        })();
-        if let Some(slot) = g.cons.get_mut(cid as usize) {
-            *slot = Some(Con { id: cm });
         }
-        drop(g);
-        if let Err(e) = r {
-            peer_err!("accepting connection {} failed: {:?}\n", cid, e);
-            let _ = id.reject(&ConnRsp::reject(e.to_errno() as i16).to_bytes());
-            self.close();
-        }
-        Ok(())
     }
 }
 
@@ -1700,12 +1501,9 @@ impl Drop for Server {
             }
             drop(sessions);
             let mut g = self.ctx.sessions.lock();
-            if !g.is_empty() {
-                let _ = self
-                    .ctx
-                    .gone
-                    .wait_interruptible_timeout(&mut g, msecs_to_jiffies(100));
-            }
+            // Closed again after a while: a session may have got a new
+            // path meanwhile.
+            let _ = wait::until(&self.ctx.gone, &mut g, Some(1000), |s| s.is_empty());
         }
         // The last close works may still be returning.
         self.ctx.wq.flush();

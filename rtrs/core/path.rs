@@ -1,0 +1,391 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! What a path is on both sides of RTRS: its state, its connections and the
+//! posting on them, its heartbeat, and the owner of a plain send.
+//!
+//! A side's path type embeds a [`PathCore`] and implements [`PathOps`]; the
+//! client and the server differ in what their connections carry, not in how
+//! a path comes up, beats and goes.
+//!
+//! # Locking and lifetime
+//!
+//! [`PathCore`]'s connections and heartbeat timer are under one mutex,
+//! taken for every post (so posting is process context).  The heartbeat
+//! timer holds the path: the side's close work breaks that cycle with
+//! [`PathCore::stop`], and drops the connections (which drains their QPs)
+//! with [`PathCore::take_cons`].
+
+use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use kernel::prelude::*;
+use kernel::sync::{new_mutex, Arc, Mutex};
+use proto::rtrs::{self as wire, Imm};
+use rdma::cm::{Chain, CmId, Handler, Qp, QpCaps, SendOp, Unposted};
+use rdma::code::enotconn;
+use rdma::cq::{Cq, Poll};
+use rdma::pd::Pd;
+use rdma::timer::{Tick, Timer};
+use rdma::wq::OwnedQueue;
+use rdma::wr::{Completion, Posted, Status, WorkCompletion};
+
+/// The state of a path.  It only moves forward.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum State {
+    /// Its connections or the info exchange are being set up.
+    Connecting = 0,
+    /// It carries requests.
+    Connected = 1,
+    /// Its close work is queued or running.
+    Closing = 2,
+    /// Its connections are gone.
+    Closed = 3,
+}
+
+impl State {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            0 => Self::Connecting,
+            1 => Self::Connected,
+            2 => Self::Closing,
+            _ => Self::Closed,
+        }
+    }
+
+    /// Upstream's name of the state (`rtrs_clt_state_str`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Connecting => "CONNECTING",
+            Self::Connected => "CONNECTED",
+            Self::Closing => "CLOSING",
+            Self::Closed => "CLOSED",
+        }
+    }
+}
+
+/// What the shared code needs of a side's path.
+pub trait PathOps: Send + Sync + Sized + 'static {
+    /// The handler of its connections' rdma_cm events.
+    type Events: Handler;
+
+    /// Its shared part.
+    fn core(&self) -> &PathCore<Self>;
+
+    /// Starts closing the path (idempotent, any context): the call that
+    /// moves it to [`State::Closing`] runs [`PathOps::closing`].
+    #[track_caller]
+    fn close(self: &Arc<Self>) {
+        if let Some(was) = self.core().set_closing() {
+            self.closing(was, core::panic::Location::caller());
+        }
+    }
+
+    /// The path left state `was` for closing, by a call at `at`: queue
+    /// the close work (and say why, if that helps the operator).
+    fn closing(self: &Arc<Self>, was: State, at: &'static core::panic::Location<'static>);
+
+    /// Runs on each heartbeat tick of a connected path, after the
+    /// heartbeat was sent; returns false if it closed the path.
+    fn on_heartbeat(self: &Arc<Self>) -> bool {
+        true
+    }
+}
+
+/// Makes `$path`'s field `$field` (a `Work<$path>`) its close work, which
+/// runs `$path::close_work(self: Arc<Self>)`.
+#[macro_export]
+macro_rules! close_work {
+    ($path:ty, $field:ident) => {
+        kernel::workqueue::impl_has_work! {
+            impl HasWork<Self> for $path { self.$field }
+        }
+
+        impl kernel::workqueue::WorkItem for $path {
+            type Pointer = Arc<$path>;
+
+            fn run(this: Arc<$path>) {
+                this.close_work();
+            }
+        }
+    };
+}
+
+/// The part of a path both sides share.
+#[pin_data]
+pub struct PathCore<P: PathOps> {
+    state: AtomicU8,
+    /// Heartbeats sent and not answered yet.
+    hb_missed: AtomicU32,
+    #[pin]
+    inner: Mutex<Inner<P>>,
+}
+
+struct Inner<P: PathOps> {
+    /// Indexed by cid; `None` until the connection exists, and after the
+    /// close work took it.
+    cons: KVec<Option<CmId<P::Events>>>,
+    /// The heartbeat, from the path's coming up to its close.
+    hb: Option<Timer<HbTick<P>>>,
+}
+
+impl<P: PathOps> PathCore<P> {
+    /// A connecting path with the connections `cons` (indexed by cid).
+    pub fn new(cons: KVec<Option<CmId<P::Events>>>) -> impl PinInit<Self> {
+        pin_init!(Self {
+            state: AtomicU8::new(State::Connecting as u8),
+            hb_missed: AtomicU32::new(0),
+            inner <- new_mutex!(Inner { cons, hb: None }),
+        })
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        State::from_u8(self.state.load(Ordering::SeqCst))
+    }
+
+    /// Connecting → connected; false if the path is closing already.
+    pub fn set_connected(&self) -> bool {
+        self.state
+            .compare_exchange(
+                State::Connecting as u8,
+                State::Connected as u8,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            )
+            .is_ok()
+    }
+
+    /// Moves the path to closing; returns the state it left if this call
+    /// moved it (exactly one call does), `None` if it was closing already.
+    pub fn set_closing(&self) -> Option<State> {
+        let mut was = self.state.load(Ordering::SeqCst);
+        loop {
+            if was >= State::Closing as u8 {
+                return None;
+            }
+            match self.state.compare_exchange(
+                was,
+                State::Closing as u8,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => return Some(State::from_u8(was)),
+                Err(now) => was = now,
+            }
+        }
+    }
+
+    /// The close work is done with the connections.
+    pub fn set_closed(&self) {
+        self.state.store(State::Closed as u8, Ordering::SeqCst);
+    }
+
+    /// The peer showed life: the heartbeat is answered.
+    pub fn hb_seen(&self) {
+        self.hb_missed.store(0, Ordering::Release);
+    }
+
+    /// Starts the heartbeat of the connected `path` on `wq`.  A path that
+    /// stopped being connected meanwhile gets none (its close work took
+    /// the timer slot already).
+    pub fn start_heartbeat(path: &Arc<P>, wq: &Arc<OwnedQueue>) -> Result {
+        let hb = Timer::new(Arc::new(HbTick { path: path.clone() }, GFP_KERNEL)?, wq)?;
+        hb.arm(wire::HB_INTERVAL_MS);
+        let core = path.core();
+        let late = {
+            let mut g = core.inner.lock();
+            if core.state() == State::Connected {
+                g.hb = Some(hb);
+                None
+            } else {
+                Some(hb)
+            }
+        };
+        // Dropped outside the lock: dropping a timer waits for its tick,
+        // which takes the lock.
+        drop(late);
+        Ok(())
+    }
+
+    /// Stops the heartbeat and disconnects every connection (their QPs go
+    /// to the error state and flush what is posted).  For the close work.
+    pub fn stop(&self) {
+        let hb = self.inner.lock().hb.take();
+        drop(hb);
+        for c in self.inner.lock().cons.iter().flatten() {
+            let _ = c.disconnect();
+        }
+    }
+
+    /// Takes the connections out of the path, for the close work to drop
+    /// (which drains and destroys their QPs; not from a completion).
+    pub fn take_cons(&self) -> KVec<Option<CmId<P::Events>>> {
+        core::mem::take(&mut self.inner.lock().cons)
+    }
+
+    /// Runs `f` on the connections, under the path's lock.
+    pub fn with_cons<R>(&self, f: impl FnOnce(&mut KVec<Option<CmId<P::Events>>>) -> R) -> R {
+        f(&mut self.inner.lock().cons)
+    }
+
+    /// Posts `owner`'s chain on connection `cid`; gives the owner back when
+    /// nothing of it was posted.
+    pub fn try_post<T: Send + 'static>(
+        &self,
+        cid: u16,
+        owner: KBox<Posted<T>>,
+        ops: impl for<'a> FnOnce(&'a T) -> Result<Chain<'a>>,
+    ) -> core::result::Result<(), (Error, Unposted<T>)> {
+        let g = self.inner.lock();
+        match qp(&g.cons, cid) {
+            Some(qp) => qp.try_post_chain(owner, ops),
+            None => Err((enotconn(), Unposted::Whole(owner))),
+        }
+    }
+
+    /// Posts a chain whose owner is boxed already; on failure the owner is
+    /// dropped, or leaked if part of the chain was posted.
+    pub fn post_boxed<T: Send + 'static>(
+        &self,
+        cid: u16,
+        owner: KBox<Posted<T>>,
+        ops: impl for<'a> FnOnce(&'a T) -> Result<Chain<'a>>,
+    ) -> Result {
+        let g = self.inner.lock();
+        qp(&g.cons, cid)
+            .ok_or_else(enotconn)?
+            .post_chain(owner, ops)
+    }
+
+    /// Posts a chain owned by `owner` (boxed here) on connection `cid`.
+    pub fn post<T: Completion>(
+        &self,
+        cid: u16,
+        owner: T,
+        ops: impl for<'a> FnOnce(&'a T) -> Result<Chain<'a>>,
+    ) -> Result {
+        self.post_boxed(cid, Posted::new(owner, GFP_KERNEL)?, ops)
+    }
+
+    /// Posts the receive `owner` on connection `cid`.
+    pub fn post_recv<T: Send + 'static>(
+        &self,
+        cid: u16,
+        owner: KBox<Posted<T>>,
+        sge: impl for<'a> FnOnce(&'a T) -> Result<Option<rdma::wr::Sge<'a>>>,
+    ) -> Result {
+        let g = self.inner.lock();
+        qp(&g.cons, cid).ok_or_else(enotconn)?.post_recv(owner, sge)
+    }
+
+    /// Sends the immediate `imm` on the admin connection (heartbeats).
+    pub fn send_imm(path: &Arc<P>, imm: Imm, what: &'static str) -> Result {
+        let imm = imm.encode();
+        path.core().post(
+            0,
+            Plain {
+                path: path.clone(),
+                buf: (),
+                what,
+            },
+            |_| {
+                let mut c = Chain::new();
+                c.push(SendOp::WriteImm {
+                    sge: None,
+                    remote_addr: 0,
+                    rkey: 0,
+                    imm,
+                })?;
+                Ok(c)
+            },
+        )
+    }
+}
+
+/// The QP of connection `cid`, if it exists.
+fn qp<H: Handler>(cons: &[Option<CmId<H>>], cid: u16) -> Option<&Qp> {
+    cons.get(cid as usize)?.as_ref()?.qp()
+}
+
+/// Creates the QP of connection `cid` on `id`, with a CQ of its own on a
+/// completion vector chosen by `cid`, `send` and `recv` work requests (at
+/// most what the device takes) and `send_sge` SGEs per send.
+pub fn create_qp<'a, H: Handler>(
+    id: &'a mut CmId<H>,
+    pd: &Arc<Pd>,
+    cid: u16,
+    send: u32,
+    recv: u32,
+    send_sge: u32,
+) -> Result<&'a Qp> {
+    let dev = id.device().ok_or(ENODEV)?;
+    let limit = dev.max_qp_wr();
+    let (send, recv) = (send.min(limit), recv.min(limit));
+    let vectors = dev.num_comp_vectors().max(1);
+    let cq = Cq::new(dev, send + recv, cid as u32 % vectors, Poll::Workqueue)?;
+    id.create_qp(
+        pd,
+        &cq,
+        QpCaps {
+            max_send_wr: send,
+            max_recv_wr: recv,
+            max_send_sge: send_sge,
+            max_recv_sge: 1,
+        },
+    )
+}
+
+/// The owner of a send that only needs `buf` kept until it completes; a
+/// failed one closes the path.
+pub struct Plain<P: PathOps, B: Send + 'static = ()> {
+    /// The path it is posted on.
+    pub path: Arc<P>,
+    /// What the device reads from.
+    pub buf: B,
+    /// What it is, for the log.
+    pub what: &'static str,
+}
+
+impl<P: PathOps, B: Send + 'static> Completion for Plain<P, B> {
+    fn done(self, wc: &WorkCompletion) {
+        if wc.status != Status::Success {
+            if wc.status != Status::Flushed {
+                rdma::peer_err!("{} failed: {:?}\n", self.what, wc.status);
+            }
+            self.path.close();
+        }
+    }
+}
+
+/// A path's heartbeat (upstream's rule): every 5 s send HB_MSG on the admin
+/// connection unless the last one is unanswered; more than 5 missed close
+/// the path.  Whatever the peer sends answers it ([`PathCore::hb_seen`]).
+pub struct HbTick<P: PathOps> {
+    path: Arc<P>,
+}
+
+impl<P: PathOps> Tick for HbTick<P> {
+    fn tick(&self) {
+        let p = &self.path;
+        let core = p.core();
+        if core.state() != State::Connected {
+            return;
+        }
+        let missed = core.hb_missed.fetch_add(1, Ordering::AcqRel);
+        if missed > wire::HB_MISSED_MAX {
+            rdma::peer_err!("HB missed max reached.\n");
+            return p.close();
+        }
+        if missed == 0 {
+            if let Err(e) = PathCore::send_imm(p, Imm::HbMsg, "HB") {
+                rdma::peer_err!("HB send failed, errno: {:?}\n", e);
+                return p.close();
+            }
+        }
+        if !p.on_heartbeat() {
+            return;
+        }
+        if let Some(t) = core.inner.lock().hb.as_ref() {
+            t.arm(wire::HB_INTERVAL_MS);
+        }
+    }
+}
