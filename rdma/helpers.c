@@ -8,6 +8,7 @@
 #include <linux/dma-mapping.h>
 #include <linux/export.h>
 #include <linux/random.h>
+#include <linux/rcupdate.h>
 #include <linux/slab.h>
 #include "helpers.h"
 
@@ -293,6 +294,26 @@ void rrs_msleep(unsigned int ms)
 	msleep(ms);
 }
 EXPORT_SYMBOL_GPL(rrs_msleep);
+
+/* RCU read-side sections (static inlines) and the grace period, for
+ * rdma/rcu.rs. */
+void rrs_rcu_read_lock(void)
+{
+	rcu_read_lock();
+}
+EXPORT_SYMBOL_GPL(rrs_rcu_read_lock);
+
+void rrs_rcu_read_unlock(void)
+{
+	rcu_read_unlock();
+}
+EXPORT_SYMBOL_GPL(rrs_rcu_read_unlock);
+
+void rrs_synchronize_rcu(void)
+{
+	synchronize_rcu();
+}
+EXPORT_SYMBOL_GPL(rrs_synchronize_rcu);
 
 /* get_random_bytes() is exported, but its header is not in bindings.h. */
 void rrs_get_random_bytes(void *buf, size_t len)

@@ -63,6 +63,9 @@ u32 rrs_nr_cpu_ids(void);
 void rrs_get_random_bytes(void *buf, size_t len);
 u64 rrs_now_ms(void);
 void rrs_msleep(unsigned int ms);
+void rrs_rcu_read_lock(void);
+void rrs_rcu_read_unlock(void);
+void rrs_synchronize_rcu(void);
 void rrs_dwork_free(struct rrs_dwork *d);
 
 /* rdma/sysfs.c */

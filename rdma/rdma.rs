@@ -21,6 +21,7 @@
 //! | [`sg::SgTable`]    | a `struct scatterlist` array and its DMA mapping |
 //! | [`sg::SgMr`]       | a fast-registration MR over an `SgTable`  |
 //! | [`wr::Posted`]     | a work request's `struct ib_cqe` + owner  |
+//! | [`rcu::RcuBox`]    | an RCU-protected pointer                  |
 //!
 //! Ownership follows the `ibverbs` crate: an object holds an [`Arc`] to what it
 //! was created from (a QP to its PD and CQ, an MR to its PD), so drop order is
@@ -40,6 +41,7 @@ pub mod dma;
 pub mod mr;
 pub mod pages;
 pub mod pd;
+pub mod rcu;
 pub mod sg;
 pub mod sysfs;
 pub mod timer;

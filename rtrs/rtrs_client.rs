@@ -29,10 +29,9 @@
 //!
 //! # Locking
 //!
-//! `Sess::paths` → the path's connections ([`PathCore`]) → `Sess::pending`;
-//! `Sess::permits` is a leaf.  Every post to a QP happens under the path's
-//! connection lock (a mutex): requests are submitted from process context
-//! (RNBD's queue is blocking).
+//! `Sess::paths` → `Sess::pending`; `Sess::permits` is a leaf.  Posting
+//! takes no lock (see [`PathCore`]); requests are submitted from process
+//! context (RNBD's queue is blocking).
 
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use kernel::prelude::*;
@@ -970,10 +969,9 @@ impl Path {
             )?;
         }
         let con_num = links.len() as u16;
-        // From now on connection errors close the path (set below).
         let mut cons = KVec::with_capacity(links.len(), GFP_KERNEL)?;
         for l in links {
-            cons.push(Some(l), GFP_KERNEL)?;
+            cons.push(KBox::new(l, GFP_KERNEL)?, GFP_KERNEL)?;
         }
         let mut inv_seen = KVec::with_capacity(con_num as usize, GFP_KERNEL)?;
         let mut inv_at = KVec::with_capacity(con_num as usize, GFP_KERNEL)?;
@@ -981,6 +979,7 @@ impl Path {
             inv_seen.push(AtomicU64::new(0), GFP_KERNEL)?;
             inv_at.push(AtomicU64::new(0), GFP_KERNEL)?;
         }
+        let core = PathCore::new(con_num)?;
         let p = Arc::pin_init(
             pin_init!(Path {
                 sess: sess.clone(),
@@ -991,16 +990,22 @@ impl Path {
                 raddr,
                 inv_seen,
                 inv_at,
-                core <- PathCore::new(cons),
+                core <- core,
                 close_w <- new_work!("rtrs_client::Path::close"),
             }),
             GFP_KERNEL,
         )?;
-        p.core.with_cons(|cons| {
-            for l in cons.iter().flatten() {
-                l.handler().st.lock().path = Some(p.clone());
+        // From now on connection errors close the path.
+        for (cid, l) in cons.into_iter().enumerate() {
+            l.handler().st.lock().path = Some(p.clone());
+            if let Err(l) = p.core.publish_con(cid as u16, l) {
+                // Cannot happen: every slot is empty, and there is one per
+                // link.
+                l.handler().st.lock().path = None;
+                p.close();
+                return Err(EINVAL);
             }
-        });
+        }
         Ok(p)
     }
 
@@ -1236,9 +1241,8 @@ impl Path {
     /// Disconnects, drains the QPs (every posted request comes back), fails
     /// what is left in flight, tells the user if it was the last path.
     fn close_work(self: Arc<Self>) {
-        self.core.stop();
-        let links = self.core.take_cons();
-        for l in links.iter().flatten() {
+        let links = self.core.stop();
+        for l in links.iter() {
             l.handler().st.lock().path = None;
         }
         drop(links);

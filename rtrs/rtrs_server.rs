@@ -27,10 +27,9 @@
 //!
 //! # Locking
 //!
-//! `Ctx::sessions` → `Sess::inner` → `Path::setup` → the path's connections
-//! ([`PathCore`]), in this order only.  Every post to a QP happens under the
-//! path's connection lock (a mutex), so posting is process context only;
-//! answers from other contexts are deferred to a work item (see
+//! `Ctx::sessions` → `Sess::inner` → `Path::setup` → the path's setup lock
+//! ([`PathCore`]), in this order only.  Posting takes no lock (see
+//! [`PathCore`]); answers are still given in process context only (see
 //! [`Io::respond`]).
 
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -415,7 +414,7 @@ impl Path {
         // a running tick).
         let deadline = self.setup.lock().deadline.take();
         drop(deadline);
-        self.core.stop();
+        let cons = self.core.stop();
         {
             // Requests in the user's hands are answered (or dropped) soon;
             // one that never comes back is a bug, logged rather than hung on.
@@ -429,7 +428,7 @@ impl Path {
                 let _ = wait::until(&self.drained, &mut g, Some(30_000), none_left);
             }
         }
-        drop(self.core.take_cons());
+        drop(cons);
         self.core.set_closed();
         let sess = self.sess.clone();
         let ctx = sess.ctx.clone();
@@ -1251,10 +1250,7 @@ impl Ctx {
                     peer_err!("Session in wrong state\n");
                     return Err(econnreset());
                 }
-                if p.con_num != con_num
-                    || p.core
-                        .with_cons(|cons| cons.get(cid as usize).map_or(true, |c| c.is_some()))
-                {
+                if p.con_num != con_num || p.core.has_con(cid) != Some(false) {
                     peer_err!("Incorrect request: {}, {}\n", cid, con_num);
                     return Err(econnreset());
                 }
@@ -1315,10 +1311,7 @@ impl Path {
         }
         let mem_bits = wire::mem_bits(p.queue_depth).ok_or(EINVAL)?;
         let con_num = req.cid_num.get();
-        let mut cons = KVec::with_capacity(con_num as usize, GFP_KERNEL)?;
-        for _ in 0..con_num {
-            cons.push(None, GFP_KERNEL)?;
-        }
+        let core = PathCore::new(con_num)?;
         Arc::pin_init(
             pin_init!(Path {
                 sess: sess.clone(),
@@ -1331,7 +1324,7 @@ impl Path {
                 mem_bits,
                 inflight: AtomicU32::new(0),
                 established: AtomicBool::new(false),
-                core <- PathCore::new(cons),
+                core <- core,
                 setup <- new_mutex!(PathSetup { name: Name::empty(), deadline: None }),
                 drained <- new_condvar!(),
                 close_w <- new_work!("rtrs_server::Path::close"),
@@ -1383,16 +1376,19 @@ impl Path {
         // work takes the connections under it, and an adopted id must end
         // up in the path (it cannot be destroyed from its own connect
         // request).
-        let r = self.core.with_cons(|cons| -> Result<Result> {
-            if self.state() != State::Connecting
-                || cons.get(cid as usize).map_or(true, |c| c.is_some())
-            {
+        // The adopted id's box, allocated first: once adopted, the id must
+        // not be dropped here.
+        let slot = KBox::<CmId<ConEvents>>::new_uninit(GFP_KERNEL)?;
+        let r = self.core.with_setup(|| -> Result<Result> {
+            if self.state() != State::Connecting || self.core.has_con(cid) != Some(false) {
                 return Err(econnreset());
             }
-            let mut cm = id.adopt(handler)?;
+            let mut cm = KBox::write(slot, id.adopt(handler)?);
             let r = self.accept_con(&mut cm, id, cid, send, recv);
-            if let Some(slot) = cons.get_mut(cid as usize) {
-                *slot = Some(cm);
+            if let Err(cm) = self.core.publish_con(cid, cm) {
+                // Cannot happen (checked above, under the same lock).
+                pr_err!("connection {} published twice\n", cid);
+                let _ = KBox::into_raw(cm);
             }
             Ok(r)
         })?;

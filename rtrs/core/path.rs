@@ -9,11 +9,15 @@
 //!
 //! # Locking and lifetime
 //!
-//! [`PathCore`]'s connections and heartbeat timer are under one mutex,
-//! taken for every post (so posting is process context).  The heartbeat
-//! timer holds the path: the side's close work breaks that cycle with
-//! [`PathCore::stop`], and drops the connections (which drains their QPs)
-//! with [`PathCore::take_cons`].
+//! Posting takes no lock: the connections are published once (RCU,
+//! [`RcuBox`]) and every post reads its connection inside an RCU read-side
+//! section, so a request is posted from any context on its CPU's
+//! connection without touching a cache line another CPU writes.  A mutex
+//! serialises the rest (publishing connections during setup, the heartbeat
+//! timer).  The heartbeat timer holds the path: the side's close work
+//! breaks that cycle with [`PathCore::stop`], which also unpublishes the
+//! connections, waits for the posters still using them and hands them over
+//! to be dropped (which drains their QPs) in process context.
 
 use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use kernel::prelude::*;
@@ -23,6 +27,7 @@ use rdma::cm::{Chain, CmId, Handler, Qp, QpCaps, SendOp, Unposted};
 use rdma::code::enotconn;
 use rdma::cq::{Cq, Poll};
 use rdma::pd::Pd;
+use rdma::rcu::RcuBox;
 use rdma::timer::{Tick, Timer};
 use rdma::wq::OwnedQueue;
 use rdma::wr::{Completion, Posted, Status, WorkCompletion};
@@ -115,26 +120,31 @@ pub struct PathCore<P: PathOps> {
     state: AtomicU8,
     /// Heartbeats sent and not answered yet.
     hb_missed: AtomicU32,
+    /// Indexed by cid: empty until the connection is published, and after
+    /// the close work took it.
+    cons: KVec<RcuBox<CmId<P::Events>>>,
     #[pin]
     inner: Mutex<Inner<P>>,
 }
 
 struct Inner<P: PathOps> {
-    /// Indexed by cid; `None` until the connection exists, and after the
-    /// close work took it.
-    cons: KVec<Option<CmId<P::Events>>>,
     /// The heartbeat, from the path's coming up to its close.
     hb: Option<Timer<HbTick<P>>>,
 }
 
 impl<P: PathOps> PathCore<P> {
-    /// A connecting path with the connections `cons` (indexed by cid).
-    pub fn new(cons: KVec<Option<CmId<P::Events>>>) -> impl PinInit<Self> {
-        pin_init!(Self {
+    /// A connecting path with room for `con_num` connections.
+    pub fn new(con_num: u16) -> Result<impl PinInit<Self>> {
+        let mut cons = KVec::with_capacity(con_num as usize, GFP_KERNEL)?;
+        for _ in 0..con_num {
+            cons.push(RcuBox::empty(), GFP_KERNEL)?;
+        }
+        Ok(pin_init!(Self {
             state: AtomicU8::new(State::Connecting as u8),
             hb_missed: AtomicU32::new(0),
-            inner <- new_mutex!(Inner { cons, hb: None }),
-        })
+            cons,
+            inner <- new_mutex!(Inner { hb: None }),
+        }))
     }
 
     /// The current state.
@@ -206,54 +216,85 @@ impl<P: PathOps> PathCore<P> {
         Ok(())
     }
 
-    /// Stops the heartbeat and disconnects every connection (their QPs go
-    /// to the error state and flush what is posted).  For the close work.
-    pub fn stop(&self) {
+    /// Stops the heartbeat, unpublishes the connections (posts from now on
+    /// fail with `ENOTCONN`), waits for the posts still using them, and
+    /// disconnects them (their QPs go to the error state and flush what is
+    /// posted).  Returns them, for the close work to drop (which drains
+    /// and destroys their QPs) in process context.  Sleeps.
+    pub fn stop(&self) -> KVec<KBox<CmId<P::Events>>> {
         let hb = self.inner.lock().hb.take();
         drop(hb);
-        for c in self.inner.lock().cons.iter().flatten() {
+        // Without room, a connection is dropped right here (still process
+        // context): a teardown cannot fail.
+        let mut out = KVec::with_capacity(self.cons.len(), GFP_KERNEL).unwrap_or_default();
+        // Under the setup lock: a connection being added either is
+        // published before, or sees the path closing and is not.
+        let _g = self.inner.lock();
+        RcuBox::take_all(&self.cons, |c| {
             let _ = c.disconnect();
+            // On failure `push` drops it, here.
+            let _ = out.push(c, GFP_KERNEL);
+        });
+        out
+    }
+
+    /// Runs `f` under the path's setup lock (which serialises publishing
+    /// connections).
+    pub fn with_setup<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _g = self.inner.lock();
+        f()
+    }
+
+    /// Whether connection `cid` is published; `None` if the path has no
+    /// such cid.
+    pub fn has_con(&self, cid: u16) -> Option<bool> {
+        Some(self.cons.get(cid as usize)?.is_set())
+    }
+
+    /// Publishes connection `cid` (call with its handler ready to serve the
+    /// path); gives it back if the slot is taken or out of range.
+    pub fn publish_con(
+        &self,
+        cid: u16,
+        con: KBox<CmId<P::Events>>,
+    ) -> core::result::Result<(), KBox<CmId<P::Events>>> {
+        match self.cons.get(cid as usize) {
+            Some(slot) => slot.publish(con),
+            None => Err(con),
         }
     }
 
-    /// Takes the connections out of the path, for the close work to drop
-    /// (which drains and destroys their QPs; not from a completion).
-    pub fn take_cons(&self) -> KVec<Option<CmId<P::Events>>> {
-        core::mem::take(&mut self.inner.lock().cons)
-    }
-
-    /// Runs `f` on the connections, under the path's lock.
-    pub fn with_cons<R>(&self, f: impl FnOnce(&mut KVec<Option<CmId<P::Events>>>) -> R) -> R {
-        f(&mut self.inner.lock().cons)
-    }
-
     /// Posts `owner`'s chain on connection `cid`; gives the owner back when
-    /// nothing of it was posted.
+    /// nothing of it was posted.  Any context; `ops` runs in an RCU
+    /// read-side section (it must not sleep).
     pub fn try_post<T: Send + 'static>(
         &self,
         cid: u16,
         owner: KBox<Posted<T>>,
         ops: impl for<'a> FnOnce(&'a T) -> Result<Chain<'a>>,
     ) -> core::result::Result<(), (Error, Unposted<T>)> {
-        let g = self.inner.lock();
-        match qp(&g.cons, cid) {
+        let Some(slot) = self.cons.get(cid as usize) else {
+            return Err((enotconn(), Unposted::Whole(owner)));
+        };
+        slot.read(|c| match c.and_then(|c| c.qp()) {
             Some(qp) => qp.try_post_chain(owner, ops),
             None => Err((enotconn(), Unposted::Whole(owner))),
-        }
+        })
     }
 
     /// Posts a chain whose owner is boxed already; on failure the owner is
-    /// dropped, or leaked if part of the chain was posted.
+    /// dropped (outside the read-side section), or leaked if part of the
+    /// chain was posted.
     pub fn post_boxed<T: Send + 'static>(
         &self,
         cid: u16,
         owner: KBox<Posted<T>>,
         ops: impl for<'a> FnOnce(&'a T) -> Result<Chain<'a>>,
     ) -> Result {
-        let g = self.inner.lock();
-        qp(&g.cons, cid)
-            .ok_or_else(enotconn)?
-            .post_chain(owner, ops)
+        self.try_post(cid, owner, ops).map_err(|(e, u)| {
+            drop(u.whole());
+            e
+        })
     }
 
     /// Posts a chain owned by `owner` (boxed here) on connection `cid`.
@@ -266,15 +307,21 @@ impl<P: PathOps> PathCore<P> {
         self.post_boxed(cid, Posted::new(owner, GFP_KERNEL)?, ops)
     }
 
-    /// Posts the receive `owner` on connection `cid`.
+    /// Posts the receive `owner` on connection `cid`.  Any context; a
+    /// receive that cannot be posted is dropped in the RCU read-side
+    /// section (its owner must not sleep when dropped).
     pub fn post_recv<T: Send + 'static>(
         &self,
         cid: u16,
         owner: KBox<Posted<T>>,
         sge: impl for<'a> FnOnce(&'a T) -> Result<Option<rdma::wr::Sge<'a>>>,
     ) -> Result {
-        let g = self.inner.lock();
-        qp(&g.cons, cid).ok_or_else(enotconn)?.post_recv(owner, sge)
+        let slot = self.cons.get(cid as usize).ok_or_else(enotconn)?;
+        slot.read(|c| {
+            c.and_then(|c| c.qp())
+                .ok_or_else(enotconn)?
+                .post_recv(owner, sge)
+        })
     }
 
     /// Sends the immediate `imm` on the admin connection (heartbeats).
@@ -299,11 +346,6 @@ impl<P: PathOps> PathCore<P> {
             },
         )
     }
-}
-
-/// The QP of connection `cid`, if it exists.
-fn qp<H: Handler>(cons: &[Option<CmId<H>>], cid: u16) -> Option<&Qp> {
-    cons.get(cid as usize)?.as_ref()?.qp()
 }
 
 /// Creates the QP of connection `cid` on `id`, with a CQ of its own on a
