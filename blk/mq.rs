@@ -14,6 +14,7 @@
 
 use core::marker::PhantomData;
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicPtr, Ordering};
 use kernel::prelude::*;
 use kernel::str::CStr;
 use kernel::sync::Arc;
@@ -414,6 +415,60 @@ impl Drop for Rq {
             // SAFETY: live started request, not ended.
             unsafe { rrs_rq_end(self.ptr.as_ptr(), EIO.to_errno()) };
         }
+    }
+}
+
+/// A parking place for one started request, used without a lock from any
+/// context: [`RqSlot::put`] a request in, [`RqSlot::take`] it out (for the
+/// transport's completion, in whatever context that runs).
+///
+/// # Invariants
+///
+/// `ptr` is null or a started request that `self` owns (not ended).
+pub struct RqSlot {
+    ptr: AtomicPtr<RawRequest>,
+}
+
+impl Default for RqSlot {
+    fn default() -> Self {
+        Self {
+            ptr: AtomicPtr::new(core::ptr::null_mut()),
+        }
+    }
+}
+
+impl RqSlot {
+    /// Parks `rq`; gives it back if the slot is taken.
+    pub fn put(&self, rq: Rq) -> core::result::Result<(), Rq> {
+        let p = rq.ptr.as_ptr();
+        match self.ptr.compare_exchange(
+            core::ptr::null_mut(),
+            p,
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => {
+                // INVARIANT: the slot owns the started request now.
+                core::mem::forget(rq);
+                Ok(())
+            }
+            Err(_) => Err(rq),
+        }
+    }
+
+    /// Takes the parked request out, if there is one.
+    pub fn take(&self) -> Option<Rq> {
+        let p = self.ptr.swap(core::ptr::null_mut(), Ordering::AcqRel);
+        // INVARIANT: a started request the slot owned, not ended; the
+        // caller owns it now.
+        NonNull::new(p).map(|ptr| Rq { ptr, ended: false })
+    }
+}
+
+impl Drop for RqSlot {
+    fn drop(&mut self) {
+        // Ended with an error, by `Rq`'s drop.
+        drop(self.take());
     }
 }
 

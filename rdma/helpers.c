@@ -10,6 +10,7 @@
 #include <linux/random.h>
 #include <linux/rcupdate.h>
 #include <linux/slab.h>
+#include <linux/wait.h>
 #include "helpers.h"
 
 /*
@@ -314,6 +315,59 @@ void rrs_synchronize_rcu(void)
 	synchronize_rcu();
 }
 EXPORT_SYMBOL_GPL(rrs_synchronize_rcu);
+
+/* A wait queue for rdma/sync.rs: allocated here so that Rust needs neither
+ * its layout nor its initialisation macros. */
+struct rrs_waitq {
+	wait_queue_head_t wq;
+};
+
+struct rrs_waitq *rrs_waitq_new(void)
+{
+	struct rrs_waitq *q = kmalloc(sizeof(*q), GFP_KERNEL);
+
+	if (q)
+		init_waitqueue_head(&q->wq);
+	return q;
+}
+EXPORT_SYMBOL_GPL(rrs_waitq_new);
+
+void rrs_waitq_free(struct rrs_waitq *q)
+{
+	kfree(q);
+}
+EXPORT_SYMBOL_GPL(rrs_waitq_free);
+
+/* Any context.  wq_has_sleeper() orders the waker's earlier stores before
+ * its look at the queue (the waiter's condition check is ordered by
+ * prepare_to_wait), so a wake is not lost and costs nothing without
+ * sleepers. */
+void rrs_waitq_wake_all(struct rrs_waitq *q)
+{
+	if (wq_has_sleeper(&q->wq))
+		wake_up_all(&q->wq);
+}
+EXPORT_SYMBOL_GPL(rrs_waitq_wake_all);
+
+/* Waits until cond(ctx) or ms milliseconds (UINT_MAX: no limit): in
+ * TASK_IDLE (uninterruptible, not counted as load, no hung-task report), or
+ * interruptibly with intr.  Returns 1 if cond held, 0 on timeout, -EINTR on
+ * a signal. */
+int rrs_waitq_wait(struct rrs_waitq *q, bool (*cond)(void *ctx), void *ctx,
+		   unsigned int ms, bool intr)
+{
+	long t = ms == UINT_MAX ? MAX_SCHEDULE_TIMEOUT : msecs_to_jiffies(ms);
+	long r;
+
+	if (intr)
+		r = wait_event_interruptible_timeout(q->wq, cond(ctx), t);
+	else
+		r = wait_event_idle_timeout(q->wq, cond(ctx), t);
+	if (r < 0)
+		return -EINTR;
+	return r > 0;
+}
+EXPORT_SYMBOL_GPL(rrs_waitq_wait);
 
 /* get_random_bytes() is exported, but its header is not in bindings.h. */
 void rrs_get_random_bytes(void *buf, size_t len)

@@ -66,6 +66,12 @@ void rrs_msleep(unsigned int ms);
 void rrs_rcu_read_lock(void);
 void rrs_rcu_read_unlock(void);
 void rrs_synchronize_rcu(void);
+struct rrs_waitq;
+struct rrs_waitq *rrs_waitq_new(void);
+void rrs_waitq_free(struct rrs_waitq *q);
+void rrs_waitq_wake_all(struct rrs_waitq *q);
+int rrs_waitq_wait(struct rrs_waitq *q, bool (*cond)(void *ctx), void *ctx,
+		   unsigned int ms, bool intr);
 void rrs_dwork_free(struct rrs_dwork *d);
 
 /* rdma/sysfs.c */

@@ -43,6 +43,7 @@ pub mod pages;
 pub mod pd;
 pub mod rcu;
 pub mod sg;
+pub mod sync;
 pub mod sysfs;
 pub mod timer;
 pub mod wq;

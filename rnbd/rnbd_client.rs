@@ -23,25 +23,27 @@
 //!
 //! # Locking
 //!
-//! `State::ops` → `State::inner` → `Events::pending`.  No lock is held while
+//! `State::ops` → `State::inner`; the table of requests in flight
+//! (`Events`) takes no lock, as RTRS may end requests in softirq.  No lock is held while
 //! calling into RTRS (its completion may run in the caller).  No lock is held
 //! while removing a device's sysfs files either (`State::unmap`): removal
 //! waits for the stores running in them, and those may be waiting for a
 //! lock (a second `unmap_device` writer, for `ops`).  Who unmaps a device
 //! is decided by a compare-exchange on `Dev::state`, not by a lock.
 
-use blk::mq::{Disk, DiskParams, Major, Queue, Rq, TagSet};
+use blk::mq::{Disk, DiskParams, Major, Queue, Rq, RqSlot, TagSet};
 
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU8, Ordering};
 use kernel::prelude::*;
 use kernel::str::CStr;
-use kernel::sync::{new_condvar, new_mutex, Arc, CondVar, CondVarTimeoutResult, Mutex};
-use kernel::time::{ktime_ms_delta, msecs_to_jiffies, Ktime};
+use kernel::sync::{new_condvar, new_mutex, Arc, CondVar, Mutex};
+use kernel::time::{ktime_ms_delta, Ktime};
 use proto::addr::Addr;
 use proto::map::{parse_map, MapError};
 use proto::rnbd::{self as wire, AccessMode, MsgHdr, MsgType, Op, OpFlags};
 use proto::wire::{Le16, Le32, Le64};
 use rdma::cm::SockAddr;
+use rdma::sync::{AtomicBox, WaitQueue};
 use rdma::sysfs::{Attr, Attrs, Class, DevFiles, Dir, Emit, Link, PlainDir};
 use rtrs_client::{Dir as IoDir, Permit, Sess, SessEvents};
 use rtrs_core::Slots;
@@ -66,42 +68,51 @@ const CTL_TIMEOUT_MS: u32 = 30_000;
 /// Longest control response.
 const CTL_RSP_MAX: usize = 64;
 
-/// What a permit carries while its request is in flight.
-enum Pending {
-    /// A block request, whose pages the permit's table describes: it ends
-    /// only after RTRS is done with them (`io_done`).
-    Io { rq: Rq },
-    /// A control message whose sender waits.
-    Ctl(Arc<CtlWait>),
+/// The table of requests in flight of a session (by permit), and its link
+/// state.  No lock: RTRS reports a request's end from its completions, in
+/// any context.
+struct Events {
+    /// The block request in flight on each permit: its pages are the
+    /// permit's table, so it ends only after RTRS is done with them
+    /// (`io_done`).
+    rqs: KVec<RqSlot>,
+    /// The control message in flight on each permit, whose sender waits.
+    ctls: KVec<AtomicBox<Arc<CtlWait>>>,
+    connected: AtomicBool,
 }
 
-/// The table of requests in flight of a session, and its link state.
-#[pin_data]
-struct Events {
-    #[pin]
-    pending: Mutex<KVec<Option<Pending>>>,
-    connected: AtomicBool,
+impl Events {
+    fn new() -> Result<Arc<Self>> {
+        let n = rtrs_client::MAX_PERMITS as usize;
+        let mut rqs = KVec::with_capacity(n, GFP_KERNEL)?;
+        let mut ctls = KVec::with_capacity(n, GFP_KERNEL)?;
+        for _ in 0..n {
+            rqs.push(RqSlot::default(), GFP_KERNEL)?;
+            ctls.push(AtomicBox::empty(), GFP_KERNEL)?;
+        }
+        Ok(Arc::new(
+            Self {
+                rqs,
+                ctls,
+                connected: AtomicBool::new(true),
+            },
+            GFP_KERNEL,
+        )?)
+    }
 }
 
 impl SessEvents for Events {
     fn io_done(&self, permit: Permit, status: i32) {
-        let p = self
-            .pending
-            .lock()
-            .get_mut(permit.id() as usize)
-            .and_then(|s| s.take());
-        match p {
-            Some(Pending::Io { rq }) => {
-                // The permit goes back before the request ends, so that the
-                // next request queued from the completion finds it.
-                drop(permit);
-                rq.end(status);
-            }
-            Some(Pending::Ctl(w)) => w.finish(permit, status),
-            None => pr_err!(
-                "completion for permit {} with nothing in flight\n",
-                permit.id()
-            ),
+        let id = permit.id() as usize;
+        if let Some(rq) = self.rqs.get(id).and_then(|s| s.take()) {
+            // The permit goes back before the request ends, so that the
+            // next request queued from the completion finds it.
+            drop(permit);
+            return rq.end(status);
+        }
+        match self.ctls.get(id).and_then(|s| s.take()) {
+            Some(w) => w.finish(permit, status),
+            None => pr_err!("completion for permit {} with nothing in flight\n", id),
         }
     }
 
@@ -111,23 +122,25 @@ impl SessEvents for Events {
     }
 }
 
-/// A control message's completion: its status and response bytes.
-#[pin_data]
+/// A control message's completion (any context): its status and response
+/// bytes, handed over without a lock.
 struct CtlWait {
-    #[pin]
-    st: Mutex<Option<(i32, [u8; CTL_RSP_MAX])>>,
-    #[pin]
-    cv: CondVar,
+    /// The response, preallocated; the completion fills it in.
+    rsp: AtomicBox<[u8; CTL_RSP_MAX]>,
+    status: AtomicI32,
+    /// Set (after `rsp` and `status`) when the message ended.
+    done: AtomicBool,
+    wq: WaitQueue,
     rsp_len: usize,
 }
 
 impl CtlWait {
     fn finish(&self, mut permit: Permit, status: i32) {
-        let mut rsp = [0u8; CTL_RSP_MAX];
+        let mut rsp = self.rsp.take();
         let status = if status == 0 && self.rsp_len > 0 {
             // The response buffer `ctl` gave the permit's table.
             let buf = permit.sg_mut().ok().and_then(|t| t.take_buf());
-            match (buf, rsp.get_mut(..self.rsp_len)) {
+            match (buf, rsp.as_mut().and_then(|r| r.get_mut(..self.rsp_len))) {
                 (Some(b), Some(r)) if b.len() >= r.len() => {
                     r.copy_from_slice(&b[..r.len()]);
                     0
@@ -138,8 +151,12 @@ impl CtlWait {
             status
         };
         drop(permit);
-        *self.st.lock() = Some((status, rsp));
-        self.cv.notify_all();
+        if let Some(r) = rsp {
+            let _ = self.rsp.put(r);
+        }
+        self.status.store(status, Ordering::Relaxed);
+        self.done.store(true, Ordering::Release);
+        self.wq.wake_all();
     }
 }
 
@@ -170,8 +187,14 @@ impl Session {
             return Err(EINVAL);
         }
         let start = Ktime::ktime_get();
-        let w = Arc::pin_init(
-            pin_init!(CtlWait { st <- new_mutex!(None), cv <- new_condvar!(), rsp_len }),
+        let w = Arc::new(
+            CtlWait {
+                rsp: AtomicBox::new(KBox::new([0u8; CTL_RSP_MAX], GFP_KERNEL)?),
+                status: AtomicI32::new(0),
+                done: AtomicBool::new(false),
+                wq: WaitQueue::new()?,
+                rsp_len,
+            },
             GFP_KERNEL,
         )?;
         // The response's buffer: a control message is not on the IO path.
@@ -191,10 +214,10 @@ impl Session {
         };
         permit.sg_mut()?.set_buf(buf, rsp_len)?;
         let id = permit.id() as usize;
-        {
-            let mut g = self.events.pending.lock();
-            let slot = g.get_mut(id).ok_or(EINVAL)?;
-            *slot = Some(Pending::Ctl(w.clone()));
+        let slot = self.events.ctls.get(id).ok_or(EINVAL)?;
+        if slot.put(KBox::new(w.clone(), GFP_KERNEL)?).is_err() {
+            pr_err!("permit {} busy\n", id);
+            return Err(EINVAL);
         }
         let dir = if rsp_len > 0 {
             IoDir::Read
@@ -203,26 +226,20 @@ impl Session {
         };
         self.rtrs.request(permit, dir, usr);
         // RTRS ends every request (a path failure fails those in flight).
-        let mut g = w.st.lock();
-        let done = loop {
-            if let Some(r) = g.take() {
-                break Ok(r);
-            }
-            let left =
-                (CTL_TIMEOUT_MS as i64).saturating_sub(ktime_ms_delta(Ktime::ktime_get(), start));
-            if left <= 0 {
-                break Err(rdma::code::etimedout());
-            }
-            let wait = msecs_to_jiffies(left.min(1000) as u32);
-            if let CondVarTimeoutResult::Signal { .. } =
-                w.cv.wait_interruptible_timeout(&mut g, wait)
-            {
-                break Err(EINTR);
-            }
+        let left = (CTL_TIMEOUT_MS as i64)
+            .saturating_sub(ktime_ms_delta(Ktime::ktime_get(), start))
+            .max(0) as u32;
+        let done = match w
+            .wq
+            .wait_until_interruptible(Some(left), || w.done.load(Ordering::Acquire))
+        {
+            Ok(true) => match w.rsp.take() {
+                Some(rsp) => Ok((w.status.load(Ordering::Relaxed), *rsp)),
+                None => Err(EINVAL),
+            },
+            Ok(false) => Err(rdma::code::etimedout()),
+            Err(e) => Err(e),
         };
-        // Unlocked first: closing the session completes the request, which
-        // takes this lock.
-        drop(g);
         let (status, rsp) = match done {
             Ok(r) => r,
             Err(e) => {
@@ -304,16 +321,12 @@ impl Queue for DevQueue {
         m.prio = Le16::new(i.ioprio);
         let id = permit.id() as usize;
         let read = op == Op::Read;
-        {
-            let mut g = self.sess.events.pending.lock();
-            match g.get_mut(id) {
-                Some(slot) if slot.is_none() => *slot = Some(Pending::Io { rq }),
-                _ => {
-                    drop(g);
-                    pr_err!("permit {} busy\n", id);
-                    return rq.end(EIO.to_errno());
-                }
-            }
+        let Some(slot) = self.sess.events.rqs.get(id) else {
+            return rq.end(EIO.to_errno());
+        };
+        if let Err(rq) = slot.put(rq) {
+            pr_err!("permit {} busy\n", id);
+            return rq.end(EIO.to_errno());
         }
         let dir = if read { IoDir::Read } else { IoDir::Write };
         self.sess.rtrs.request(permit, dir, &m.to_bytes());
@@ -648,10 +661,7 @@ impl State {
     }
 
     fn open_session(self: &Arc<Self>, name: &[u8], dst: SockAddr) -> Result<Arc<Session>> {
-        let events = Arc::pin_init(
-            pin_init!(Events { pending <- new_mutex!(KVec::new()), connected: AtomicBool::new(true) }),
-            GFP_KERNEL,
-        )?;
+        let events = Events::new()?;
         let rtrs = Sess::open(name, dst, events.clone()).inspect_err(|e| {
             pr_err!(
                 "map_device: failed to open session {}: {:?}\n",
@@ -661,12 +671,6 @@ impl State {
         })?;
         let qd = rtrs.queue_depth();
         let setup = (|| -> Result<Arc<Session>> {
-            {
-                let mut g = events.pending.lock();
-                for _ in 0..qd {
-                    g.push(None, GFP_KERNEL)?;
-                }
-            }
             let ts = TagSet::new(rdma::nr_cpu_ids(), qd, self.owner)?;
             let mut nm = KVec::with_capacity(name.len(), GFP_KERNEL)?;
             nm.extend_from_slice(name, GFP_KERNEL)?;

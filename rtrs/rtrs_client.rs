@@ -17,8 +17,9 @@
 //!   for the registrations, the server's chunk addresses and keys, and
 //!   `con_num` connections (cid 0 is the admin connection, then one per
 //!   CPU).
-//! - `Con`: an rdma_cm id and its RC QP, with a workqueue-polled CQ, so
-//!   every completion runs in process context and may post.
+//! - `Con`: an rdma_cm id and its RC QP, with a CQ polled in softirq (as
+//!   upstream's client): a request ends in the device's completion context,
+//!   without a context switch, so no completion handler sleeps.
 //! - [`Permit`]: the right to one request in flight; returned to the pool
 //!   when dropped.
 //!
@@ -33,7 +34,7 @@
 //! takes no lock (see [`PathCore`]); requests are submitted from process
 //! context (RNBD's queue is blocking).
 
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 use kernel::prelude::*;
 use kernel::sync::{new_condvar, new_mutex, Arc, CondVar, Mutex};
 use kernel::time::Ktime;
@@ -47,10 +48,12 @@ use rdma::cm::{
 use rdma::code::{
     econnaborted, econnrefused, econnreset, ehostunreach, emsgsize, enotconn, etimedout,
 };
+use rdma::cq::Poll;
 use rdma::dma::{Direction, DmaBuf};
 use rdma::mr::Access;
 use rdma::pd::Pd;
 use rdma::sg::{SgMr, SgTable, HDR_MAX};
+use rdma::sync::{AtomicBox, WaitQueue};
 use rdma::wq::OwnedQueue;
 use rdma::wr::{Completion, Opcode, Posted, Reuse, Status, WorkCompletion};
 use rtrs_core::path::{self as core_path, PathCore, PathOps, Plain, State};
@@ -69,7 +72,7 @@ const CONNECT_STEP_MS: u32 = 30_000;
 /// Receives kept posted on the admin connection (heartbeats).
 const ADMIN_RECVS: u32 = 32;
 /// Largest permit count we allocate request resources for.
-const MAX_PERMITS: u32 = 512;
+pub const MAX_PERMITS: u32 = 512;
 /// Most data segments of one request (upstream's `RTRS_MAX_SEGMENTS`).
 const MAX_SEGMENTS: u32 = 128;
 /// Page size of a registration (upstream registers in 4 KiB pages; the
@@ -85,8 +88,9 @@ pub fn protocol_version() -> (u8, u8) {
 /// Session events for the user.
 pub trait SessEvents: Send + Sync + 'static {
     /// The request of `permit` ended with `status` (0 or a negative errno).
-    /// Called once per [`Sess::request`], in process context, possibly from
-    /// within `request` itself: the caller must not hold a lock this takes.
+    /// Called once per [`Sess::request`], in any context (usually the
+    /// softirq of a completion, or within `request` itself): it must not
+    /// sleep, and the caller of `request` must not hold a lock this takes.
     fn io_done(&self, permit: Permit, status: i32);
     /// The last path went down; requests in flight failed.
     fn disconnected(&self);
@@ -101,41 +105,68 @@ pub enum Dir {
     Write,
 }
 
-/// A request between submission and completion.
-struct Pending {
-    /// Its `tx` is `None` while the request's send is posted, its `inv`
-    /// while its local invalidation is.
-    permit: Permit,
-    dir: Dir,
-    /// The request's pages are registered in its MR, which must be
-    /// invalidated before they are unmapped.
-    mr: bool,
-    /// The connection it was sent on.
-    cid: u16,
-    status: i32,
-    sent: bool,
-    answered: bool,
-    /// The read buffer's key is revoked (by the server or by us).
-    invalidated: bool,
-    /// When it was submitted ([`rdma::now_ms`]): the heartbeat closes the
-    /// path when a request waits longer than [`IO_TIMEOUT_MS`].
-    since_ms: u64,
+/// A request's progress, in [`Slot::state`]: what happened to it so far.
+/// Each completion sets its bits with one atomic operation and looks at
+/// the result, so exactly one of two racing events sees both of theirs.
+mod st {
+    /// Submitted, not yet ended.
+    pub(super) const IN_FLIGHT: u32 = 1 << 0;
+    /// Its send completed successfully.
+    pub(super) const SENT: u32 = 1 << 1;
+    /// An answer is being taken (the first one wins).
+    pub(super) const ANSWER_TAKEN: u32 = 1 << 2;
+    /// Its answer arrived (its status is stored).
+    pub(super) const ANSWERED: u32 = 1 << 3;
+    /// Its registration's key is revoked (or it has none).
+    pub(super) const INVALIDATED: u32 = 1 << 4;
+    /// The send's owner is back in the slot.
+    pub(super) const TX_BACK: u32 = 1 << 5;
+    /// The invalidation's owner is in the slot (not posted).
+    pub(super) const INV_BACK: u32 = 1 << 6;
+    /// A read (the server writes into its pages).
+    pub(super) const READ: u32 = 1 << 7;
+    /// Its pages are registered in the permit's MR.
+    pub(super) const USE_MR: u32 = 1 << 8;
+    /// Its end is claimed (by the event that completed it, or the path's
+    /// failure).
+    pub(super) const DONE: u32 = 1 << 9;
+    /// The connection it was sent on, in the top 16 bits.
+    pub(super) const CID_SHIFT: u32 = 16;
+    /// Everything a request waits for before it ends.
+    pub(super) const COMPLETE: u32 = IN_FLIGHT | SENT | ANSWERED | INVALIDATED | TX_BACK | INV_BACK;
+
+    pub(super) fn cid(s: u32) -> u16 {
+        (s >> CID_SHIFT) as u16
+    }
+}
+
+/// One permit of a session: its preallocated resources while it is free
+/// or in flight, and its request's progress.  No lock: the state is one
+/// atomic word, the work request owners move in and out of [`AtomicBox`]es.
+struct Slot {
+    /// `st` bits; 0 while no request of this permit is in flight.
+    state: AtomicU32,
+    /// The request's answer (0 or a negative errno), valid once
+    /// `st::ANSWERED` is set.
+    status: AtomicI32,
+    /// When the request was submitted ([`rdma::now_ms`]): the heartbeat
+    /// closes the path when a request waits longer than [`IO_TIMEOUT_MS`].
+    since_ms: AtomicU64,
     /// When its send was posted (ns): a SEND_WITH_INV received earlier
     /// cannot have revoked its registration.
-    posted_ns: i64,
+    posted_ns: AtomicU64,
+    /// The request's send chain (with the table of its pages), when
+    /// neither the user nor the device has it.
+    tx: AtomicBox<Posted<Tx>>,
+    /// The request's local invalidation, likewise.
+    inv: AtomicBox<Posted<Inval>>,
 }
 
 /// What the oldest request in flight waits for (logged when it times out).
 struct Stuck {
     age_ms: u64,
     id: u32,
-    write: bool,
-    cid: u16,
-    sent: bool,
-    answered: bool,
-    invalidated: bool,
-    tx_back: bool,
-    inv_back: bool,
+    state: u32,
 }
 
 /// Longest a request may wait for its answer before the path is closed
@@ -161,13 +192,12 @@ pub struct Sess {
     /// Largest data of one request.
     max_io: u32,
     wq: Arc<OwnedQueue>,
-    /// The preallocated resources of each free permit (`None`: taken).
-    #[pin]
-    permits: Mutex<KVec<Option<PermitRes>>>,
-    #[pin]
-    permit_freed: CondVar,
-    #[pin]
-    pending: Mutex<KVec<Option<Pending>>>,
+    /// One per permit: the session's only table of requests in flight.
+    slots: KVec<Slot>,
+    /// Bit `i % 64` of word `i / 64` is set while permit `i` is free.
+    free: KVec<AtomicU64>,
+    /// Where permit waiters sleep; woken when a permit is freed.
+    permit_wait: WaitQueue,
     #[pin]
     paths: Mutex<Slots<Arc<Path>>>,
     #[pin]
@@ -176,14 +206,6 @@ pub struct Sess {
     /// Writes sent through a registration because their pages and header
     /// needed more SGEs than the QP takes (logged at close: the rare path).
     mr_writes: AtomicU64,
-}
-
-/// What a permit owns, allocated once at session setup: the posted owner
-/// of its request's send (with the table that describes the request's
-/// data) and of its local invalidation.  No request allocates.
-struct PermitRes {
-    tx: KBox<Posted<Tx>>,
-    inv: KBox<Posted<Inval>>,
 }
 
 /// The right to one request in flight: a server chunk, the table that
@@ -212,27 +234,39 @@ impl Permit {
 }
 
 impl Drop for Permit {
+    /// Any context (a request's end may run in a completion).
     fn drop(&mut self) {
-        let res = match (self.tx.take(), self.inv.take()) {
+        let Some(slot) = self.sess.slots.get(self.id as usize) else {
+            return;
+        };
+        match (self.tx.take(), self.inv.take()) {
             (Some(mut tx), Some(inv)) => {
                 let t = tx.get_mut();
                 t.sg.finish();
                 let _ = t.sg.clear();
                 t.path = None;
-                Some(PermitRes { tx, inv })
+                // Both slots are empty while the permit is out.
+                if let Err(tx) = slot.tx.put(tx) {
+                    let _ = KBox::into_raw(tx);
+                }
+                if let Err(inv) = slot.inv.put(inv) {
+                    let _ = KBox::into_raw(inv);
+                }
+                let (w, b) = ((self.id / 64) as usize, self.id % 64);
+                if let Some(word) = self.sess.free.get(w) {
+                    word.fetch_or(1 << b, Ordering::AcqRel);
+                }
+                self.sess.permit_wait.wake_all();
             }
-            // Lost with a partly posted send (logged there): the slot
-            // stays empty and the session has one permit less.
-            _ => None,
-        };
-        let mut g = self.sess.permits.lock();
-        if let Some(b) = g.get_mut(self.id as usize) {
-            *b = res;
+            // Lost with a partly posted send (logged there): the permit
+            // stays taken and the session has one less.
+            (tx, inv) => {
+                if let Some(tx) = tx {
+                    let _ = KBox::into_raw(tx);
+                }
+                drop(inv);
+            }
         }
-        drop(g);
-        // All: a woken waiter may leave (signal, timeout) without taking
-        // the permit, and the others must not sleep on.
-        self.sess.permit_freed.notify_all();
     }
 }
 
@@ -277,8 +311,7 @@ impl Sess {
         }
         let max_segments = (mr_pages - 1).min(MAX_SEGMENTS);
         let max_io = geo.max_io_size.min((mr_pages - 1) * MR_PAGE);
-        let mut permits = KVec::with_capacity(permits_n as usize, GFP_KERNEL)?;
-        let mut pending = KVec::with_capacity(permits_n as usize, GFP_KERNEL)?;
+        let mut slots = KVec::with_capacity(permits_n as usize, GFP_KERNEL)?;
         for id in 0..permits_n {
             let tx = Tx {
                 path: None,
@@ -286,18 +319,30 @@ impl Sess {
                 sg: SgTable::new(max_segments)?,
             };
             let inv = Inval { path: None, id };
-            permits.push(
-                Some(PermitRes {
-                    tx: Posted::new_reused(tx, GFP_KERNEL)?,
-                    inv: Posted::new_reused(inv, GFP_KERNEL)?,
-                }),
+            slots.push(
+                Slot {
+                    state: AtomicU32::new(0),
+                    status: AtomicI32::new(0),
+                    since_ms: AtomicU64::new(0),
+                    posted_ns: AtomicU64::new(0),
+                    tx: AtomicBox::new(Posted::new_reused(tx, GFP_KERNEL)?),
+                    inv: AtomicBox::new(Posted::new_reused(inv, GFP_KERNEL)?),
+                },
                 GFP_KERNEL,
             )?;
-            pending.push(None, GFP_KERNEL)?;
+        }
+        let mut free = KVec::with_capacity(permits_n.div_ceil(64) as usize, GFP_KERNEL)?;
+        for w in 0..permits_n.div_ceil(64) {
+            let n = (permits_n - w * 64).min(64);
+            free.push(
+                AtomicU64::new(if n == 64 { u64::MAX } else { (1 << n) - 1 }),
+                GFP_KERNEL,
+            )?;
         }
         let mut nm = KVec::with_capacity(name.len(), GFP_KERNEL)?;
         nm.extend_from_slice(name, GFP_KERNEL)?;
         let wq = OwnedQueue::new(kernel::c_str!("rtrs_client_wq"))?;
+        let permit_wait = WaitQueue::new()?;
         let sess = Arc::pin_init(
             pin_init!(Sess {
                 geo,
@@ -309,9 +354,9 @@ impl Sess {
                 mr_pages,
                 max_io,
                 wq,
-                permits <- new_mutex!(permits),
-                permit_freed <- new_condvar!(),
-                pending <- new_mutex!(pending),
+                slots,
+                free,
+                permit_wait,
                 paths <- new_mutex!(Slots::new()),
                 path_gone <- new_condvar!(),
                 closing: AtomicBool::new(false),
@@ -370,21 +415,40 @@ impl Sess {
             .any(|p| p.core.state() == State::Connected)
     }
 
-    /// The first free permit of the pool `g`, taken.
-    fn take_free(self: &Arc<Self>, g: &mut KVec<Option<PermitRes>>) -> Option<Permit> {
-        let (i, slot) = g.iter_mut().enumerate().find(|(_, s)| s.is_some())?;
-        let res = slot.take()?;
-        Some(Permit {
-            sess: self.clone(),
-            id: i as u32,
-            tx: Some(res.tx),
-            inv: Some(res.inv),
-        })
+    /// A free permit, taken; `None` if none is free.  Any context, no lock:
+    /// the lowest free bit of the free map is claimed with a compare and
+    /// exchange.
+    fn take_free(self: &Arc<Self>) -> Option<Permit> {
+        for (w, word) in self.free.iter().enumerate() {
+            let mut v = word.load(Ordering::Acquire);
+            while v != 0 {
+                let b = v.trailing_zeros();
+                match word.compare_exchange_weak(
+                    v,
+                    v & !(1 << b),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => {
+                        let id = w as u32 * 64 + b;
+                        let slot = self.slots.get(id as usize)?;
+                        return Some(Permit {
+                            sess: self.clone(),
+                            id,
+                            tx: slot.tx.take(),
+                            inv: slot.inv.take(),
+                        });
+                    }
+                    Err(now) => v = now,
+                }
+            }
+        }
+        None
     }
 
     /// Takes a free permit; with `wait`, sleeps until one is free (or the
-    /// session closes).  A freed permit wakes every waiter (`notify_all`);
-    /// the first to take the lock gets it, the others sleep again.
+    /// session closes).  A freed permit wakes every waiter; the first to
+    /// claim it gets it, the others sleep again.
     pub fn permit(self: &Arc<Self>, wait: bool) -> Option<Permit> {
         self.permit_within(if wait { None } else { Some(0) }).ok()
     }
@@ -394,12 +458,15 @@ impl Sess {
     /// wait.
     fn permit_within(self: &Arc<Self>, timeout_ms: Option<u32>) -> Result<Permit> {
         let mut got = None;
-        let mut g = self.permits.lock();
-        wait::until(&self.permit_freed, &mut g, timeout_ms, |pool| {
-            got = self.take_free(pool);
+        let done = self.permit_wait.wait_until(timeout_ms, || {
+            got = self.take_free();
             got.is_some() || self.closing.load(Ordering::Acquire)
-        })?;
-        got.ok_or_else(enotconn)
+        });
+        match got {
+            Some(p) => Ok(p),
+            None if done => Err(enotconn()),
+            None => Err(etimedout()),
+        }
     }
 
     /// Takes a free permit, waiting at most `timeout_ms`: for a control
@@ -425,7 +492,8 @@ impl Sess {
         let Some(path) = path else {
             return self.events.io_done(permit, enotconn().to_errno());
         };
-        let Some(mr) = path.mrs.get(id as usize) else {
+        let (Some(mr), Some(slot)) = (path.mrs.get(id as usize), self.slots.get(id as usize))
+        else {
             return self.events.io_done(permit, EINVAL.to_errno());
         };
         let Ok(sg) = permit.sg_mut() else {
@@ -511,33 +579,43 @@ impl Sess {
             undo(sg, mr, use_mr);
             return self.events.io_done(permit, EINVAL.to_errno());
         };
+        // The connection of the CPU we run on: no other CPU posts on it
+        // (unless a request migrates between here and the post).
         let cid = 1 + (rdma::current_cpu() % (path.con_num as u32 - 1)) as u16;
-        let Some(mut tx) = permit.tx.take() else {
+        let (Some(mut tx), Some(inv)) = (permit.tx.take(), permit.inv.take()) else {
             return self.events.io_done(permit, EINVAL.to_errno());
         };
         tx.get_mut().path = Some(path.clone());
-        {
-            let mut g = self.pending.lock();
-            let Some(slot) = g.get_mut(id as usize).filter(|s| s.is_none()) else {
-                drop(g);
-                pr_err!("permit {} already in flight\n", id);
-                undo(&mut tx.get_mut().sg, mr, use_mr);
-                permit.tx = Some(tx);
-                return self.events.io_done(permit, EINVAL.to_errno());
-            };
-            *slot = Some(Pending {
-                permit,
-                dir,
-                mr: use_mr,
-                cid,
-                status: 0,
-                sent: false,
-                answered: false,
-                invalidated: !use_mr,
-                since_ms: rdma::now_ms(),
-                posted_ns: Ktime::ktime_get().to_ns(),
-            });
+        slot.status.store(0, Ordering::Relaxed);
+        slot.since_ms.store(rdma::now_ms(), Ordering::Relaxed);
+        slot.posted_ns
+            .store(Ktime::ktime_get().to_ns() as u64, Ordering::Relaxed);
+        // The invalidation's owner waits in the slot; the send's goes to
+        // the device.  `permit` is now empty, and rebuilt when it ends.
+        let inv_parked = slot.inv.put(inv);
+        let mut state = st::IN_FLIGHT | st::INV_BACK | (cid as u32) << st::CID_SHIFT;
+        if dir == Dir::Read {
+            state |= st::READ;
         }
+        if use_mr {
+            state |= st::USE_MR;
+        } else {
+            state |= st::INVALIDATED;
+        }
+        if inv_parked.is_err()
+            || slot
+                .state
+                .compare_exchange(0, state, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+        {
+            pr_err!("permit {} already in flight\n", id);
+            permit.inv = inv_parked.err().or_else(|| slot.inv.take());
+            undo(&mut tx.get_mut().sg, mr, use_mr);
+            tx.get_mut().path = None;
+            permit.tx = Some(tx);
+            return self.events.io_done(permit, EINVAL.to_errno());
+        }
+        drop(permit);
         let r = path.core.try_post(cid, tx, |o| {
             let mr = o
                 .path
@@ -592,66 +670,78 @@ impl Sess {
                 let t = tx.get_mut();
                 t.path = None;
                 undo(&mut t.sg, mr, use_mr);
-                let p = self
-                    .pending
-                    .lock()
-                    .get_mut(id as usize)
-                    .and_then(|s| s.take());
-                if let Some(mut p) = p {
-                    p.permit.tx = Some(tx);
-                    self.events.io_done(p.permit, e.to_errno());
-                }
-            }
-            // Part of the chain is posted: the owner stays untouched in
-            // the request's record, whose failure after the path's drain
-            // (`fail_pending`) unmaps and ends it.
-            Err((_, Unposted::Partly(tx))) => {
-                let mut tx = Some(tx);
-                self.progress(id, |p| p.permit.tx = tx.take());
-                if let Some(tx) = tx {
+                if let Err(tx) = slot.tx.put(tx) {
                     let _ = KBox::into_raw(tx);
                 }
+                // Ends it unless the path's failure did meanwhile.
+                let s = slot
+                    .state
+                    .fetch_or(st::TX_BACK | st::DONE, Ordering::AcqRel);
+                if s & st::DONE == 0 {
+                    self.complete(id, Some(e.to_errno()));
+                }
+            }
+            // Part of the chain is posted: the owner waits in the slot,
+            // untouched (the device may still read what it names), for
+            // the path's failure after the drain (`fail_pending`), which
+            // unmaps and ends it.
+            Err((_, Unposted::Partly(tx))) => {
+                if let Err(tx) = slot.tx.put(tx) {
+                    let _ = KBox::into_raw(tx);
+                }
+                slot.state.fetch_or(st::TX_BACK, Ordering::AcqRel);
                 path.close();
             }
         }
     }
 
-    /// Marks progress on request `id`; completes it when everything is
-    /// done: sent, answered and (registered pages) invalidated.  Returns
-    /// `f`'s value, `None` if `id` is not in flight.
-    fn progress<R>(&self, id: u32, f: impl FnOnce(&mut Pending) -> R) -> Option<R> {
-        let (r, fin) = {
-            let mut g = self.pending.lock();
-            let slot = g.get_mut(id as usize)?;
-            let p = slot.as_mut()?;
-            let r = f(p);
-            let fin = if p.sent
-                && p.answered
-                && p.invalidated
-                && p.permit.tx.is_some()
-                && p.permit.inv.is_some()
-            {
-                slot.take()
-            } else {
-                None
-            };
-            (r, fin)
-        };
-        if let Some(p) = fin {
-            self.complete(p, None);
-        }
-        Some(r)
+    /// Sets `bits` in request `id`'s state and returns the new state, or
+    /// `None` if it is not in flight (or ended).
+    fn mark(&self, id: u32, bits: u32) -> Option<u32> {
+        let slot = self.slots.get(id as usize)?;
+        slot.state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+                (s & st::IN_FLIGHT != 0 && s & st::DONE == 0).then_some(s | bits)
+            })
+            .ok()
+            .map(|old| old | bits)
     }
 
-    /// Ends a request taken out of the table: unmaps its pages (the device
-    /// is done with them) and tells the user, with `status` or the
-    /// request's own.
-    fn complete(&self, p: Pending, status: Option<i32>) {
-        let status = status.unwrap_or(p.status);
-        let mut permit = p.permit;
+    /// Ends request `id` if `state` (its state after the caller's event)
+    /// has everything it waits for, unless another event claimed its end.
+    fn maybe_complete(self: &Arc<Self>, id: u32, state: u32) {
+        if state & st::COMPLETE != st::COMPLETE || state & st::DONE != 0 {
+            return;
+        }
+        let Some(slot) = self.slots.get(id as usize) else {
+            return;
+        };
+        if slot.state.fetch_or(st::DONE, Ordering::AcqRel) & st::DONE == 0 {
+            self.complete(id, None);
+        }
+    }
+
+    /// Ends request `id`, whose end the caller claimed (`st::DONE`): unmaps
+    /// its pages (the device is done with them), frees its slot for the
+    /// permit's next request and tells the user, with `status` or the
+    /// answer's.
+    fn complete(self: &Arc<Self>, id: u32, status: Option<i32>) {
+        let Some(slot) = self.slots.get(id as usize) else {
+            return;
+        };
+        let status = status.unwrap_or_else(|| slot.status.load(Ordering::Acquire));
+        let tx = slot.tx.take();
+        let inv = slot.inv.take();
+        slot.state.store(0, Ordering::Release);
+        let mut permit = Permit {
+            sess: self.clone(),
+            id,
+            tx,
+            inv,
+        };
         match permit.sg_mut() {
             Ok(sg) => sg.finish(),
-            Err(_) => pr_err!("request {} ends without its send's owner\n", permit.id),
+            Err(_) => pr_err!("request {} ends without its send's owner\n", id),
         }
         self.events.io_done(permit, status);
     }
@@ -660,33 +750,31 @@ impl Sess {
     /// in ms and what it still waits for.
     fn oldest_pending(&self) -> Option<Stuck> {
         let now = rdma::now_ms();
-        let g = self.pending.lock();
-        g.iter()
-            .flatten()
-            .max_by_key(|p| now.saturating_sub(p.since_ms))
-            .map(|p| Stuck {
-                age_ms: now.saturating_sub(p.since_ms),
-                id: p.permit.id,
-                write: p.dir == Dir::Write,
-                cid: p.cid,
-                sent: p.sent,
-                answered: p.answered,
-                invalidated: p.invalidated,
-                tx_back: p.permit.tx.is_some(),
-                inv_back: p.permit.inv.is_some(),
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(id, s)| {
+                let state = s.state.load(Ordering::Acquire);
+                (state & st::IN_FLIGHT != 0 && state & st::DONE == 0).then(|| Stuck {
+                    age_ms: now.saturating_sub(s.since_ms.load(Ordering::Relaxed)),
+                    id: id as u32,
+                    state,
+                })
             })
+            .max_by_key(|s| s.age_ms)
     }
 
-    /// Fails every request in flight (their QPs are drained).
-    fn fail_pending(&self) {
-        loop {
-            let p = {
-                let mut g = self.pending.lock();
-                g.iter_mut().find_map(|s| s.take())
-            };
-            match p {
-                Some(p) => self.complete(p, Some(econnaborted().to_errno())),
-                None => break,
+    /// Fails every request in flight (their QPs are drained, so every
+    /// posted owner is back).  A request whose send's owner is not back is
+    /// still being submitted: its submitter ends it.
+    fn fail_pending(self: &Arc<Self>) {
+        for (id, slot) in self.slots.iter().enumerate() {
+            let s = slot.state.load(Ordering::Acquire);
+            if s & st::IN_FLIGHT == 0 || s & st::TX_BACK == 0 {
+                continue;
+            }
+            if slot.state.fetch_or(st::DONE, Ordering::AcqRel) & st::DONE == 0 {
+                self.complete(id as u32, Some(econnaborted().to_errno()));
             }
         }
     }
@@ -703,7 +791,7 @@ impl Sess {
             );
         }
         self.closing.store(true, Ordering::Release);
-        self.permit_freed.notify_all();
+        self.permit_wait.wake_all();
         let paths: KVec<Arc<Path>> = {
             let g = self.paths.lock();
             let mut v = KVec::new();
@@ -890,7 +978,10 @@ fn connect(
             }
         };
         let cid = u16::from_le_bytes([req[6], req[7]]);
-        core_path::create_qp(&mut id, &pd, cid, send, recv, sge)?;
+        // Completions in softirq, as upstream's client: no context switch
+        // between the device and a request's end.  Every handler below
+        // takes no sleeping lock and allocates nothing with GFP_KERNEL.
+        core_path::create_qp(&mut id, &pd, cid, (send, recv, sge), Poll::Softirq)?;
         id.resolve_route(CONNECT_STEP_MS)?;
         ctl.wait(C_ROUTE)?;
         id.connect(&ConnParam {
@@ -1022,8 +1113,11 @@ impl Path {
     fn start(self: &Arc<Self>) -> Result {
         let geo = self.sess.geo;
         let info_len = wire::InfoRspHdr::SIZE + geo.queue_depth as usize * SgDesc::SIZE;
-        let info = Arc::pin_init(
-            pin_init!(InfoWait { st <- new_mutex!(None), cv <- new_condvar!() }),
+        let info = Arc::new(
+            InfoWait {
+                res: AtomicI32::new(INFO_PENDING),
+                wq: WaitQueue::new()?,
+            },
             GFP_KERNEL,
         )?;
         {
@@ -1068,13 +1162,14 @@ impl Path {
             },
         )?;
         // The answer, or a failure that closed the path.
-        let mut g = info.st.lock();
-        wait::until(&info.cv, &mut g, Some(CONNECT_STEP_MS), |r| {
-            r.is_some() || self.core.state() >= State::Closing
-        })?;
-        let r = g.take().unwrap_or_else(|| Err(etimedout()));
-        drop(g);
-        r?;
+        info.wq.wait_until(Some(CONNECT_STEP_MS), || {
+            info.res.load(Ordering::Acquire) != INFO_PENDING || self.core.state() >= State::Closing
+        });
+        match info.res.load(Ordering::Acquire) {
+            0 => {}
+            INFO_PENDING => return Err(etimedout()),
+            e => return Err(Error::from_errno(e)),
+        }
         if !self.core.set_connected() {
             return Err(enotconn());
         }
@@ -1144,83 +1239,82 @@ impl Path {
         let inv_at = self
             .inv_at
             .get(cid as usize)
-            .map_or(0, |t| t.load(Ordering::Relaxed)) as i64;
-        let Some(mr) = self.mrs.get(msg_id as usize) else {
+            .map_or(0, |t| t.load(Ordering::Relaxed));
+        let (Some(mr), Some(slot)) = (
+            self.mrs.get(msg_id as usize),
+            sess.slots.get(msg_id as usize),
+        ) else {
             rdma::peer_err!("answer for unknown request {}\n", msg_id);
             return self.close();
         };
-        // `Some(cid of the request)` if we must revoke the key ourselves.
-        let mut need_inv = None;
-        let mut known = true;
-        let mut unconfirmed = false;
-        {
-            let mut g = sess.pending.lock();
-            match g.get_mut(msg_id as usize).and_then(|s| s.as_mut()) {
-                Some(p) if !p.answered => {
-                    p.answered = true;
-                    p.status = errno;
-                    if p.dir == Dir::Read && !p.invalidated {
-                        // Trust the flag only if the HCA reported revoking
-                        // exactly this request's current key, after the
-                        // request was posted (the same key comes back
-                        // after 256 registrations: an old, unanswered
-                        // SEND_WITH_INV must not stand for this one).
-                        if with_inval && inv == INV_SEEN | mr.rkey() as u64 && inv_at >= p.posted_ns
-                        {
-                            // The server's SEND_WITH_INV revoked the key:
-                            // the MR is free (before the request can end
-                            // and its permit be reused).
-                            mr.release();
-                            p.invalidated = true;
-                        } else {
-                            unconfirmed = with_inval;
-                            // Behind the request's registration: before its
-                            // send completed, `Tx` posts the invalidation
-                            // (an answer may come before the send is even
-                            // posted, and the invalidation must not overtake
-                            // the registration).
-                            if p.permit.tx.is_some() {
-                                need_inv = Some(p.cid);
-                            }
-                        }
-                    }
-                }
-                _ => known = false,
-            }
-        }
-        if !known {
+        // The first answer of a request in flight takes it; its status is
+        // stored before `ANSWERED` says so.
+        let Ok(old) = slot
+            .state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+                (s & st::IN_FLIGHT != 0 && s & (st::DONE | st::ANSWER_TAKEN) == 0)
+                    .then_some(s | st::ANSWER_TAKEN)
+            })
+        else {
             rdma::peer_err!("answer for request {} that is not in flight\n", msg_id);
             return self.close();
+        };
+        slot.status.store(errno, Ordering::Relaxed);
+        let mut bits = st::ANSWERED;
+        let mut unconfirmed = false;
+        if old & st::READ != 0 && old & st::INVALIDATED == 0 {
+            // Trust the flag only if the HCA reported revoking exactly this
+            // request's current key, after the request was posted (the same
+            // key comes back after 256 registrations: an old, unanswered
+            // SEND_WITH_INV must not stand for this one).
+            if with_inval
+                && inv == INV_SEEN | mr.rkey() as u64
+                && inv_at >= slot.posted_ns.load(Ordering::Relaxed)
+            {
+                // The server's SEND_WITH_INV revoked the key: the MR is
+                // free (before the request can end and its permit be
+                // reused).
+                mr.release();
+                bits |= st::INVALIDATED;
+            } else {
+                unconfirmed = with_inval;
+            }
         }
+        let Some(new) = sess.mark(msg_id, bits) else {
+            // Ended by the path's failure meanwhile.
+            return;
+        };
         if unconfirmed {
             rdma::peer_warn!(
                 "answer for request {} claims an invalidation that did not happen\n",
                 msg_id
             );
         }
-        if let Some(req_cid) = need_inv {
-            // The server left our read buffer's key valid: revoke it before
-            // the data is handed back (`Inval` completes the request).  On
-            // the request's own connection, behind its registration: a
-            // server answering early, or on another connection, must not
-            // get the invalidation executed before the key is registered.
-            return self.local_inv(req_cid, msg_id);
+        // The server left our read buffer's key valid: revoke it before the
+        // data is handed back (`Inval` completes the request).  On the
+        // request's own connection, behind its registration, and only once
+        // its send is back (else `Tx` does it when it is): a server
+        // answering early, or on another connection, must not get the
+        // invalidation executed before the key is registered.
+        if new & st::READ != 0 && new & st::INVALIDATED == 0 && new & st::TX_BACK != 0 {
+            return self.local_inv(st::cid(new), msg_id);
         }
-        sess.progress(msg_id, |_| {});
+        sess.maybe_complete(msg_id, new);
     }
 
     /// Posts the local invalidation of request `id`'s registration on
     /// connection `cid`; `Inval` completes the request.
     fn local_inv(self: &Arc<Self>, cid: u16, id: u32) {
-        let Some(mr) = self.mrs.get(id as usize) else {
+        let (Some(mr), Some(slot)) = (self.mrs.get(id as usize), self.sess.slots.get(id as usize))
+        else {
             return self.close();
         };
         let rkey = mr.rkey();
-        let inv = self.sess.progress(id, |p| p.permit.inv.take()).flatten();
-        let Some(mut inv) = inv else {
+        let Some(mut inv) = slot.inv.take() else {
             pr_err!("request {}: its invalidation is already posted\n", id);
             return self.close();
         };
+        slot.state.fetch_and(!st::INV_BACK, Ordering::AcqRel);
         inv.get_mut().path = Some(self.clone());
         let r = self.core.try_post(cid, inv, |_| {
             let mut c = Chain::new();
@@ -1231,8 +1325,9 @@ impl Path {
             rdma::peer_err!("Posting LOCAL_INV failed: {:?}\n", e);
             if let Some(mut inv) = inv.whole() {
                 inv.get_mut().path = None;
-                let mut inv = Some(inv);
-                self.sess.progress(id, |p| p.permit.inv = inv.take());
+                if slot.inv.put(inv).is_ok() {
+                    slot.state.fetch_or(st::INV_BACK, Ordering::AcqRel);
+                }
             }
             self.close();
         }
@@ -1299,33 +1394,38 @@ impl PathOps for Path {
         rdma::peer_err!(
             "request {} ({}, connection {}) not done after {} ms (sent {}, answered {}, invalidated {}, send owner back {}, invalidation owner back {}), closing the path\n",
             s.id,
-            if s.write { "write" } else { "read" },
-            s.cid,
+            if s.state & st::READ != 0 { "read" } else { "write" },
+            st::cid(s.state),
             s.age_ms,
-            s.sent,
-            s.answered,
-            s.invalidated,
-            s.tx_back,
-            s.inv_back
+            s.state & st::SENT != 0,
+            s.state & st::ANSWERED != 0,
+            s.state & st::INVALIDATED != 0,
+            s.state & st::TX_BACK != 0,
+            s.state & st::INV_BACK != 0
         );
         self.close();
         false
     }
 }
 
-/// Waits for the info response.
-#[pin_data]
+/// Waits for the info response (set in a completion, any context).
 struct InfoWait {
-    #[pin]
-    st: Mutex<Option<Result>>,
-    #[pin]
-    cv: CondVar,
+    /// [`INFO_PENDING`], then 0 or a negative errno.
+    res: AtomicI32,
+    wq: WaitQueue,
 }
+
+/// The info response has not been handled yet.
+const INFO_PENDING: i32 = 1;
 
 impl InfoWait {
     fn set(&self, r: Result) {
-        *self.st.lock() = Some(r);
-        self.cv.notify_all();
+        let v = match r {
+            Ok(()) => 0,
+            Err(e) => e.to_errno(),
+        };
+        self.res.store(v, Ordering::Release);
+        self.wq.wake_all();
     }
 }
 
@@ -1489,34 +1589,39 @@ impl Reuse for Tx {
         if let Status::Error(s) = wc.status {
             rdma::peer_err!("IO request send failed: status {}\n", s);
         }
-        let sess = path.sess.clone();
-        let mut tx = Some(this);
-        // A write through a registration revokes it once sent; so does a
-        // read answered without a (confirmed) remote invalidation before
-        // its send completed.
-        let inv = sess.progress(id, |p| {
-            p.permit.tx = tx.take();
-            p.sent |= ok;
-            (ok && p.mr && !p.invalidated && (p.dir == Dir::Write || p.answered)).then_some(p.cid)
-        });
-        if let Some(tx) = tx {
-            // Cannot happen (a request leaves the table with its owner, or
-            // after the drain); its pages may still be registered, so the
-            // table is neither unmapped nor reused.
+        let sess = &path.sess;
+        let Some(slot) = sess.slots.get(id as usize) else {
+            let _ = KBox::into_raw(this);
+            return path.close();
+        };
+        let in_flight = slot.state.load(Ordering::Acquire) & st::IN_FLIGHT != 0;
+        if !in_flight || slot.tx.put(this).is_err() {
+            // Cannot happen (a request ends only after its send's owner is
+            // back); its pages may still be registered, so the table is
+            // neither unmapped nor reused.
             pr_err!(
                 "send completion of request {}, which is not in flight\n",
                 id
             );
-            let _ = KBox::into_raw(tx);
             return path.close();
         }
+        let Some(new) = sess.mark(id, st::TX_BACK | if ok { st::SENT } else { 0 }) else {
+            return;
+        };
         if !ok {
             // The path's close fails the request once the QPs are drained.
             return path.close();
         }
-        if let Some(Some(cid)) = inv {
-            path.local_inv(cid, id);
+        // A write through a registration revokes it once sent; so does a
+        // read answered without a (confirmed) remote invalidation before
+        // its send completed.
+        if new & st::USE_MR != 0
+            && new & st::INVALIDATED == 0
+            && (new & st::READ == 0 || new & st::ANSWERED != 0)
+        {
+            return path.local_inv(st::cid(new), id);
         }
+        sess.maybe_complete(id, new);
     }
 }
 
@@ -1546,11 +1651,17 @@ impl Reuse for Inval {
                 mr.release();
             }
         }
-        let mut inv = Some(this);
-        path.sess.progress(id, |p| {
-            p.permit.inv = inv.take();
-            p.invalidated |= ok;
-        });
+        let sess = &path.sess;
+        let back = sess
+            .slots
+            .get(id as usize)
+            .is_some_and(|s| s.inv.put(this).is_ok());
+        if back {
+            let bits = st::INV_BACK | if ok { st::INVALIDATED } else { 0 };
+            if let Some(new) = sess.mark(id, bits) {
+                sess.maybe_complete(id, new);
+            }
+        }
         if !ok {
             path.close();
         }

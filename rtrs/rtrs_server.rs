@@ -40,6 +40,7 @@ use proto::rtrs::{self as wire, ConnReq, ConnRsp, Imm, InfoReq, IoReq, ReadReq, 
 use proto::wire::{Le16, Le32, Le64};
 use rdma::cm::{Chain, CmId, ConnParam, Event, EventKind, Handler, IdRef, SendOp, SockAddr};
 use rdma::code::{econnreset, enotconn};
+use rdma::cq::Poll;
 use rdma::dma::{Direction, DmaBuf};
 use rdma::mr::Access;
 use rdma::pages::{BlockMr, PageBlock};
@@ -1413,7 +1414,9 @@ impl Path {
     ) -> Result {
         let p = *self.params();
         {
-            let qp = core_path::create_qp(cm, &self.pd, cid, send, recv, 1)?;
+            // Completions in process context, as upstream's server: they
+            // submit block IO.
+            let qp = core_path::create_qp(cm, &self.pd, cid, (send, recv, 1), Poll::Workqueue)?;
             if cid == 0 {
                 let buf = DmaBuf::new(&self.pd, InfoReq::SIZE, Direction::FromDevice, GFP_KERNEL)?;
                 qp.post_recv(

@@ -328,26 +328,28 @@ impl<P: PathOps> PathCore<P> {
     }
 
     /// Sends the immediate `imm` on the admin connection (heartbeats).
+    /// Any context: its owner is allocated with `GFP_ATOMIC` (a heartbeat
+    /// acknowledgment is sent from the receive's completion).
     pub fn send_imm(path: &Arc<P>, imm: Imm, what: &'static str) -> Result {
         let imm = imm.encode();
-        path.core().post(
-            0,
+        let owner = Posted::new(
             Plain {
                 path: path.clone(),
                 buf: (),
                 what,
             },
-            |_| {
-                let mut c = Chain::new();
-                c.push(SendOp::WriteImm {
-                    sge: None,
-                    remote_addr: 0,
-                    rkey: 0,
-                    imm,
-                })?;
-                Ok(c)
-            },
-        )
+            GFP_ATOMIC,
+        )?;
+        path.core().post_boxed(0, owner, |_| {
+            let mut c = Chain::new();
+            c.push(SendOp::WriteImm {
+                sge: None,
+                remote_addr: 0,
+                rkey: 0,
+                imm,
+            })?;
+            Ok(c)
+        })
     }
 }
 
@@ -366,21 +368,21 @@ fn setup_lock_class() -> (
 }
 
 /// Creates the QP of connection `cid` on `id`, with a CQ of its own on a
-/// completion vector chosen by `cid`, `send` and `recv` work requests (at
-/// most what the device takes) and `send_sge` SGEs per send.
+/// completion vector chosen by `cid` and polled in `poll`'s context, `send`
+/// and `recv` work requests (at most what the device takes) and `send_sge`
+/// SGEs per send.
 pub fn create_qp<'a, H: Handler>(
     id: &'a mut CmId<H>,
     pd: &Arc<Pd>,
     cid: u16,
-    send: u32,
-    recv: u32,
-    send_sge: u32,
+    (send, recv, send_sge): (u32, u32, u32),
+    poll: Poll,
 ) -> Result<&'a Qp> {
     let dev = id.device().ok_or(ENODEV)?;
     let limit = dev.max_qp_wr();
     let (send, recv) = (send.min(limit), recv.min(limit));
     let vectors = dev.num_comp_vectors().max(1);
-    let cq = Cq::new(dev, send + recv, cid as u32 % vectors, Poll::Workqueue)?;
+    let cq = Cq::new(dev, send + recv, cid as u32 % vectors, poll)?;
     id.create_qp(
         pd,
         &cq,

@@ -1,0 +1,171 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Synchronisation that the 6.12 `kernel` crate lacks and that completion
+//! handlers in softirq context need: an atomically owned box and a wait
+//! queue that any context may wake.
+
+use crate::bindings;
+use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicPtr, Ordering};
+use kernel::prelude::*;
+
+/// An optional `KBox<T>` handed between contexts without a lock: whoever
+/// [`AtomicBox::take`]s it owns it; [`AtomicBox::put`] gives it back.
+///
+/// # Invariants
+///
+/// `ptr` is null or comes from `KBox::into_raw` and is owned by `self`.
+pub struct AtomicBox<T: Send> {
+    ptr: AtomicPtr<T>,
+}
+
+// SAFETY: the value only moves whole between threads (`T: Send`); nothing
+// hands out a shared reference to it.
+unsafe impl<T: Send> Send for AtomicBox<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for AtomicBox<T> {}
+
+impl<T: Send> Default for AtomicBox<T> {
+    fn default() -> Self {
+        Self::empty()
+    }
+}
+
+impl<T: Send> AtomicBox<T> {
+    /// An empty box.
+    pub const fn empty() -> Self {
+        Self {
+            ptr: AtomicPtr::new(ptr::null_mut()),
+        }
+    }
+
+    /// A box holding `v`.
+    pub fn new(v: KBox<T>) -> Self {
+        // INVARIANT: from `into_raw`, owned by the new box.
+        Self {
+            ptr: AtomicPtr::new(KBox::into_raw(v)),
+        }
+    }
+
+    /// Takes the value out, if there is one.
+    pub fn take(&self) -> Option<KBox<T>> {
+        let p = self.ptr.swap(ptr::null_mut(), Ordering::AcqRel);
+        // SAFETY: a non-null `p` is from `into_raw` and owned by `self`
+        // (type invariant), which no longer has it after the swap.
+        NonNull::new(p).map(|p| unsafe { KBox::from_raw(p.as_ptr()) })
+    }
+
+    /// Puts `v` in; gives it back if the box is not empty.
+    pub fn put(&self, v: KBox<T>) -> core::result::Result<(), KBox<T>> {
+        let p = KBox::into_raw(v);
+        match self
+            .ptr
+            .compare_exchange(ptr::null_mut(), p, Ordering::AcqRel, Ordering::Relaxed)
+        {
+            // INVARIANT: `p` is from `into_raw`, now owned by `self`.
+            Ok(_) => Ok(()),
+            // SAFETY: `p` is from `into_raw` just above and was not stored.
+            Err(_) => Err(unsafe { KBox::from_raw(p) }),
+        }
+    }
+
+    /// True if the box holds a value.
+    pub fn is_some(&self) -> bool {
+        !self.ptr.load(Ordering::Acquire).is_null()
+    }
+}
+
+impl<T: Send> Drop for AtomicBox<T> {
+    fn drop(&mut self) {
+        drop(self.take());
+    }
+}
+
+/// A kernel wait queue (`wait_queue_head_t`): process context waits for a
+/// condition, any context wakes it.
+///
+/// # Invariants
+///
+/// `wq` is from `rrs_waitq_new` and freed in `drop`.
+pub struct WaitQueue {
+    wq: NonNull<bindings::rrs_waitq>,
+}
+
+// SAFETY: wait queues are used from any context and CPU.
+unsafe impl Send for WaitQueue {}
+// SAFETY: as above.
+unsafe impl Sync for WaitQueue {}
+
+/// Calls the closure behind `ctx` (the condition of a wait).
+///
+/// # Safety
+///
+/// `ctx` must point to an `F` that is alive and not otherwise borrowed for
+/// the call.
+unsafe extern "C" fn cond_trampoline<F: FnMut() -> bool>(ctx: *mut core::ffi::c_void) -> bool {
+    // SAFETY: `ctx` is the `F` of `WaitQueue::wait_until`, alive on its
+    // stack for the whole wait, and only this call uses it.
+    let f = unsafe { &mut *ctx.cast::<F>() };
+    f()
+}
+
+impl WaitQueue {
+    /// A new, empty wait queue.
+    pub fn new() -> Result<Self> {
+        // SAFETY: no preconditions.
+        let wq = unsafe { bindings::rrs_waitq_new() };
+        // INVARIANT: from `rrs_waitq_new`, freed in `drop`.
+        Ok(Self {
+            wq: NonNull::new(wq).ok_or(ENOMEM)?,
+        })
+    }
+
+    /// Wakes every waiter (any context; nearly free without waiters).
+    pub fn wake_all(&self) {
+        // SAFETY: live queue (type invariant).
+        unsafe { bindings::rrs_waitq_wake_all(self.wq.as_ptr()) }
+    }
+
+    /// Waits until `cond` is true, at most `timeout_ms` (`None`: no limit);
+    /// returns whether it is.  Process context; neither interruptible nor
+    /// counted as load (`TASK_IDLE`); `cond` is checked after the waiter is
+    /// queued, so a wake between a check and the sleep is not lost.
+    pub fn wait_until<F: FnMut() -> bool>(&self, timeout_ms: Option<u32>, cond: F) -> bool {
+        self.wait(timeout_ms, false, cond) > 0
+    }
+
+    /// Like [`WaitQueue::wait_until`], but a signal ends the wait:
+    /// `Err(EINTR)` then.
+    pub fn wait_until_interruptible<F: FnMut() -> bool>(
+        &self,
+        timeout_ms: Option<u32>,
+        cond: F,
+    ) -> Result<bool> {
+        match self.wait(timeout_ms, true, cond) {
+            r if r < 0 => Err(EINTR),
+            r => Ok(r > 0),
+        }
+    }
+
+    fn wait<F: FnMut() -> bool>(&self, timeout_ms: Option<u32>, intr: bool, mut cond: F) -> i32 {
+        let ms = timeout_ms.map_or(u32::MAX, |t| t.min(u32::MAX - 1));
+        // SAFETY: live queue; `cond` outlives the call, and the trampoline
+        // matches its type.
+        unsafe {
+            bindings::rrs_waitq_wait(
+                self.wq.as_ptr(),
+                Some(cond_trampoline::<F>),
+                (&mut cond as *mut F).cast(),
+                ms,
+                intr,
+            )
+        }
+    }
+}
+
+impl Drop for WaitQueue {
+    fn drop(&mut self) {
+        // SAFETY: live queue; `&mut self` means nobody waits on it.
+        unsafe { bindings::rrs_waitq_free(self.wq.as_ptr()) }
+    }
+}
