@@ -113,30 +113,47 @@ mod st {
     pub(super) const IN_FLIGHT: u32 = 1 << 0;
     /// Its send completed successfully.
     pub(super) const SENT: u32 = 1 << 1;
-    /// An answer is being taken (the first one wins).
-    pub(super) const ANSWER_TAKEN: u32 = 1 << 2;
-    /// Its answer arrived (its status is stored).
-    pub(super) const ANSWERED: u32 = 1 << 3;
+    /// Its answer arrived; its status is in the state too.
+    pub(super) const ANSWERED: u32 = 1 << 2;
     /// Its registration's key is revoked (or it has none).
-    pub(super) const INVALIDATED: u32 = 1 << 4;
+    pub(super) const INVALIDATED: u32 = 1 << 3;
     /// The send's owner is back in the slot.
-    pub(super) const TX_BACK: u32 = 1 << 5;
+    pub(super) const TX_BACK: u32 = 1 << 4;
     /// The invalidation's owner is in the slot (not posted).
-    pub(super) const INV_BACK: u32 = 1 << 6;
+    pub(super) const INV_BACK: u32 = 1 << 5;
     /// A read (the server writes into its pages).
-    pub(super) const READ: u32 = 1 << 7;
+    pub(super) const READ: u32 = 1 << 6;
     /// Its pages are registered in the permit's MR.
-    pub(super) const USE_MR: u32 = 1 << 8;
+    pub(super) const USE_MR: u32 = 1 << 7;
     /// Its end is claimed (by the event that completed it, or the path's
     /// failure).
-    pub(super) const DONE: u32 = 1 << 9;
-    /// The connection it was sent on, in the top 16 bits.
-    pub(super) const CID_SHIFT: u32 = 16;
+    pub(super) const DONE: u32 = 1 << 8;
+    /// The answer's errno magnitude (9 bits on the wire), from this bit.
+    const STATUS_SHIFT: u32 = 9;
+    const STATUS_MASK: u32 = 0x1ff;
+    /// The connection it was sent on (below `MAX_CON_NUM`, 12 bits), from
+    /// this bit.
+    const CID_SHIFT: u32 = 20;
     /// Everything a request waits for before it ends.
     pub(super) const COMPLETE: u32 = IN_FLIGHT | SENT | ANSWERED | INVALIDATED | TX_BACK | INV_BACK;
 
     pub(super) fn cid(s: u32) -> u16 {
         (s >> CID_SHIFT) as u16
+    }
+
+    pub(super) fn with_cid(cid: u16) -> u32 {
+        (cid as u32 & 0xfff) << CID_SHIFT
+    }
+
+    /// The answer's status (0 or a negative errno).
+    pub(super) fn status(s: u32) -> i32 {
+        -(((s >> STATUS_SHIFT) & STATUS_MASK) as i32)
+    }
+
+    /// `errno` (0 or a negative errno of at most 9 bits, as the wire
+    /// carries it) in state bits.
+    pub(super) fn with_status(errno: i32) -> u32 {
+        (errno.unsigned_abs() & STATUS_MASK) << STATUS_SHIFT
     }
 }
 
@@ -146,9 +163,6 @@ mod st {
 struct Slot {
     /// `st` bits; 0 while no request of this permit is in flight.
     state: AtomicU32,
-    /// The request's answer (0 or a negative errno), valid once
-    /// `st::ANSWERED` is set.
-    status: AtomicI32,
     /// When the request was submitted ([`rdma::now_ms`]): the heartbeat
     /// closes the path when a request waits longer than [`IO_TIMEOUT_MS`].
     since_ms: AtomicU64,
@@ -322,7 +336,6 @@ impl Sess {
             slots.push(
                 Slot {
                     state: AtomicU32::new(0),
-                    status: AtomicI32::new(0),
                     since_ms: AtomicU64::new(0),
                     posted_ns: AtomicU64::new(0),
                     tx: AtomicBox::new(Posted::new_reused(tx, GFP_KERNEL)?),
@@ -586,14 +599,13 @@ impl Sess {
             return self.events.io_done(permit, EINVAL.to_errno());
         };
         tx.get_mut().path = Some(path.clone());
-        slot.status.store(0, Ordering::Relaxed);
         slot.since_ms.store(rdma::now_ms(), Ordering::Relaxed);
         slot.posted_ns
             .store(Ktime::ktime_get().to_ns() as u64, Ordering::Relaxed);
         // The invalidation's owner waits in the slot; the send's goes to
         // the device.  `permit` is now empty, and rebuilt when it ends.
         let inv_parked = slot.inv.put(inv);
-        let mut state = st::IN_FLIGHT | st::INV_BACK | (cid as u32) << st::CID_SHIFT;
+        let mut state = st::IN_FLIGHT | st::INV_BACK | st::with_cid(cid);
         if dir == Dir::Read {
             state |= st::READ;
         }
@@ -689,8 +701,17 @@ impl Sess {
                 if let Err(tx) = slot.tx.put(tx) {
                     let _ = KBox::into_raw(tx);
                 }
-                slot.state.fetch_or(st::TX_BACK, Ordering::AcqRel);
+                slot.state.fetch_or(st::TX_BACK, Ordering::SeqCst);
                 path.close();
+                // A close work that already drained and failed the path's
+                // requests may have passed this one (its owner was not back
+                // yet): end it here then.  SeqCst here and there: one of the
+                // two sees the other.
+                if path.core.state() == State::Closed
+                    && slot.state.fetch_or(st::DONE, Ordering::AcqRel) & st::DONE == 0
+                {
+                    self.complete(id, Some(econnaborted().to_errno()));
+                }
             }
         }
     }
@@ -729,7 +750,7 @@ impl Sess {
         let Some(slot) = self.slots.get(id as usize) else {
             return;
         };
-        let status = status.unwrap_or_else(|| slot.status.load(Ordering::Acquire));
+        let status = status.unwrap_or_else(|| st::status(slot.state.load(Ordering::Acquire)));
         let tx = slot.tx.take();
         let inv = slot.inv.take();
         slot.state.store(0, Ordering::Release);
@@ -769,7 +790,9 @@ impl Sess {
     /// still being submitted: its submitter ends it.
     fn fail_pending(self: &Arc<Self>) {
         for (id, slot) in self.slots.iter().enumerate() {
-            let s = slot.state.load(Ordering::Acquire);
+            // SeqCst: pairs with a submitter's partly posted request (see
+            // `request`), after the path's SeqCst `set_closed`.
+            let s = slot.state.load(Ordering::SeqCst);
             if s & st::IN_FLIGHT == 0 || s & st::TX_BACK == 0 {
                 continue;
             }
@@ -1247,43 +1270,37 @@ impl Path {
             rdma::peer_err!("answer for unknown request {}\n", msg_id);
             return self.close();
         };
-        // The first answer of a request in flight takes it; its status is
-        // stored before `ANSWERED` says so.
+        // Trust the invalidation flag only if the HCA reported revoking
+        // exactly this request's current key, after the request was posted
+        // (the same key comes back after 256 registrations: an old,
+        // unanswered SEND_WITH_INV must not stand for this one).
+        let confirmed = with_inval
+            && inv == INV_SEEN | mr.rkey() as u64
+            && inv_at >= slot.posted_ns.load(Ordering::Relaxed);
+        let pre = slot.state.load(Ordering::Acquire);
+        let waits_inv = pre & st::READ != 0 && pre & st::INVALIDATED == 0;
+        let revoked = confirmed && waits_inv;
+        if revoked {
+            // The server's SEND_WITH_INV revoked the key: the MR is free,
+            // before the request can end and its permit be reused (if the
+            // answer is refused below, the path closes anyway).
+            mr.release();
+        }
+        // The first answer of a request in flight takes it, with its status,
+        // in one step.
+        let bits =
+            st::ANSWERED | st::with_status(errno) | if revoked { st::INVALIDATED } else { 0 };
         let Ok(old) = slot
             .state
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
-                (s & st::IN_FLIGHT != 0 && s & (st::DONE | st::ANSWER_TAKEN) == 0)
-                    .then_some(s | st::ANSWER_TAKEN)
+                (s & st::IN_FLIGHT != 0 && s & (st::DONE | st::ANSWERED) == 0).then_some(s | bits)
             })
         else {
             rdma::peer_err!("answer for request {} that is not in flight\n", msg_id);
             return self.close();
         };
-        slot.status.store(errno, Ordering::Relaxed);
-        let mut bits = st::ANSWERED;
-        let mut unconfirmed = false;
-        if old & st::READ != 0 && old & st::INVALIDATED == 0 {
-            // Trust the flag only if the HCA reported revoking exactly this
-            // request's current key, after the request was posted (the same
-            // key comes back after 256 registrations: an old, unanswered
-            // SEND_WITH_INV must not stand for this one).
-            if with_inval
-                && inv == INV_SEEN | mr.rkey() as u64
-                && inv_at >= slot.posted_ns.load(Ordering::Relaxed)
-            {
-                // The server's SEND_WITH_INV revoked the key: the MR is
-                // free (before the request can end and its permit be
-                // reused).
-                mr.release();
-                bits |= st::INVALIDATED;
-            } else {
-                unconfirmed = with_inval;
-            }
-        }
-        let Some(new) = sess.mark(msg_id, bits) else {
-            // Ended by the path's failure meanwhile.
-            return;
-        };
+        let new = old | bits;
+        let unconfirmed = waits_inv && with_inval && !confirmed;
         if unconfirmed {
             rdma::peer_warn!(
                 "answer for request {} claims an invalidation that did not happen\n",
@@ -1595,10 +1612,16 @@ impl Reuse for Tx {
             return path.close();
         };
         let in_flight = slot.state.load(Ordering::Acquire) & st::IN_FLIGHT != 0;
-        if !in_flight || slot.tx.put(this).is_err() {
+        let unplaced = if in_flight {
+            slot.tx.put(this).err()
+        } else {
+            Some(this)
+        };
+        if let Some(tx) = unplaced {
             // Cannot happen (a request ends only after its send's owner is
             // back); its pages may still be registered, so the table is
             // neither unmapped nor reused.
+            let _ = KBox::into_raw(tx);
             pr_err!(
                 "send completion of request {}, which is not in flight\n",
                 id
