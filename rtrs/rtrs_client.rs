@@ -30,9 +30,12 @@
 //!
 //! # Locking
 //!
-//! `Sess::paths` → `Sess::pending`; `Sess::permits` is a leaf.  Posting
-//! takes no lock (see [`PathCore`]); requests are submitted from process
-//! context (RNBD's queue is blocking).
+//! `Sess::paths` (a mutex) is the only lock a request takes, to pick a
+//! connected path.  The permits and the requests in flight are one
+//! lock-free table (`Sess::slots`, see `st` for a request's state); posting
+//! takes no lock (see [`PathCore`]).  Completions run in softirq and take
+//! no lock; requests are submitted from process context (RNBD's queue is
+//! blocking).
 
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 use kernel::prelude::*;
