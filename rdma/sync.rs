@@ -68,11 +68,6 @@ impl<T: Send> AtomicBox<T> {
             Err(_) => Err(unsafe { KBox::from_raw(p) }),
         }
     }
-
-    /// True if the box holds a value.
-    pub fn is_some(&self) -> bool {
-        !self.ptr.load(Ordering::Acquire).is_null()
-    }
 }
 
 impl<T: Send> Drop for AtomicBox<T> {
