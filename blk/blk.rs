@@ -10,11 +10,13 @@
 //!
 //! - [`Bdev`]: an opened block device (`struct file`), closed on drop.
 //! - [`submit`]: one bio on a [`Bdev`], optionally over the first bytes of a
-//!   [`PageBlock`]; its completion runs the caller's closure **in process
-//!   context** (a work item on the caller's [`OwnedQueue`], which the caller
-//!   flushes before unloading), so the closure may take mutexes, post RDMA
-//!   work requests and drop anything.  The bio holds the device and the page
-//!   block until then.
+//!   [`PageBlock`]; its completion runs the caller's closure right there if
+//!   the bio completes in task context (as a driver that completes in its
+//!   submission path does), else from a work item on the caller's
+//!   [`OwnedQueue`] (which the caller flushes before unloading).  Task
+//!   context may still be atomic (the block layer completes some requests
+//!   under `rcu_read_lock()`), so the closure must not sleep.  The bio holds
+//!   the device and the page block until then.
 
 use core::ptr::NonNull;
 use kernel::prelude::*;
@@ -55,7 +57,7 @@ struct RawLimits {
 // Kept equal to the `static_assert` in helpers.c.
 const _: () = assert!(core::mem::size_of::<RawLimits>() == 40);
 
-type DoneFn = unsafe extern "C" fn(ctx: *mut core::ffi::c_void, err: i32);
+type DoneFn = unsafe extern "C" fn(ctx: *mut core::ffi::c_void, err: i32, task: bool);
 
 // The C types only ever behind a pointer are declared opaque here rather
 // than taken from `kernel::bindings`: without lockdep some of those contain
@@ -211,7 +213,8 @@ pub struct Request {
     pub prio: u16,
 }
 
-/// A bio's completion: runs `done` from a work item with the bio's status.
+/// A bio's completion: runs `done` with the bio's status, inline or from a
+/// work item.
 #[pin_data]
 struct BioCtx<F: FnOnce(i32) + Send + 'static> {
     #[pin]
@@ -251,13 +254,24 @@ impl<F: FnOnce(i32) + Send + 'static> WorkItem for BioCtx<F> {
 unsafe extern "C" fn bio_done<F: FnOnce(i32) + Send + 'static>(
     ctx: *mut core::ffi::c_void,
     err: i32,
+    task: bool,
 ) {
     // SAFETY: `ctx` is the `Pin<KBox<BioCtx<F>>>` leaked by `submit`, handed
     // back exactly once by the bio's completion.
     let mut b = unsafe { Pin::new_unchecked(KBox::from_raw(ctx.cast::<BioCtx<F>>())) };
+    if task {
+        // No context switch: the caller's closure does not sleep, and what
+        // the context holds (the device's file, the page block) is freed
+        // without sleeping too (`fput` defers the file's release).
+        // SAFETY: `done` is not structurally pinned.
+        if let Some(f) = unsafe { b.as_mut().get_unchecked_mut() }.done.take() {
+            f(err);
+        }
+        return;
+    }
     // SAFETY: `status` is not structurally pinned.
     unsafe { b.as_mut().get_unchecked_mut().status = err };
-    // Any context (often an interrupt): defer, without allocating.  The
+    // Interrupt context: defer, without allocating.  The
     // queue outlives the item: the item holds it, and its owner flushes it
     // before dropping its own reference.
     let wq: *const OwnedQueue = &*b.wq;
@@ -269,8 +283,10 @@ unsafe extern "C" fn bio_done<F: FnOnce(i32) + Send + 'static>(
 /// Submits one bio on `bdev` (process context).  For [`Op::Read`] and
 /// [`Op::Write`], `data` is the page block and the byte count from its
 /// start; the other operations take none and use `req.bi_size` (zero for
-/// [`Op::Flush`]).  On success `done` runs later on `wq`, with 0 or a
-/// negative errno; on error it is dropped without running.
+/// [`Op::Flush`]).  On success `done` runs once the bio completed, with 0
+/// or a negative errno: in the completing task if the bio completes in task
+/// context, else on `wq`; it must not sleep.  On error it is dropped
+/// without running.
 pub fn submit<F: FnOnce(i32) + Send + 'static>(
     wq: &Arc<OwnedQueue>,
     bdev: &Arc<Bdev>,

@@ -64,9 +64,12 @@ static void rrs_bio_end_io_priv(struct bio *bio)
 {
 	struct rrs_bio_private p = *(struct rrs_bio_private *)bio->bi_private;
 
+	int err = blk_status_to_errno(bio->bi_status);
+
 	kfree(bio->bi_private);
-	p.done(p.ctx, blk_status_to_errno(bio->bi_status));
 	bio_put(bio);
+	/* Outside interrupt context the completion runs right here. */
+	p.done(p.ctx, err, in_task());
 }
 
 int rrs_bio_submit(struct file *f, unsigned int op, bool sync, bool fua,

@@ -38,7 +38,7 @@ struct rrs_bdev_limits {
 	u8 fua;
 };
 
-typedef void (*rrs_bio_done_t)(void *ctx, int err);
+typedef void (*rrs_bio_done_t)(void *ctx, int err, bool task);
 
 struct file *rrs_bdev_open(const char *path, bool write);
 void rrs_bdev_close(struct file *f);

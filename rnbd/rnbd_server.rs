@@ -21,13 +21,14 @@
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use kernel::prelude::*;
 use kernel::str::CStr;
-use kernel::sync::{new_condvar, new_mutex, Arc, CondVar, Mutex};
+use kernel::sync::{new_mutex, Arc, Mutex};
 use proto::rnbd::{self as wire, AccessMode, MsgIo, MsgType, OpFlags, OpenRsp};
 use proto::wire::{Le16, Le32, Le64};
+use rdma::sync::WaitQueue;
 use rdma::sysfs::{Attr, Attrs, Class, Dir, Emit, KobjRef, Link, PlainDir};
 use rdma::wq::OwnedQueue;
 use rdma::{peer_err, peer_info, peer_warn};
-use rtrs_core::{wait, Slots};
+use rtrs_core::Slots;
 use rtrs_server::{Io, Server, Sess, SessOps};
 
 module! {
@@ -174,12 +175,25 @@ struct SessDev {
     /// to it.
     lbs: u32,
     /// Bios in flight.
-    inflight: AtomicU32,
-    #[pin]
-    idle_lock: Mutex<()>,
-    /// Notified when `inflight` drops to zero.
-    #[pin]
-    idle: CondVar,
+    inflight: Arc<Inflight>,
+}
+
+/// The bios in flight of one device.  A bio's completion holds this, not
+/// the device: it may run in an atomic context, where dropping the
+/// device's last reference (sysfs removal) must not happen.
+struct Inflight {
+    n: AtomicU32,
+    /// Woken when `n` drops to zero.
+    wq: WaitQueue,
+}
+
+impl Inflight {
+    /// One bio ended (any context).
+    fn done(&self) {
+        if self.n.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.wq.wake_all();
+        }
+    }
 }
 
 impl SessDev {
@@ -190,22 +204,17 @@ impl SessDev {
     /// work forever.  The device stays alive for the bios still out (they
     /// hold it).
     fn wait_idle(&self) {
-        let mut g = self.idle_lock.lock();
-        let idle = |(): &mut ()| self.inflight.load(Ordering::Acquire) == 0;
-        if wait::until(&self.idle, &mut g, Some(CLOSE_WAIT_MS), idle).is_err() {
+        let i = &self.inflight;
+        if !i
+            .wq
+            .wait_until(Some(CLOSE_WAIT_MS), || i.n.load(Ordering::Acquire) == 0)
+        {
             peer_warn!(
                 "{}: closing with {} requests still in flight after {} ms\n",
                 self.pathname.show(),
-                self.inflight.load(Ordering::Acquire),
+                i.n.load(Ordering::Acquire),
                 CLOSE_WAIT_MS
             );
-        }
-    }
-
-    fn bio_done(&self) {
-        if self.inflight.fetch_sub(1, Ordering::AcqRel) == 1 {
-            let _g = self.idle_lock.lock();
-            self.idle.notify_all();
         }
     }
 }
@@ -494,6 +503,13 @@ impl SrvSess {
                     let parent = g.as_ref().ok_or(ENODEV)?.sessions.kobj();
                     Dir::new(parent, sname, &SESS_DEV_ATTRS, attrs)?
                 };
+                let inflight = Arc::new(
+                    Inflight {
+                        n: AtomicU32::new(0),
+                        wq: WaitQueue::new()?,
+                    },
+                    GFP_KERNEL,
+                )?;
                 let sd = Arc::pin_init(
                     pin_init!(SessDev {
                         sysfs <- new_mutex!(Some(sysfs)),
@@ -504,9 +520,7 @@ impl SrvSess {
                         mode,
                         pathname: Name::new(dev_name),
                         lbs,
-                        inflight: AtomicU32::new(0),
-                        idle_lock <- new_mutex!(()),
-                        idle <- new_condvar!(),
+                        inflight,
                     }),
                     GFP_KERNEL,
                 )?;
@@ -640,17 +654,18 @@ impl SrvSess {
         } else {
             None
         };
-        sd.inflight.fetch_add(1, Ordering::AcqRel);
-        let sd2 = sd.clone();
+        sd.inflight.n.fetch_add(1, Ordering::AcqRel);
+        let inflight = sd.inflight.clone();
         // On a submission error the closure (and `io` in it) is dropped,
-        // which answers -EIO.
+        // which answers -EIO.  The closure may run in the bio's completion
+        // context (see `blk::submit`): answering and counting do not sleep.
         if blk::submit(&self.m.wq, &bdev, req, data, move |status| {
             io.respond(status);
-            sd2.bio_done();
+            inflight.done();
         })
         .is_err()
         {
-            sd.bio_done();
+            sd.inflight.done();
         }
     }
 }

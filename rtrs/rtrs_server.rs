@@ -417,16 +417,21 @@ impl Path {
         drop(deadline);
         let cons = self.core.stop();
         {
-            // Requests in the user's hands are answered (or dropped) soon;
-            // one that never comes back is a bug, logged rather than hung on.
+            // Requests in the user's hands are answered (or dropped) soon.
+            // Waited for as long as it takes (as upstream), and said so
+            // every 30 s: an answer may come from any context and holds
+            // the path, whose last reference must go here, in process
+            // context (it deregisters the MRs).
             let mut g = self.setup.lock();
             let none_left = |_: &mut PathSetup| self.inflight.load(Ordering::SeqCst) == 0;
-            if wait::until(&self.drained, &mut g, Some(30_000), none_left).is_err() {
+            let mut waited_s = 0;
+            while wait::until(&self.drained, &mut g, Some(30_000), none_left).is_err() {
+                waited_s += 30;
                 peer_err!(
-                    "path close: {} requests still in flight after 30 s\n",
-                    self.inflight.load(Ordering::SeqCst)
+                    "path close: {} requests still in flight after {} s\n",
+                    self.inflight.load(Ordering::SeqCst),
+                    waited_s
                 );
-                let _ = wait::until(&self.drained, &mut g, Some(30_000), none_left);
             }
         }
         drop(cons);
@@ -986,9 +991,10 @@ impl Io {
     }
 
     /// Answers the request with `status` (0 or a negative errno), sending the
-    /// data of a successful read.  Process context only (it takes the path's
-    /// mutex to post); the `blk` crate runs bio completions in a work item
-    /// for this reason.
+    /// data of a successful read.  Any context but an interrupt: it does not
+    /// sleep (posting takes no lock), so a bio's completion answers
+    /// directly; not from hard or soft interrupts, where a chunk's resource
+    /// slot (a plain spinlock) could be taken by what it interrupted.
     pub fn respond(mut self, status: i32) {
         if let Some(guard) = self.guard.take() {
             respond_now(guard, self.cid, self.read, self.data_len, status);
