@@ -13,10 +13,11 @@
 //!   [`PageBlock`]; its completion runs the caller's closure right there if
 //!   the bio completes in task context (as a driver that completes in its
 //!   submission path does), else from a work item on the caller's
-//!   [`OwnedQueue`] (which the caller flushes before unloading).  Task
-//!   context may still be atomic (the block layer completes some requests
-//!   under `rcu_read_lock()`), so the closure must not sleep.  The bio holds
-//!   the device and the page block until then.
+//!   [`OwnedQueue`].  Task context may still be atomic (the block layer
+//!   completes some requests under `rcu_read_lock()`), so the closure must
+//!   not sleep.  The bio holds the device and the page block until then.
+//! - [`wait_idle`]: what the submitting module calls before it unloads, then
+//!   flushing its queue: no completion is still running its code after that.
 
 use core::ptr::NonNull;
 use kernel::prelude::*;
@@ -93,9 +94,9 @@ extern "C" {
         prio: u16,
         page: *mut RawPage,
         len: u32,
-        done: DoneFn,
         ctx: *mut core::ffi::c_void,
     ) -> i32;
+    fn rrs_bio_wait_idle();
 }
 
 /// Limits and size of a block device, as RNBD's open response reports them.
@@ -215,8 +216,14 @@ pub struct Request {
 
 /// A bio's completion: runs `done` with the bio's status, inline or from a
 /// work item.
+///
+/// `repr(C)` with `done_fn` first: the C glue's `bi_private` points here and
+/// calls `done_fn` (`struct rrs_bio_ctx_head`), so the bio needs no context
+/// of its own.
+#[repr(C)]
 #[pin_data]
 struct BioCtx<F: FnOnce(i32) + Send + 'static> {
+    done_fn: DoneFn,
     #[pin]
     work: Work<BioCtx<F>>,
     done: Option<F>,
@@ -245,7 +252,7 @@ impl<F: FnOnce(i32) + Send + 'static> WorkItem for BioCtx<F> {
 }
 
 /// Bio completion, called by `blk/helpers.c` once per bio that `submit`
-/// handed to the block layer, in any context.
+/// handed to the block layer, in any context; `task` is `in_task()`.
 ///
 /// # Safety
 ///
@@ -260,24 +267,37 @@ unsafe extern "C" fn bio_done<F: FnOnce(i32) + Send + 'static>(
     // back exactly once by the bio's completion.
     let mut b = unsafe { Pin::new_unchecked(KBox::from_raw(ctx.cast::<BioCtx<F>>())) };
     if task {
-        // No context switch: the caller's closure does not sleep, and what
-        // the context holds (the device's file, the page block) is freed
-        // without sleeping too (`fput` defers the file's release).
+        // No queue hop: the caller's closure does not sleep.  The context
+        // goes first, while the closure still holds what keeps the caller's
+        // own references alive (its request), so none of the context's is
+        // the last one here: the device (`fput` would be safe anyway), the
+        // page block, the queue (its owner waits for `wait_idle` first).
         // SAFETY: `done` is not structurally pinned.
-        if let Some(f) = unsafe { b.as_mut().get_unchecked_mut() }.done.take() {
+        let f = unsafe { b.as_mut().get_unchecked_mut() }.done.take();
+        drop(b);
+        if let Some(f) = f {
             f(err);
         }
         return;
     }
     // SAFETY: `status` is not structurally pinned.
     unsafe { b.as_mut().get_unchecked_mut().status = err };
-    // Interrupt context: defer, without allocating.  The
-    // queue outlives the item: the item holds it, and its owner flushes it
-    // before dropping its own reference.
+    // Interrupt context: defer, without allocating.  The queue outlives the
+    // item: the item holds it, and its owner flushes it before dropping its
+    // own reference.
     let wq: *const OwnedQueue = &*b.wq;
     // SAFETY: `wq` points into the `Arc` held by `b`, which the queue keeps
     // alive (in `b`) until the item has run.
     unsafe { &*wq }.queue().enqueue(b);
+}
+
+/// Waits until every bio submitted by [`submit`] (by any module) has
+/// completed and its completion has returned or been queued (process
+/// context).  A module that submits calls this before it unloads, then
+/// flushes the queues it gave [`submit`].
+pub fn wait_idle() {
+    // SAFETY: no precondition; the counter and wait queue are static.
+    unsafe { rrs_bio_wait_idle() }
 }
 
 /// Submits one bio on `bdev` (process context).  For [`Op::Read`] and
@@ -316,6 +336,7 @@ pub fn submit<F: FnOnce(i32) + Send + 'static>(
     };
     let ctx = KBox::pin_init(
         pin_init!(BioCtx::<F> {
+            done_fn: bio_done::<F>,
             work <- new_work!("blk::BioCtx"),
             done: Some(done),
             status: 0,
@@ -328,7 +349,8 @@ pub fn submit<F: FnOnce(i32) + Send + 'static>(
     // SAFETY: the pointer goes to the bio and comes back once in `bio_done`.
     let raw = KBox::into_raw(unsafe { Pin::into_inner_unchecked(ctx) });
     // SAFETY: live file; `page..page+len` is inside the block, which the
-    // context keeps alive until completion; `raw` matches `bio_done::<F>`.
+    // context keeps alive until completion; `raw` starts with its
+    // completion function (`BioCtx` is `repr(C)`).
     let r = unsafe {
         rrs_bio_submit(
             bdev.file.as_ptr(),
@@ -340,7 +362,6 @@ pub fn submit<F: FnOnce(i32) + Send + 'static>(
             req.prio,
             page,
             len,
-            bio_done::<F>,
             raw.cast(),
         )
     };

@@ -10,6 +10,7 @@
 #include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/slab.h>
+#include <linux/wait.h>
 #include "helpers.h"
 
 /* Kept equal to the assertion on `RawLimits` in blk.rs. */
@@ -54,29 +55,47 @@ int rrs_bdev_name(struct file *f, char *buf, size_t len)
 }
 EXPORT_SYMBOL_GPL(rrs_bdev_name);
 
-/* What bi_private carries: the Rust completion and its context. */
-struct rrs_bio_private {
+/*
+ * Bios submitted whose completion has not returned yet.  The Rust completion
+ * may run right in the completing task (see blk.rs), in the code of the
+ * module that submitted; that module waits for this to drop to zero
+ * (rrs_bio_wait_idle) before it unloads.  Static, so the decrement and the
+ * wake-up never touch memory the waiter could free: this module outlives
+ * its users.
+ */
+static atomic_t rrs_bios_live = ATOMIC_INIT(0);
+static DECLARE_WAIT_QUEUE_HEAD(rrs_bios_idle);
+
+/*
+ * bi_private points at the Rust context, whose first member is its
+ * completion function (`BioCtx` in blk.rs is repr(C) for this).
+ */
+struct rrs_bio_ctx_head {
 	rrs_bio_done_t done;
-	void *ctx;
 };
 
 static void rrs_bio_end_io_priv(struct bio *bio)
 {
-	struct rrs_bio_private p = *(struct rrs_bio_private *)bio->bi_private;
-
+	struct rrs_bio_ctx_head *h = bio->bi_private;
 	int err = blk_status_to_errno(bio->bi_status);
 
-	kfree(bio->bi_private);
 	bio_put(bio);
 	/* Outside interrupt context the completion runs right here. */
-	p.done(p.ctx, err, in_task());
+	h->done(h, err, in_task());
+	if (atomic_dec_and_test(&rrs_bios_live))
+		wake_up_all(&rrs_bios_idle);
 }
+
+void rrs_bio_wait_idle(void)
+{
+	wait_event_idle(rrs_bios_idle, atomic_read(&rrs_bios_live) == 0);
+}
+EXPORT_SYMBOL_GPL(rrs_bio_wait_idle);
 
 int rrs_bio_submit(struct file *f, unsigned int op, bool sync, bool fua,
 		   u64 sector, u32 bi_size, u16 prio, struct page *page,
-		   u32 len, rrs_bio_done_t done, void *ctx)
+		   u32 len, void *ctx)
 {
-	struct rrs_bio_private *priv;
 	blk_opf_t opf;
 	struct bio *bio;
 
@@ -107,25 +126,18 @@ int rrs_bio_submit(struct file *f, unsigned int op, bool sync, bool fua,
 	if (fua)
 		opf |= REQ_FUA;
 
-	priv = kmalloc(sizeof(*priv), GFP_KERNEL);
-	if (!priv)
-		return -ENOMEM;
-	priv->done = done;
-	priv->ctx = ctx;
-
 	bio = bio_alloc(file_bdev(f), len ? 1 : 0, opf, GFP_KERNEL);
-	if (!bio) {
-		kfree(priv);
+	if (!bio)
 		return -ENOMEM;
-	}
 	if (len)
 		__bio_add_page(bio, page, len, 0);
 	else if (op != RRS_BIO_FLUSH)
 		bio->bi_iter.bi_size = bi_size;
 	bio->bi_iter.bi_sector = sector;
-	bio->bi_private = priv;
+	bio->bi_private = ctx;
 	bio->bi_end_io = rrs_bio_end_io_priv;
 	bio_set_prio(bio, prio);
+	atomic_inc(&rrs_bios_live);
 	submit_bio(bio);
 	return 0;
 }

@@ -47,6 +47,7 @@ int rrs_bdev_name(struct file *f, char *buf, size_t len);
 struct kobject *rrs_bdev_disk_kobj(struct file *f);
 int rrs_bio_submit(struct file *f, unsigned int op, bool sync, bool fua,
 		   u64 sector, u32 bi_size, u16 prio, struct page *page,
-		   u32 len, rrs_bio_done_t done, void *ctx);
+		   u32 len, void *ctx);
+void rrs_bio_wait_idle(void);
 
 #endif

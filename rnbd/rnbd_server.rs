@@ -754,8 +754,10 @@ struct RnbdServer {
 impl Drop for RnbdServer {
     fn drop(&mut self) {
         // Sessions first (their requests are all answered when this
-        // returns), then the bio completions that may still be returning.
+        // returns), then the bio completions that may still be returning:
+        // those that ran in the completing task, then those queued.
         drop(self.server.take());
+        blk::wait_idle();
         self.wq.flush();
     }
 }

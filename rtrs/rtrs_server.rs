@@ -29,13 +29,14 @@
 //!
 //! `Ctx::sessions` → `Sess::inner` → `Path::setup` → the path's setup lock
 //! ([`PathCore`]), in this order only.  Posting takes no lock (see
-//! [`PathCore`]); answers are still given in process context only (see
-//! [`Io::respond`]).
+//! [`PathCore`]), so an answer may be given in any context but an interrupt
+//! (see [`Io::respond`]).  A request's [`ChunkGuard`] never drops the last
+//! reference to its path in such a context: see [`Drained`].
 
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use kernel::prelude::*;
 use kernel::sync::{new_condvar, new_mutex, new_spinlock, Arc, CondVar, Mutex, SpinLock};
-use kernel::workqueue::{new_work, Work};
+use kernel::workqueue::{impl_has_work, new_work, Work, WorkItem};
 use proto::rtrs::{self as wire, ConnReq, ConnRsp, Imm, InfoReq, IoReq, ReadReq, SgDesc};
 use proto::wire::{Le16, Le32, Le64};
 use rdma::cm::{Chain, CmId, ConnParam, Event, EventKind, Handler, IdRef, SendOp, SockAddr};
@@ -45,6 +46,7 @@ use rdma::dma::{Direction, DmaBuf};
 use rdma::mr::Access;
 use rdma::pages::{BlockMr, PageBlock};
 use rdma::pd::Pd;
+use rdma::sync::WaitQueue;
 use rdma::timer::{Tick, Timer};
 use rdma::wq::OwnedQueue;
 use rdma::wr::{Completion, Opcode, Posted, Reuse, Status, WorkCompletion};
@@ -309,21 +311,67 @@ struct Path {
     /// Counted in the session's `paths_up`; changed under the session's lock.
     established: AtomicBool,
     /// Chunks owned by requests.
-    inflight: AtomicU32,
+    inflight: Arc<Drained>,
     /// State, connections (cid 0 is the admin connection) and heartbeat.
     #[pin]
     core: PathCore<Path>,
     #[pin]
     setup: Mutex<PathSetup>,
-    /// Notified when `inflight` drops to zero.
-    #[pin]
-    drained: CondVar,
     /// The close work, allocated with the path so that closing cannot fail.
     #[pin]
     close_w: Work<Path>,
+    /// Drops a reference in process context: see [`ChunkGuard`].
+    #[pin]
+    release_w: Work<Path, RELEASE>,
 }
 
 rtrs_core::close_work!(Path, close_w);
+
+/// The id of [`Path::release_w`] among the path's work items.
+const RELEASE: u64 = 1;
+
+impl_has_work! {
+    impl HasWork<Self, RELEASE> for Path { self.release_w }
+}
+
+impl WorkItem<RELEASE> for Path {
+    type Pointer = Arc<Path>;
+
+    /// The reference the item held goes here, maybe the last: the path's
+    /// drop deregisters MRs, which sleeps.
+    fn run(this: Arc<Path>) {
+        drop(this);
+    }
+}
+
+/// A path's requests in flight, apart from the path: a [`ChunkGuard`]
+/// drops its path first and this count after, so that the close work,
+/// which waits for the count, holds the path until then, and a guard's
+/// reference is never the last one while the close is on time.
+struct Drained {
+    n: AtomicU32,
+    /// Woken when `n` drops to zero (any context).
+    wq: WaitQueue,
+}
+
+/// One request counted in [`Drained`]; uncounted on drop.
+struct Counted(Arc<Drained>);
+
+impl Counted {
+    fn new(d: &Arc<Drained>) -> Self {
+        d.n.fetch_add(1, Ordering::SeqCst);
+        Self(d.clone())
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        // The wake-up touches only `self.0`, which this still holds.
+        if self.0.n.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.wq.wake_all();
+        }
+    }
+}
 
 /// What a path keeps from its setup.
 struct PathSetup {
@@ -390,12 +438,17 @@ impl PathOps for Path {
         peer_info!(
             "closing path (state {}, {} requests in flight; {}:{})\n",
             was.name(),
-            self.inflight.load(Ordering::Relaxed),
+            self.inflight.n.load(Ordering::Relaxed),
             at.file(),
             at.line()
         );
         // Queued once: only the transition to closing gets here.
-        let _ = self.sess.ctx.wq.queue().enqueue(self.clone());
+        let _ = self
+            .sess
+            .ctx
+            .wq
+            .queue()
+            .enqueue::<Arc<Path>, 0>(self.clone());
     }
 }
 
@@ -416,22 +469,22 @@ impl Path {
         let deadline = self.setup.lock().deadline.take();
         drop(deadline);
         let cons = self.core.stop();
-        {
-            // Requests in the user's hands are answered (or dropped) soon.
-            // Waited for as long as it takes (as upstream), and said so
-            // every 30 s: an answer may come from any context and holds
-            // the path, whose last reference must go here, in process
-            // context (it deregisters the MRs).
-            let mut g = self.setup.lock();
-            let none_left = |_: &mut PathSetup| self.inflight.load(Ordering::SeqCst) == 0;
-            let mut waited_s = 0;
-            while wait::until(&self.drained, &mut g, Some(30_000), none_left).is_err() {
-                waited_s += 30;
-                peer_err!(
-                    "path close: {} requests still in flight after {} s\n",
-                    self.inflight.load(Ordering::SeqCst),
-                    waited_s
-                );
+        // Requests in the user's hands are answered (or dropped) soon.  One
+        // that is not after a minute is logged and no longer waited for
+        // (upstream waits forever): its guard then gives its reference
+        // back through `release_w`, in process context.
+        let d = &self.inflight;
+        let none_left = || d.n.load(Ordering::SeqCst) == 0;
+        let mut waited_s = 0;
+        while !d.wq.wait_until(Some(30_000), none_left) {
+            waited_s += 30;
+            peer_err!(
+                "path close: {} requests still in flight after {} s\n",
+                d.n.load(Ordering::SeqCst),
+                waited_s
+            );
+            if waited_s >= 60 {
+                break;
             }
         }
         drop(cons);
@@ -503,12 +556,12 @@ impl Path {
             );
             return self.close();
         }
-        self.inflight.fetch_add(1, Ordering::SeqCst);
         let mut guard = ChunkGuard {
             path: self.clone(),
             id,
             holds_chunk: true,
             res: None,
+            _counted: Counted::new(&self.inflight),
         };
         // The chunk's resources, unless the answer of its previous request
         // has not completed yet (the client may reuse a chunk as soon as it
@@ -653,12 +706,21 @@ impl Path {
 /// release_chunk`]): the client may reuse it as soon as it sees the answer,
 /// which can be before the answer's own send completion reaches us.  The
 /// in-flight count drops with the guard, after that completion.
+///
+/// A guard may be dropped in an atomic context (an answer given from a
+/// bio's completion, see [`Io::respond`]), where the path's last reference
+/// must not go.  It cannot while the path is connected (the session holds
+/// it), nor while its close work waits for the guard (fields drop in order:
+/// `path`, then `_counted`); once the path is closing, the guard hands its
+/// reference to `release_w`.
 struct ChunkGuard {
     path: Arc<Path>,
     id: u32,
     holds_chunk: bool,
     /// The request's resources, back to the chunk's slot on drop.
     res: Option<ChunkRes>,
+    /// Dropped after `path`.
+    _counted: Counted,
 }
 
 /// The preallocated work requests and buffers of a request on one chunk.
@@ -732,8 +794,16 @@ impl Drop for ChunkGuard {
                 *slot = Some(r);
             }
         }
-        if self.path.inflight.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.path.drained.notify_all();
+        if self.path.state() >= State::Closing {
+            // If the item is queued already, it holds a reference, so this
+            // one (given back by `enqueue`) is not the last.
+            let _ = self
+                .path
+                .sess
+                .ctx
+                .wq
+                .queue()
+                .enqueue::<Arc<Path>, RELEASE>(self.path.clone());
         }
     }
 }
@@ -1036,7 +1106,7 @@ impl Reuse for Resp {
     }
 }
 
-/// Posts the answer (process context).
+/// Posts the answer (any context but an interrupt, see [`Io::respond`]).
 fn respond_now(mut guard: ChunkGuard, cid: u16, read: Option<ReadReq>, data_len: u32, status: i32) {
     let path = guard.path.clone();
     if path.state() != State::Connected {
@@ -1319,6 +1389,13 @@ impl Path {
         let mem_bits = wire::mem_bits(p.queue_depth).ok_or(EINVAL)?;
         let con_num = req.cid_num.get();
         let core = PathCore::new(con_num)?;
+        let inflight = Arc::new(
+            Drained {
+                n: AtomicU32::new(0),
+                wq: WaitQueue::new()?,
+            },
+            GFP_KERNEL,
+        )?;
         Arc::pin_init(
             pin_init!(Path {
                 sess: sess.clone(),
@@ -1329,12 +1406,12 @@ impl Path {
                 busy,
                 res,
                 mem_bits,
-                inflight: AtomicU32::new(0),
+                inflight,
                 established: AtomicBool::new(false),
                 core <- core,
                 setup <- new_mutex!(PathSetup { name: Name::empty(), deadline: None }),
-                drained <- new_condvar!(),
                 close_w <- new_work!("rtrs_server::Path::close"),
+                release_w <- new_work!("rtrs_server::Path::release"),
             }),
             GFP_KERNEL,
         )

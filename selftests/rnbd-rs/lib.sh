@@ -192,7 +192,12 @@ cleanup_data() {
 
 # Memory-backed null_blk in the server guest, the backing device of the
 # data tests: /dev/nullb0, 1 GiB (pages are allocated on first write).
-srv_nullb() { srv modprobe null_blk nr_devices=1 memory_backed=1 discard=1 gb=1 bs=512 && srv test -b /dev/nullb0; }
+# irqmode=0 completes each bio in its submitter's task, under the block
+# layer's RCU read lock: our server then answers inline, in an atomic task
+# context, which the checked kernel's DEBUG_ATOMIC_SLEEP watches.  The
+# hostile and loopback tests keep the default (softirq completions, answered
+# from a work item).
+srv_nullb() { srv modprobe null_blk nr_devices=1 memory_backed=1 discard=1 gb=1 bs=512 irqmode=0 && srv test -b /dev/nullb0; }
 
 # The rnbd devices of this guest: none, how many, exactly n.
 no_dev() { ! ls /sys/block | grep -q "^rnbd"; }
