@@ -9,23 +9,24 @@
 //! its area with `unsafe`.
 //!
 //! - [`Bdev`]: an opened block device (`struct file`), closed on drop.
+//! - [`BioPool`]: the bios of one submitter, each with room in front for
+//!   its completion context (a `bio_set` with front padding: no allocation
+//!   per bio but the bio's own, from the pool's mempool), and the work queue
+//!   of completions that come in an interrupt.  Dropping it waits for every
+//!   completion, so its owner drops it before unloading.
 //! - [`submit`]: one bio on a [`Bdev`], optionally over the first bytes of a
 //!   [`PageBlock`]; its completion runs the caller's closure right there if
 //!   the bio completes in task context (as a driver that completes in its
-//!   submission path does), else from a work item on the caller's
-//!   [`OwnedQueue`].  Task context may still be atomic (the block layer
-//!   completes some requests under `rcu_read_lock()`), so the closure must
-//!   not sleep.  The bio holds the device and the page block until then.
-//! - [`wait_idle`]: what the submitting module calls before it unloads, then
-//!   flushing its queue: no completion is still running its code after that.
+//!   submission path does), else from the pool's work queue.  Task context
+//!   may still be atomic (the block layer completes some requests under
+//!   `rcu_read_lock()`), so the closure must not sleep.  The bio holds the
+//!   device and the page block until then.
 
 use core::ptr::NonNull;
 use kernel::prelude::*;
 use kernel::str::CStr;
 use kernel::sync::Arc;
-use kernel::workqueue::{impl_has_work, new_work, Work, WorkItem};
 use rdma::pages::PageBlock;
-use rdma::wq::OwnedQueue;
 
 /// The operations of [`submit`] and of [`mq`] requests: RNBD's own, numbered
 /// as the C glue's `enum rrs_bio_op`.
@@ -58,7 +59,14 @@ struct RawLimits {
 // Kept equal to the `static_assert` in helpers.c.
 const _: () = assert!(core::mem::size_of::<RawLimits>() == 40);
 
-type DoneFn = unsafe extern "C" fn(ctx: *mut core::ffi::c_void, err: i32, task: bool);
+type DoneFn = unsafe extern "C" fn(ctx: *mut core::ffi::c_void, err: i32);
+
+/// Bytes of completion context in front of each bio; kept equal to
+/// `RRS_BIO_CTX_SIZE` in helpers.h.  [`submit`] refuses (at build time) a
+/// closure whose context does not fit.
+const CTX_SIZE: usize = 512;
+/// Alignment of that room (an array of `u64` in C).
+const CTX_ALIGN: usize = 8;
 
 // The C types only ever behind a pointer are declared opaque here rather
 // than taken from `kernel::bindings`: without lockdep some of those contain
@@ -67,6 +75,20 @@ type DoneFn = unsafe extern "C" fn(ctx: *mut core::ffi::c_void, err: i32, task: 
 /// `struct file`, only ever behind a pointer.
 #[repr(C)]
 struct RawFile {
+    _opaque: [u8; 0],
+    _marker: core::marker::PhantomData<(*mut u8, core::marker::PhantomPinned)>,
+}
+
+/// `struct bio`, only ever behind a pointer.
+#[repr(C)]
+struct RawBio {
+    _opaque: [u8; 0],
+    _marker: core::marker::PhantomData<(*mut u8, core::marker::PhantomPinned)>,
+}
+
+/// `struct rrs_bio_pool` (helpers.c), only ever behind a pointer.
+#[repr(C)]
+struct RawPool {
     _opaque: [u8; 0],
     _marker: core::marker::PhantomData<(*mut u8, core::marker::PhantomPinned)>,
 }
@@ -84,7 +106,11 @@ extern "C" {
     fn rrs_bdev_limits(f: *mut RawFile, l: *mut RawLimits);
     fn rrs_bdev_name(f: *mut RawFile, buf: *mut u8, len: usize) -> i32;
     fn rrs_bdev_disk_kobj(f: *mut RawFile) -> *mut core::ffi::c_void;
-    fn rrs_bio_submit(
+    fn rrs_bio_ctx_size() -> usize;
+    fn rrs_bio_pool_new(name: *const kernel::ffi::c_char) -> *mut RawPool;
+    fn rrs_bio_pool_free(p: *mut RawPool);
+    fn rrs_bio_alloc(
+        p: *mut RawPool,
         f: *mut RawFile,
         op: u32,
         sync: bool,
@@ -94,9 +120,9 @@ extern "C" {
         prio: u16,
         page: *mut RawPage,
         len: u32,
-        ctx: *mut core::ffi::c_void,
-    ) -> i32;
-    fn rrs_bio_wait_idle();
+        ctx: *mut *mut core::ffi::c_void,
+    ) -> *mut RawBio;
+    fn rrs_bio_submit(bio: *mut RawBio, done: DoneFn);
 }
 
 /// Limits and size of a block device, as RNBD's open response reports them.
@@ -214,106 +240,109 @@ pub struct Request {
     pub prio: u16,
 }
 
-/// A bio's completion: runs `done` with the bio's status, inline or from a
-/// work item.
+/// The bios of one submitter and the work queue of their completions that
+/// come in an interrupt (see the crate's documentation).
 ///
-/// `repr(C)` with `done_fn` first: the C glue's `bi_private` points here and
-/// calls `done_fn` (`struct rrs_bio_ctx_head`), so the bio needs no context
-/// of its own.
-#[repr(C)]
-#[pin_data]
+/// # Invariants
+///
+/// `raw` is from `rrs_bio_pool_new`, freed in `drop`.
+pub struct BioPool {
+    raw: NonNull<RawPool>,
+}
+
+// SAFETY: the pool is a bio_set and a workqueue, both used from any context.
+unsafe impl Send for BioPool {}
+// SAFETY: as above.
+unsafe impl Sync for BioPool {}
+
+impl BioPool {
+    /// A pool whose work queue is called `name` (process context).
+    pub fn new(name: &'static CStr) -> Result<Self> {
+        // The C room must be what `Fits` checks against.
+        // SAFETY: no precondition.
+        if unsafe { rrs_bio_ctx_size() } != CTX_SIZE {
+            pr_err!("blk: bio context room differs between C and Rust\n");
+            return Err(EINVAL);
+        }
+        // SAFETY: `name` is a static NUL-terminated string.
+        let raw = unsafe { rrs_bio_pool_new(name.as_char_ptr()) };
+        // INVARIANT: allocated just above (NULL on failure); `drop` frees it.
+        Ok(Self {
+            raw: NonNull::new(raw).ok_or(ENOMEM)?,
+        })
+    }
+}
+
+impl Drop for BioPool {
+    /// Waits for every completion of the pool's bios to return (process
+    /// context; never from one of those completions).
+    fn drop(&mut self) {
+        // SAFETY: live pool (type invariant), freed once here.
+        unsafe { rrs_bio_pool_free(self.raw.as_ptr()) }
+    }
+}
+
+/// What a bio carries in front of it until its completion: the caller's
+/// closure and the references that keep the bio's device and pages alive.
 struct BioCtx<F: FnOnce(i32) + Send + 'static> {
-    done_fn: DoneFn,
-    #[pin]
-    work: Work<BioCtx<F>>,
-    done: Option<F>,
-    status: i32,
-    wq: Arc<OwnedQueue>,
+    done: F,
     _bdev: Arc<Bdev>,
     _data: Option<Arc<PageBlock>>,
 }
 
-impl_has_work! {
-    impl{F: FnOnce(i32) + Send + 'static} HasWork<Self> for BioCtx<F> { self.work }
-}
+/// Refuses, when `submit` is instantiated, a context that does not fit the
+/// room in front of the bio.
+struct Fits<F: FnOnce(i32) + Send + 'static>(core::marker::PhantomData<F>);
 
-impl<F: FnOnce(i32) + Send + 'static> WorkItem for BioCtx<F> {
-    type Pointer = Pin<KBox<Self>>;
-
-    fn run(this: Pin<KBox<Self>>) {
-        // SAFETY: `done` and `status` are not structurally pinned.
-        let this = unsafe { Pin::into_inner_unchecked(this) };
-        let status = this.status;
-        let mut this = this;
-        if let Some(f) = this.done.take() {
-            f(status);
-        }
-    }
+impl<F: FnOnce(i32) + Send + 'static> Fits<F> {
+    const OK: () = assert!(
+        core::mem::size_of::<BioCtx<F>>() <= CTX_SIZE
+            && core::mem::align_of::<BioCtx<F>>() <= CTX_ALIGN
+    );
 }
 
 /// Bio completion, called by `blk/helpers.c` once per bio that `submit`
-/// handed to the block layer, in any context; `task` is `in_task()`.
+/// handed to the block layer: in the completing task or from the pool's
+/// work queue, never in an interrupt.
 ///
 /// # Safety
 ///
-/// `ctx` must be the pointer that `submit` leaked from a
-/// `Pin<KBox<BioCtx<F>>>` (with this `F`), and this must be its only call.
+/// `ctx` must be the room in front of a bio that `submit` filled with a
+/// `BioCtx<F>` (with this `F`), and this must be its only call.
 unsafe extern "C" fn bio_done<F: FnOnce(i32) + Send + 'static>(
     ctx: *mut core::ffi::c_void,
     err: i32,
-    task: bool,
 ) {
-    // SAFETY: `ctx` is the `Pin<KBox<BioCtx<F>>>` leaked by `submit`, handed
-    // back exactly once by the bio's completion.
-    let mut b = unsafe { Pin::new_unchecked(KBox::from_raw(ctx.cast::<BioCtx<F>>())) };
-    if task {
-        // No queue hop: the caller's closure does not sleep.  The context
-        // goes first, while the closure still holds what keeps the caller's
-        // own references alive (its request), so none of the context's is
-        // the last one here: the device (`fput` would be safe anyway), the
-        // page block, the queue (its owner waits for `wait_idle` first).
-        // SAFETY: `done` is not structurally pinned.
-        let f = unsafe { b.as_mut().get_unchecked_mut() }.done.take();
-        drop(b);
-        if let Some(f) = f {
-            f(err);
-        }
-        return;
-    }
-    // SAFETY: `status` is not structurally pinned.
-    unsafe { b.as_mut().get_unchecked_mut().status = err };
-    // Interrupt context: defer, without allocating.  The queue outlives the
-    // item: the item holds it, and its owner flushes it before dropping its
-    // own reference.
-    let wq: *const OwnedQueue = &*b.wq;
-    // SAFETY: `wq` points into the `Arc` held by `b`, which the queue keeps
-    // alive (in `b`) until the item has run.
-    unsafe { &*wq }.queue().enqueue(b);
+    // SAFETY: `submit` wrote a `BioCtx<F>` there; it is moved out once (the
+    // bio and its room are freed after this returns, without dropping it).
+    let c = unsafe { core::ptr::read(ctx.cast::<BioCtx<F>>()) };
+    let BioCtx { done, _bdev, _data } = c;
+    // The references go first, while the closure still holds what keeps the
+    // caller's own alive (its request), so none is the last one here (for
+    // the device, `fput` would be safe in any context anyway).
+    drop(_bdev);
+    drop(_data);
+    done(err);
 }
 
-/// Waits until every bio submitted by [`submit`] (by any module) has
-/// completed and its completion has returned or been queued (process
-/// context).  A module that submits calls this before it unloads, then
-/// flushes the queues it gave [`submit`].
-pub fn wait_idle() {
-    // SAFETY: no precondition; the counter and wait queue are static.
-    unsafe { rrs_bio_wait_idle() }
-}
-
-/// Submits one bio on `bdev` (process context).  For [`Op::Read`] and
-/// [`Op::Write`], `data` is the page block and the byte count from its
+/// Submits one bio of `pool` on `bdev` (process context).  For [`Op::Read`]
+/// and [`Op::Write`], `data` is the page block and the byte count from its
 /// start; the other operations take none and use `req.bi_size` (zero for
 /// [`Op::Flush`]).  On success `done` runs once the bio completed, with 0
 /// or a negative errno: in the completing task if the bio completes in task
-/// context, else on `wq`; it must not sleep.  On error it is dropped
-/// without running.
+/// context, else from the pool's work queue; it must not sleep.  On error
+/// it is dropped without running.  Allocates nothing but the bio, from the
+/// pool's mempool (which waits rather than fails).
 pub fn submit<F: FnOnce(i32) + Send + 'static>(
-    wq: &Arc<OwnedQueue>,
+    pool: &BioPool,
     bdev: &Arc<Bdev>,
     req: Request,
     data: Option<(&Arc<PageBlock>, usize)>,
     done: F,
 ) -> Result {
+    // Evaluated at build time, for this `F`.
+    #[allow(clippy::let_unit_value)]
+    let () = Fits::<F>::OK;
     if req.op.modifies() && !bdev.write {
         return Err(EPERM);
     }
@@ -334,25 +363,12 @@ pub fn submit<F: FnOnce(i32) + Send + 'static>(
         (false, None) => (core::ptr::null_mut(), 0, None),
         _ => return Err(EINVAL),
     };
-    let ctx = KBox::pin_init(
-        pin_init!(BioCtx::<F> {
-            done_fn: bio_done::<F>,
-            work <- new_work!("blk::BioCtx"),
-            done: Some(done),
-            status: 0,
-            wq: wq.clone(),
-            _bdev: bdev.clone(),
-            _data: block,
-        }),
-        GFP_KERNEL,
-    )?;
-    // SAFETY: the pointer goes to the bio and comes back once in `bio_done`.
-    let raw = KBox::into_raw(unsafe { Pin::into_inner_unchecked(ctx) });
-    // SAFETY: live file; `page..page+len` is inside the block, which the
-    // context keeps alive until completion; `raw` starts with its
-    // completion function (`BioCtx` is `repr(C)`).
-    let r = unsafe {
-        rrs_bio_submit(
+    let mut room: *mut core::ffi::c_void = core::ptr::null_mut();
+    // SAFETY: live pool and file; `page..page+len` is inside the block,
+    // which the context written below keeps alive until completion.
+    let bio = unsafe {
+        rrs_bio_alloc(
+            pool.raw.as_ptr(),
             bdev.file.as_ptr(),
             req.op as u32,
             req.sync,
@@ -362,13 +378,21 @@ pub fn submit<F: FnOnce(i32) + Send + 'static>(
             req.prio,
             page,
             len,
-            raw.cast(),
+            &mut room,
         )
     };
-    if r != 0 {
-        // SAFETY: not submitted, so the bio will never hand it back.
-        drop(unsafe { KBox::from_raw(raw) });
-        return Err(Error::from_errno(r));
+    let bio = kernel::error::from_err_ptr(bio)?;
+    let ctx = BioCtx {
+        done,
+        _bdev: bdev.clone(),
+        _data: block,
+    };
+    // SAFETY: `room` is the bio's `CTX_SIZE` bytes, `CTX_ALIGN`-aligned and
+    // unused until now; `Fits` checked that the context fits.  The bio is
+    // then submitted, and `bio_done::<F>` moves the context out once.
+    unsafe {
+        core::ptr::write(room.cast::<BioCtx<F>>(), ctx);
+        rrs_bio_submit(bio, bio_done::<F>);
     }
     Ok(())
 }

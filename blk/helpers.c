@@ -11,6 +11,8 @@
 #include <linux/fs.h>
 #include <linux/slab.h>
 #include <linux/wait.h>
+#include <linux/wait_bit.h>
+#include <linux/workqueue.h>
 #include "helpers.h"
 
 /* Kept equal to the assertion on `RawLimits` in blk.rs. */
@@ -56,46 +58,108 @@ int rrs_bdev_name(struct file *f, char *buf, size_t len)
 EXPORT_SYMBOL_GPL(rrs_bdev_name);
 
 /*
- * Bios submitted whose completion has not returned yet.  The Rust completion
- * may run right in the completing task (see blk.rs), in the code of the
- * module that submitted; that module waits for this to drop to zero
- * (rrs_bio_wait_idle) before it unloads.  Static, so the decrement and the
- * wake-up never touch memory the waiter could free: this module outlives
- * its users.
+ * A pool of bios, each with room in front for its submitter's completion
+ * context (a bio_set with front padding), and the work queue of the
+ * completions that come in an interrupt.  `live` counts the bios submitted
+ * whose completion has not returned yet; the pool's free waits for it.
  */
-static atomic_t rrs_bios_live = ATOMIC_INIT(0);
-static DECLARE_WAIT_QUEUE_HEAD(rrs_bios_idle);
-
-/*
- * bi_private points at the Rust context, whose first member is its
- * completion function (`BioCtx` in blk.rs is repr(C) for this).
- */
-struct rrs_bio_ctx_head {
-	rrs_bio_done_t done;
+struct rrs_bio_pool {
+	struct bio_set bs;
+	struct workqueue_struct *wq;
+	atomic_t live;
 };
 
-static void rrs_bio_end_io_priv(struct bio *bio)
-{
-	struct rrs_bio_ctx_head *h = bio->bi_private;
-	int err = blk_status_to_errno(bio->bi_status);
+struct rrs_bio {
+	struct rrs_bio_pool *pool;
+	rrs_bio_done_t done;
+	int err;
+	struct work_struct work;
+	u64 ctx[RRS_BIO_CTX_SIZE / sizeof(u64)];
+	/* Last: the bio_set's front padding is everything above. */
+	struct bio bio;
+};
 
-	bio_put(bio);
-	/* Outside interrupt context the completion runs right here. */
-	h->done(h, err, in_task());
-	if (atomic_dec_and_test(&rrs_bios_live))
-		wake_up_all(&rrs_bios_idle);
+size_t rrs_bio_ctx_size(void)
+{
+	return sizeof_field(struct rrs_bio, ctx);
+}
+EXPORT_SYMBOL_GPL(rrs_bio_ctx_size);
+
+struct rrs_bio_pool *rrs_bio_pool_new(const char *name)
+{
+	struct rrs_bio_pool *p = kzalloc(sizeof(*p), GFP_KERNEL);
+
+	if (!p)
+		return NULL;
+	if (bioset_init(&p->bs, BIO_POOL_SIZE, offsetof(struct rrs_bio, bio), 0))
+		goto free;
+	p->wq = alloc_workqueue("%s", WQ_UNBOUND | WQ_MEM_RECLAIM, 0, name);
+	if (!p->wq)
+		goto exit;
+	atomic_set(&p->live, 0);
+	return p;
+exit:
+	bioset_exit(&p->bs);
+free:
+	kfree(p);
+	return NULL;
+}
+EXPORT_SYMBOL_GPL(rrs_bio_pool_new);
+
+void rrs_bio_pool_free(struct rrs_bio_pool *p)
+{
+	/*
+	 * Completions that ran in the completing task, then those queued
+	 * (destroy_workqueue drains).  The last completion's wake-up touches
+	 * no memory of the pool (the key is only an address), so the pool
+	 * may go as soon as this sees zero.
+	 */
+	wait_var_event(&p->live, atomic_read(&p->live) == 0);
+	destroy_workqueue(p->wq);
+	bioset_exit(&p->bs);
+	kfree(p);
+}
+EXPORT_SYMBOL_GPL(rrs_bio_pool_free);
+
+static void rrs_bio_finish(struct rrs_bio *b)
+{
+	struct rrs_bio_pool *p = b->pool;
+
+	/* The submitter's completion takes its context out of the bio. */
+	b->done(b->ctx, b->err);
+	bio_put(&b->bio);
+	if (atomic_dec_and_test(&p->live))
+		wake_up_var(&p->live);
 }
 
-void rrs_bio_wait_idle(void)
+static void rrs_bio_work(struct work_struct *w)
 {
-	wait_event_idle(rrs_bios_idle, atomic_read(&rrs_bios_live) == 0);
+	rrs_bio_finish(container_of(w, struct rrs_bio, work));
 }
-EXPORT_SYMBOL_GPL(rrs_bio_wait_idle);
 
-int rrs_bio_submit(struct file *f, unsigned int op, bool sync, bool fua,
-		   u64 sector, u32 bi_size, u16 prio, struct page *page,
-		   u32 len, void *ctx)
+static void rrs_bio_end_io(struct bio *bio)
 {
+	struct rrs_bio *b = container_of(bio, struct rrs_bio, bio);
+
+	b->err = blk_status_to_errno(bio->bi_status);
+	/*
+	 * Outside interrupt context the completion runs right here (it must
+	 * not sleep: the task may hold the block layer's RCU read lock).
+	 */
+	if (in_task()) {
+		rrs_bio_finish(b);
+		return;
+	}
+	INIT_WORK(&b->work, rrs_bio_work);
+	queue_work(b->pool->wq, &b->work);
+}
+
+struct bio *rrs_bio_alloc(struct rrs_bio_pool *p, struct file *f,
+			  unsigned int op, bool sync, bool fua, u64 sector,
+			  u32 bi_size, u16 prio, struct page *page, u32 len,
+			  void **ctx)
+{
+	struct rrs_bio *b;
 	blk_opf_t opf;
 	struct bio *bio;
 
@@ -119,27 +183,39 @@ int rrs_bio_submit(struct file *f, unsigned int op, bool sync, bool fua,
 		opf = REQ_OP_WRITE_ZEROES;
 		break;
 	default:
-		return -EINVAL;
+		return ERR_PTR(-EINVAL);
 	}
 	if (sync)
 		opf |= REQ_SYNC;
 	if (fua)
 		opf |= REQ_FUA;
 
-	bio = bio_alloc(file_bdev(f), len ? 1 : 0, opf, GFP_KERNEL);
+	/* From the pool's mempool: with GFP_KERNEL it waits, never fails. */
+	bio = bio_alloc_bioset(file_bdev(f), len ? 1 : 0, opf, GFP_KERNEL, &p->bs);
 	if (!bio)
-		return -ENOMEM;
+		return ERR_PTR(-ENOMEM);
 	if (len)
 		__bio_add_page(bio, page, len, 0);
 	else if (op != RRS_BIO_FLUSH)
 		bio->bi_iter.bi_size = bi_size;
 	bio->bi_iter.bi_sector = sector;
-	bio->bi_private = ctx;
-	bio->bi_end_io = rrs_bio_end_io_priv;
+	bio->bi_end_io = rrs_bio_end_io;
 	bio_set_prio(bio, prio);
-	atomic_inc(&rrs_bios_live);
+	b = container_of(bio, struct rrs_bio, bio);
+	b->pool = p;
+	b->done = NULL;
+	*ctx = b->ctx;
+	return bio;
+}
+EXPORT_SYMBOL_GPL(rrs_bio_alloc);
+
+void rrs_bio_submit(struct bio *bio, rrs_bio_done_t done)
+{
+	struct rrs_bio *b = container_of(bio, struct rrs_bio, bio);
+
+	b->done = done;
+	atomic_inc(&b->pool->live);
 	submit_bio(bio);
-	return 0;
 }
 EXPORT_SYMBOL_GPL(rrs_bio_submit);
 

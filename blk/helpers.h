@@ -38,16 +38,30 @@ struct rrs_bdev_limits {
 	u8 fua;
 };
 
-typedef void (*rrs_bio_done_t)(void *ctx, int err, bool task);
+/*
+ * A bio's completion: `ctx` is the context area of RRS_BIO_CTX_SIZE bytes
+ * (8-byte aligned) in front of the bio, which the submitter filled.
+ */
+typedef void (*rrs_bio_done_t)(void *ctx, int err);
+
+/* Kept equal to `CTX_SIZE` in blk.rs. */
+#define RRS_BIO_CTX_SIZE 512
+
+struct bio;
+struct rrs_bio_pool;
 
 struct file *rrs_bdev_open(const char *path, bool write);
 void rrs_bdev_close(struct file *f);
 void rrs_bdev_limits(struct file *f, struct rrs_bdev_limits *l);
 int rrs_bdev_name(struct file *f, char *buf, size_t len);
 struct kobject *rrs_bdev_disk_kobj(struct file *f);
-int rrs_bio_submit(struct file *f, unsigned int op, bool sync, bool fua,
-		   u64 sector, u32 bi_size, u16 prio, struct page *page,
-		   u32 len, void *ctx);
-void rrs_bio_wait_idle(void);
+size_t rrs_bio_ctx_size(void);
+struct rrs_bio_pool *rrs_bio_pool_new(const char *name);
+void rrs_bio_pool_free(struct rrs_bio_pool *p);
+struct bio *rrs_bio_alloc(struct rrs_bio_pool *p, struct file *f,
+			  unsigned int op, bool sync, bool fua, u64 sector,
+			  u32 bi_size, u16 prio, struct page *page, u32 len,
+			  void **ctx);
+void rrs_bio_submit(struct bio *bio, rrs_bio_done_t done);
 
 #endif

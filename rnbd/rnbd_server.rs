@@ -18,6 +18,7 @@
 //! Every callback here runs in process context: RTRS requests come from its
 //! workqueue-polled CQs, bio completions from the `blk` crate's work items.
 
+use blk::BioPool;
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use kernel::prelude::*;
 use kernel::str::CStr;
@@ -247,8 +248,11 @@ struct Module {
     search_path: KVec<u8>,
     /// Source of `SessDev::token`.
     tokens: AtomicU64,
-    /// Runs bio completions; flushed at unload.
+    /// Runs `force_close` requests; flushed at unload.
     wq: Arc<OwnedQueue>,
+    /// The bios of every device.  Its drop, when the last session has
+    /// gone, waits for their completions.
+    bios: BioPool,
     #[pin]
     devs: Devs,
 }
@@ -659,7 +663,7 @@ impl SrvSess {
         // On a submission error the closure (and `io` in it) is dropped,
         // which answers -EIO.  The closure may run in the bio's completion
         // context (see `blk::submit`): answering and counting do not sleep.
-        if blk::submit(&self.m.wq, &bdev, req, data, move |status| {
+        if blk::submit(&self.m.bios, &bdev, req, data, move |status| {
             io.respond(status);
             inflight.done();
         })
@@ -754,10 +758,10 @@ struct RnbdServer {
 impl Drop for RnbdServer {
     fn drop(&mut self) {
         // Sessions first (their requests are all answered when this
-        // returns), then the bio completions that may still be returning:
-        // those that ran in the completing task, then those queued.
+        // returns, and the last one drops the module's state, whose bio
+        // pool waits for the completions still returning), then the
+        // force_close requests.
         drop(self.server.take());
-        blk::wait_idle();
         self.wq.flush();
     }
 }
@@ -777,6 +781,7 @@ impl kernel::Module for RnbdServer {
         search_path.extend_from_slice(&p.dev_search_path[..n], GFP_KERNEL)?;
         let wq = OwnedQueue::new(kernel::c_str!("rnbd_server_wq"))?;
         let mwq = wq.clone();
+        let bios = BioPool::new(kernel::c_str!("rnbd_server_bios"))?;
         let class = Class::new(kernel::c_str!("rnbd-server"), kernel::c_str!("ctl"))?;
         let devices = PlainDir::new(class.ctl(), kernel::c_str!("devices"))?;
         let m = Arc::pin_init(
@@ -786,6 +791,7 @@ impl kernel::Module for RnbdServer {
                 search_path,
                 tokens: AtomicU64::new(0),
                 wq: mwq,
+                bios,
                 devs <- new_mutex!(Slots::new()),
             }),
             GFP_KERNEL,
