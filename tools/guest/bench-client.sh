@@ -48,12 +48,14 @@ print(sys.argv[1], sys.argv[2], sys.argv[3], "%.2f" % v, ios, *sys.argv[4:])' \
 	done
 }
 
-# Memory not held by processes (KiB): MemAvailable + AnonPages.
+# Memory not held by processes (KiB): MemAvailable + AnonPages; then the
+# slab and vmalloc parts (KiB; rxe's queues are vmalloc'ed), for the split.
 mem_free() { awk '/^MemAvailable:|^AnonPages:/ {s += $2} END {print s}' /proc/meminfo; }
+mem_parts() { awk '/^Slab:/ {s = $2} /^VmallocUsed:/ {v = $2} END {print s, v}' /proc/meminfo; }
 
 # rnbd_row <c|rust client> <c|rust server> <Y|N> <rep>
 rnbd_row() {
-	local cltside=$1 srvside=$2 inval=$3 rep=$4 m0 m1
+	local cltside=$1 srvside=$2 inval=$3 rep=$4 m0 m1 s0 v0 s1 v1
 	if [ "$srvside" = rust ]; then
 		srv "modprobe -r rnbd_server rtrs_server rtrs_core 2>/dev/null; modprobe rtrs_server always_invalidate=$inval && modprobe rnbd_server"
 	else
@@ -65,12 +67,13 @@ rnbd_row() {
 	else
 		c_rtrs_load client
 	fi
-	sync; echo 3 >/proc/sys/vm/drop_caches; m0=$(mem_free)
+	sync; echo 3 >/proc/sys/vm/drop_caches; m0=$(mem_free); read -r s0 v0 <<<"$(mem_parts)"
 	echo "sessname=bench path=ip:$SRV_IP0 device_path=/dev/nullb0 access_mode=rw" >/sys/class/rnbd-client/ctl/map_device
 	wait_for 30 test -b /dev/rnbd0
-	udevadm settle; sync; echo 3 >/proc/sys/vm/drop_caches; m1=$(mem_free)
-	# What mapping one device (its session) costs the client, in KiB.
-	echo "mem $cltside-$srvside-$inval $rep $((m0 - m1))"
+	udevadm settle; sync; echo 3 >/proc/sys/vm/drop_caches; m1=$(mem_free); read -r s1 v1 <<<"$(mem_parts)"
+	# What mapping one device (its session) costs the client, in KiB: in
+	# all, of which slab, of which vmalloc.
+	echo "mem $cltside-$srvside-$inval $rep $((m0 - m1)) $((s1 - s0)) $((v1 - v0))"
 	run_jobs "$cltside-$srvside-$inval" "$rep" clt /dev/rnbd0
 	udevadm settle
 	echo normal >/sys/block/rnbd0/rnbd/unmap_device
