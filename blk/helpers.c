@@ -91,7 +91,8 @@ struct rrs_bio_pool *rrs_bio_pool_new(const char *name)
 
 	if (!p)
 		return NULL;
-	if (bioset_init(&p->bs, BIO_POOL_SIZE, offsetof(struct rrs_bio, bio), 0))
+	if (bioset_init(&p->bs, BIO_POOL_SIZE, offsetof(struct rrs_bio, bio),
+			BIOSET_NEED_BVECS))
 		goto free;
 	p->wq = alloc_workqueue("%s", WQ_UNBOUND | WQ_MEM_RECLAIM, 0, name);
 	if (!p->wq)
