@@ -20,7 +20,8 @@
 //!   submission path does), else from the pool's work queue.  Task context
 //!   may still be atomic (the block layer completes some requests under
 //!   `rcu_read_lock()`), so the closure must not sleep.  The bio holds the
-//!   device and the page block until then.
+//!   device and the page block until it completed (its context drops them
+//!   just before the closure runs).
 
 use core::ptr::NonNull;
 use kernel::prelude::*;

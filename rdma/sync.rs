@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Synchronisation that the 6.12 `kernel` crate lacks and that completion
-//! handlers in softirq context need: an atomically owned box and a wait
-//! queue that any context may wake.
+//! handlers in softirq context need: an atomically owned box, a wait queue
+//! that any context may wake, and an `Arc` whose last reference is not
+//! dropped where it goes.
 
 use crate::bindings;
+use core::mem::ManuallyDrop;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicPtr, Ordering};
 use kernel::prelude::*;
+use kernel::sync::Arc;
 
 /// An optional `KBox<T>` handed between contexts without a lock: whoever
 /// [`AtomicBox::take`]s it owns it; [`AtomicBox::put`] gives it back.
@@ -73,6 +76,48 @@ impl<T: Send> AtomicBox<T> {
 impl<T: Send> Drop for AtomicBox<T> {
     fn drop(&mut self) {
         drop(self.take());
+    }
+}
+
+/// What to do with the last reference of a [`DeferredArc`], e.g. hand it to
+/// a work item when dropping `Self` sleeps.
+pub trait LastRef {
+    /// Called, in the context of the [`DeferredArc`]'s drop, with `this`
+    /// when it is the only reference left.
+    fn last_ref(this: Arc<Self>);
+}
+
+/// An `Arc<T>` for contexts that must not drop `T` (atomic ones, when `T`'s
+/// drop sleeps): its drop gives the reference to [`LastRef::last_ref`] if it
+/// is the last one, else just drops it.  Deref to the `Arc`.
+pub struct DeferredArc<T: LastRef> {
+    arc: ManuallyDrop<Arc<T>>,
+}
+
+impl<T: LastRef> DeferredArc<T> {
+    /// Wraps `arc`.
+    pub fn new(arc: Arc<T>) -> Self {
+        Self {
+            arc: ManuallyDrop::new(arc),
+        }
+    }
+}
+
+impl<T: LastRef> core::ops::Deref for DeferredArc<T> {
+    type Target = Arc<T>;
+
+    fn deref(&self) -> &Arc<T> {
+        &self.arc
+    }
+}
+
+impl<T: LastRef> Drop for DeferredArc<T> {
+    fn drop(&mut self) {
+        // SAFETY: taken once, here; `self.arc` is not used after.
+        let arc = unsafe { ManuallyDrop::take(&mut self.arc) };
+        if let Some(last) = arc.into_unique_or_drop() {
+            T::last_ref(last.into());
+        }
     }
 }
 

@@ -757,10 +757,10 @@ struct RnbdServer {
 
 impl Drop for RnbdServer {
     fn drop(&mut self) {
-        // Sessions first (their requests are all answered when this
-        // returns, and the last one drops the module's state, whose bio
-        // pool waits for the completions still returning), then the
-        // force_close requests.
+        // Sessions first: the server's drop returns once every path has
+        // gone, i.e. every request was answered (or dropped), and then
+        // drops the module's state, whose bio pool waits for completions
+        // still returning.  Then the force_close requests.
         drop(self.server.take());
         self.wq.flush();
     }

@@ -30,12 +30,13 @@
 //! `Ctx::sessions` → `Sess::inner` → `Path::setup` → the path's setup lock
 //! ([`PathCore`]), in this order only.  Posting takes no lock (see
 //! [`PathCore`]), so an answer may be given in any context but an interrupt
-//! (see [`Io::respond`]).  A request's [`ChunkGuard`] never drops the last
-//! reference to its path in such a context: see [`Drained`].
+//! (see [`Io::respond`]); a request's resources go back to their chunk
+//! without a lock, and what holds its path there holds a [`DeferredArc`],
+//! so the path's last reference (its drop sleeps) is never dropped there.
 
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use kernel::prelude::*;
-use kernel::sync::{new_condvar, new_mutex, new_spinlock, Arc, CondVar, Mutex, SpinLock};
+use kernel::sync::{new_condvar, new_mutex, Arc, CondVar, Mutex};
 use kernel::workqueue::{impl_has_work, new_work, Work, WorkItem};
 use proto::rtrs::{self as wire, ConnReq, ConnRsp, Imm, InfoReq, IoReq, ReadReq, SgDesc};
 use proto::wire::{Le16, Le32, Le64};
@@ -46,7 +47,7 @@ use rdma::dma::{Direction, DmaBuf};
 use rdma::mr::Access;
 use rdma::pages::{BlockMr, PageBlock};
 use rdma::pd::Pd;
-use rdma::sync::WaitQueue;
+use rdma::sync::{AtomicBox, DeferredArc, LastRef, WaitQueue};
 use rdma::timer::{Tick, Timer};
 use rdma::wq::OwnedQueue;
 use rdma::wr::{Completion, Opcode, Posted, Reuse, Status, WorkCompletion};
@@ -190,6 +191,9 @@ struct Ctx {
     params: Params,
     /// Runs the close work; flushed before the module goes.
     wq: Arc<OwnedQueue>,
+    /// Every `Path` alive: the server's drop waits for all to have gone,
+    /// since a late answer can hold one after its session went.
+    paths: Arc<Drained>,
     #[pin]
     sessions: Mutex<Slots<Arc<Sess>>>,
     /// Notified when a session goes away.
@@ -303,10 +307,9 @@ struct Path {
     /// A request owns its chunk from its arrival to its answer's completion.
     busy: KVec<AtomicBool>,
     /// Per chunk: the work requests and buffers of a request on it,
-    /// preallocated.  A request takes them when it arrives and its guard
-    /// gives them back when its answer completed; each slot has its own
-    /// lock, which only the request on that chunk takes.
-    res: KVec<Pin<KBox<SpinLock<[Option<ChunkRes>; RES_PER_CHUNK]>>>>,
+    /// preallocated.  A request takes a set when it arrives and its guard
+    /// gives it back when its answer completed, both without a lock.
+    res: KVec<[AtomicBox<ChunkRes>; RES_PER_CHUNK]>,
     mem_bits: u32,
     /// Counted in the session's `paths_up`; changed under the session's lock.
     established: AtomicBool,
@@ -320,9 +323,11 @@ struct Path {
     /// The close work, allocated with the path so that closing cannot fail.
     #[pin]
     close_w: Work<Path>,
-    /// Drops a reference in process context: see [`ChunkGuard`].
+    /// Drops the last reference in process context: see [`LastRef`].
     #[pin]
     release_w: Work<Path, RELEASE>,
+    /// Counted in the server's `Ctx::paths`.
+    _alive: Counted,
 }
 
 rtrs_core::close_work!(Path, close_w);
@@ -337,24 +342,47 @@ impl_has_work! {
 impl WorkItem<RELEASE> for Path {
     type Pointer = Arc<Path>;
 
-    /// The reference the item held goes here, maybe the last: the path's
-    /// drop deregisters MRs, which sleeps.
+    /// The last reference goes here: the path's drop deregisters MRs and
+    /// drops connections, which sleeps.
     fn run(this: Arc<Path>) {
         drop(this);
     }
 }
 
-/// A path's requests in flight, apart from the path: a [`ChunkGuard`]
-/// drops its path first and this count after, so that the close work,
-/// which waits for the count, holds the path until then, and a guard's
-/// reference is never the last one while the close is on time.
+impl LastRef for Path {
+    /// A request's last reference (an answer given after the close work
+    /// stopped waiting for it) goes to `release_w`, in process context.
+    fn last_ref(this: Arc<Self>) {
+        let wq = this.sess.ctx.wq.clone();
+        // Not pending: a pending item would hold a reference.  The queue
+        // outlives the item (`Server::drop` waits for every path).
+        let _ = wq.queue().enqueue::<Arc<Path>, RELEASE>(this);
+    }
+}
+
+/// Things in flight, counted apart from what they keep alive: a path's
+/// requests (a [`ChunkGuard`] drops its path first and its count after,
+/// so that the close work, which waits for the count, holds the path until
+/// then), or the server's paths.
 struct Drained {
     n: AtomicU32,
     /// Woken when `n` drops to zero (any context).
     wq: WaitQueue,
 }
 
-/// One request counted in [`Drained`]; uncounted on drop.
+impl Drained {
+    fn new() -> Result<Arc<Self>> {
+        Ok(Arc::new(
+            Self {
+                n: AtomicU32::new(0),
+                wq: WaitQueue::new()?,
+            },
+            GFP_KERNEL,
+        )?)
+    }
+}
+
+/// One thing counted in [`Drained`]; uncounted on drop.
 struct Counted(Arc<Drained>);
 
 impl Counted {
@@ -557,7 +585,7 @@ impl Path {
             return self.close();
         }
         let mut guard = ChunkGuard {
-            path: self.clone(),
+            path: DeferredArc::new(self.clone()),
             id,
             holds_chunk: true,
             res: None,
@@ -566,17 +594,17 @@ impl Path {
         // The chunk's resources, unless the answer of its previous request
         // has not completed yet (the client may reuse a chunk as soon as it
         // sees the answer): then, rarely, a new set.
-        let res = self.res[id as usize]
-            .lock()
-            .iter_mut()
-            .find_map(|s| s.take());
+        let res = self.res[id as usize].iter().find_map(|s| s.take());
         guard.res = match res {
             Some(mut r) => {
                 r.usr_len = 0;
                 Some(r)
             }
             None => match ChunkRes::new(&self.pd, p.always_invalidate) {
-                Ok(r) => Some(r),
+                Ok(r) => match KBox::new(r, GFP_KERNEL) {
+                    Ok(r) => Some(r),
+                    Err(_) => return self.close(),
+                },
                 Err(_) => return self.close(),
             },
         };
@@ -709,16 +737,16 @@ impl Path {
 ///
 /// A guard may be dropped in an atomic context (an answer given from a
 /// bio's completion, see [`Io::respond`]), where the path's last reference
-/// must not go.  It cannot while the path is connected (the session holds
-/// it), nor while its close work waits for the guard (fields drop in order:
-/// `path`, then `_counted`); once the path is closing, the guard hands its
-/// reference to `release_w`.
+/// must not go.  Fields drop in order, `path` before `_counted`, so the
+/// close work, which waits for the count, still holds the path then; after
+/// it stopped waiting, `path` (a [`DeferredArc`]) hands a last reference to
+/// the path's `release_w`.
 struct ChunkGuard {
-    path: Arc<Path>,
+    path: DeferredArc<Path>,
     id: u32,
     holds_chunk: bool,
     /// The request's resources, back to the chunk's slot on drop.
-    res: Option<ChunkRes>,
+    res: Option<KBox<ChunkRes>>,
     /// Dropped after `path`.
     _counted: Counted,
 }
@@ -786,24 +814,15 @@ impl ChunkGuard {
 impl Drop for ChunkGuard {
     fn drop(&mut self) {
         self.release_chunk();
-        if let Some(r) = self.res.take() {
-            let mut sets = self.path.res[self.id as usize].lock();
-            // A set allocated because both were taken is dropped (after
-            // the lock: `r` outlives `sets`) if both are back.
-            if let Some(slot) = sets.iter_mut().find(|s| s.is_none()) {
-                *slot = Some(r);
+        if let Some(mut r) = self.res.take() {
+            // A set allocated because both were taken is dropped if both
+            // are back (a streaming DMA unmap and frees: any context).
+            for slot in self.path.res[self.id as usize].iter() {
+                match slot.put(r) {
+                    Ok(()) => return,
+                    Err(back) => r = back,
+                }
             }
-        }
-        if self.path.state() >= State::Closing {
-            // If the item is queued already, it holds a reference, so this
-            // one (given back by `enqueue`) is not the last.
-            let _ = self
-                .path
-                .sess
-                .ctx
-                .wq
-                .queue()
-                .enqueue::<Arc<Path>, RELEASE>(self.path.clone());
         }
     }
 }
@@ -1108,7 +1127,8 @@ impl Reuse for Resp {
 
 /// Posts the answer (any context but an interrupt, see [`Io::respond`]).
 fn respond_now(mut guard: ChunkGuard, cid: u16, read: Option<ReadReq>, data_len: u32, status: i32) {
-    let path = guard.path.clone();
+    // Still needed once the guard is posted, and may then be the last.
+    let path = DeferredArc::new((*guard.path).clone());
     if path.state() != State::Connected {
         return;
     }
@@ -1381,21 +1401,21 @@ impl Path {
             mrs.push(BlockMr::new(&pd, c.clone())?, GFP_KERNEL)?;
             busy.push(AtomicBool::new(false), GFP_KERNEL)?;
             let sets = [
-                Some(ChunkRes::new(&pd, p.always_invalidate)?),
-                Some(ChunkRes::new(&pd, p.always_invalidate)?),
+                AtomicBox::new(KBox::new(
+                    ChunkRes::new(&pd, p.always_invalidate)?,
+                    GFP_KERNEL,
+                )?),
+                AtomicBox::new(KBox::new(
+                    ChunkRes::new(&pd, p.always_invalidate)?,
+                    GFP_KERNEL,
+                )?),
             ];
-            res.push(KBox::pin_init(new_spinlock!(sets), GFP_KERNEL)?, GFP_KERNEL)?;
+            res.push(sets, GFP_KERNEL)?;
         }
         let mem_bits = wire::mem_bits(p.queue_depth).ok_or(EINVAL)?;
         let con_num = req.cid_num.get();
         let core = PathCore::new(con_num)?;
-        let inflight = Arc::new(
-            Drained {
-                n: AtomicU32::new(0),
-                wq: WaitQueue::new()?,
-            },
-            GFP_KERNEL,
-        )?;
+        let inflight = Drained::new()?;
         Arc::pin_init(
             pin_init!(Path {
                 sess: sess.clone(),
@@ -1412,6 +1432,7 @@ impl Path {
                 setup <- new_mutex!(PathSetup { name: Name::empty(), deadline: None }),
                 close_w <- new_work!("rtrs_server::Path::close"),
                 release_w <- new_work!("rtrs_server::Path::release"),
+                _alive: Counted::new(&sess.ctx.paths),
             }),
             GFP_KERNEL,
         )
@@ -1542,11 +1563,13 @@ impl Server {
     pub fn open(ops: Arc<dyn Ops>, port: u16) -> Result<Self> {
         let params = Params::get()?;
         let wq = OwnedQueue::new(kernel::c_str!("rtrs_server_wq"))?;
+        let paths = Drained::new()?;
         let ctx = Arc::pin_init(
             pin_init!(Ctx {
                 ops,
                 params,
                 wq,
+                paths,
                 sessions <- new_mutex!(Slots::new()),
                 gone <- new_condvar!(),
             }),
@@ -1587,7 +1610,24 @@ impl Drop for Server {
             // path meanwhile.
             let _ = wait::until(&self.ctx.gone, &mut g, Some(1000), |s| s.is_empty());
         }
-        // The last close works may still be returning.
+        // Every path gone: a request answered after its path's close work
+        // stopped waiting holds the path (and through it the user's
+        // state, whose code may be unloaded next) until then.  As long as
+        // it takes, as upstream waits for such a request.
+        let d = &self.ctx.paths;
+        let mut waited_s = 0u32;
+        while !d
+            .wq
+            .wait_until(Some(30_000), || d.n.load(Ordering::SeqCst) == 0)
+        {
+            waited_s = waited_s.saturating_add(30);
+            pr_warn!(
+                "unload: {} paths still held by requests after {} s\n",
+                d.n.load(Ordering::SeqCst),
+                waited_s
+            );
+        }
+        // The last close and release works may still be returning.
         self.ctx.wq.flush();
     }
 }
