@@ -30,7 +30,7 @@ host-test:
 
 clean:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) $(KVARS) clean
-	rm -f rdma/bindings_generated.rs rtrs/exports_*_generated.h
+	rm -f rdma/bindings_generated.rs support/bindings_generated.rs rtrs/exports_*_generated.h
 	# Kbuild's clean deletes every *.[aios] file below M=, also inside
 	# cargo's target directories, which cargo does not notice (the hostile
 	# tool then failed to link: "unable to find library -lhshim").

@@ -27,13 +27,11 @@ use core::ptr::NonNull;
 use kernel::prelude::*;
 use kernel::str::CStr;
 use kernel::sync::Arc;
-use rdma::pages::PageBlock;
+use support::pages::PageBlock;
 
-/// The operations of [`submit`] and of [`mq`] requests: RNBD's own, numbered
-/// as the C glue's `enum rrs_bio_op`.
+/// The operations of [`submit`]: RNBD's own, numbered as the C glue's
+/// `enum rrs_bio_op`.
 pub use proto::rnbd::Op;
-
-pub mod mq;
 
 /// Prefix of this crate's `pr_*` messages.
 const __LOG_PREFIX: &[u8] = b"blk\0";
@@ -198,10 +196,10 @@ impl Bdev {
     }
 
     /// The whole disk's sysfs directory (for `block_dev` links).
-    pub fn disk_kobj(&self) -> Option<rdma::sysfs::KobjRef<'_>> {
+    pub fn disk_kobj(&self) -> Option<support::sysfs::KobjRef<'_>> {
         // SAFETY: live file; the disk's device lives at least as long as the
         // opened block device.
-        unsafe { rdma::sysfs::KobjRef::from_raw(rrs_bdev_disk_kobj(self.file.as_ptr())) }
+        unsafe { support::sysfs::KobjRef::from_raw(rrs_bdev_disk_kobj(self.file.as_ptr())) }
     }
 
     /// The device's name (`%pg`, e.g. `nullb0`), into `buf`; returns its

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * C glue of `blk::mq` (see mq_glue.h).  It exists because the 6.12 Rust block
+ * C glue of `blk_mq` (see mq_glue.h).  It exists because the 6.12 Rust block
  * API cannot end a request with an error, read a request's operation or
  * data, set queue limits, or sleep in queue_rq; none of that is policy, so
  * the checks stay in Rust.

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * C side of `blk::mq`: a blk-mq tag set and disks whose queue_rq calls one
+ * C side of `blk_mq`: a blk-mq tag set and disks whose queue_rq calls one
  * Rust function, request accessors (static inlines in the headers) and the
  * copy between a request's segments and a contiguous page block.  Declared
  * again by hand in mq.rs; keep the two in step.

@@ -695,7 +695,7 @@ impl IdRef<'_> {
         // only under the id's handler lock, which is held while this runs.
         let qp = unsafe { bindings::rrs_cm_id_qp(self.id.as_ptr()) };
         if qp.is_null() {
-            return Err(crate::code::enotconn());
+            return Err(support::code::enotconn());
         }
         // SAFETY: as above.
         unsafe { post_send_raw(qp, owner, |o| Chain::from_array(ops(o)?)) }.map_err(|(e, u)| {
@@ -942,7 +942,7 @@ unsafe extern "C" fn event_trampoline<T: Handler>(
     );
     // A connect request nobody adopted: non-zero makes rdma_cm destroy it.
     if kind == EventKind::ConnectRequest && !adopted.get() {
-        return crate::code::econnrefused().to_errno();
+        return support::code::econnrefused().to_errno();
     }
     0
 }

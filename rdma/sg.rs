@@ -4,7 +4,7 @@
 //! the fast-registration MRs that expose them to the peer.
 //!
 //! These are what make the data path zero-copy: the block layer describes a
-//! request's pages in an [`SgTable`] (see `blk::mq::Rq::map_sg`), the
+//! request's pages in an [`SgTable`] (see `blk_mq::Rq::map_sg`), the
 //! transport DMA-maps the table and either names its entries as the SGEs of
 //! an RDMA WRITE or registers them in an [`SgMr`] for the peer to write into.
 //! Both are allocated once per permit at session setup and reused by every

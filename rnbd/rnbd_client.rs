@@ -31,7 +31,7 @@
 //! lock (a second `unmap_device` writer, for `ops`).  Who unmaps a device
 //! is decided by a compare-exchange on `Dev::state`, not by a lock.
 
-use blk::mq::{Disk, DiskParams, Major, Queue, Rq, RqSlot, TagSet};
+use blk_mq::{Disk, DiskParams, Major, Queue, Rq, RqSlot, TagSet};
 
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU8, Ordering};
 use kernel::prelude::*;
@@ -42,11 +42,11 @@ use proto::addr::Addr;
 use proto::map::{parse_map, MapError};
 use proto::rnbd::{self as wire, AccessMode, MsgHdr, MsgType, Op, OpFlags};
 use proto::wire::{Le16, Le32, Le64};
-use rdma::cm::SockAddr;
-use rdma::sync::{AtomicBox, WaitQueue};
-use rdma::sysfs::{Attr, Attrs, Class, DevFiles, Dir, Emit, Link, PlainDir};
+use rtrs_client::SockAddr;
 use rtrs_client::{Dir as IoDir, Permit, Sess, SessEvents};
 use rtrs_core::Slots;
+use support::sync::{AtomicBox, WaitQueue};
+use support::sysfs::{Attr, Attrs, Class, DevFiles, Dir, Emit, Link, PlainDir};
 
 module! {
     type: RnbdClient,
@@ -202,8 +202,8 @@ impl Session {
         let mut permit = match self.rtrs.permit_timeout(CTL_TIMEOUT_MS) {
             Ok(p) => p,
             Err(e) => {
-                if e == rdma::code::etimedout() {
-                    rdma::peer_err!(
+                if e == support::code::etimedout() {
+                    support::peer_err!(
                         "session {}: no free permit for a control message in {} ms\n",
                         Show(&self.name),
                         CTL_TIMEOUT_MS
@@ -237,14 +237,14 @@ impl Session {
                 Some(rsp) => Ok((w.status.load(Ordering::Relaxed), *rsp)),
                 None => Err(EINVAL),
             },
-            Ok(false) => Err(rdma::code::etimedout()),
+            Ok(false) => Err(support::code::etimedout()),
             Err(e) => Err(e),
         };
         let (status, rsp) = match done {
             Ok(r) => r,
             Err(e) => {
-                if e == rdma::code::etimedout() {
-                    rdma::peer_err!(
+                if e == support::code::etimedout() {
+                    support::peer_err!(
                         "session {}: no answer from the server in {} ms, closing the session\n",
                         Show(&self.name),
                         CTL_TIMEOUT_MS
@@ -264,7 +264,7 @@ impl Session {
     fn sess_info(&self) -> Result {
         let rsp = self.ctl(&wire::SessInfo::new(false).to_bytes(), wire::SessInfo::SIZE)?;
         wire::SessInfo::parse_rsp(&rsp[..wire::SessInfo::SIZE]).map_err(|e| {
-            rdma::peer_err!("sess_info: unexpected response: {:?}\n", e);
+            support::peer_err!("sess_info: unexpected response: {:?}\n", e);
             EINVAL
         })?;
         Ok(())
@@ -490,7 +490,7 @@ impl Attrs for DevAttrs {
                 if d.sess.events.connected.load(Ordering::Acquire) {
                     Ok(())
                 } else {
-                    Err(rdma::code::enotconn())
+                    Err(support::code::enotconn())
                 }
             }
             _ => Err(EACCES),
@@ -594,7 +594,7 @@ impl State {
     }
 
     fn map(self: &Arc<Self>, input: &[u8]) -> Result {
-        let o = parse_map(input, rdma::nr_cpu_ids()).map_err(|e| {
+        let o = parse_map(input, support::nr_cpu_ids()).map_err(|e| {
             map_err_log(&e);
             Error::from_errno(-e.errno())
         })?;
@@ -671,7 +671,7 @@ impl State {
         })?;
         let qd = rtrs.queue_depth();
         let setup = (|| -> Result<Arc<Session>> {
-            let ts = TagSet::new(rdma::nr_cpu_ids(), qd, self.owner)?;
+            let ts = TagSet::new(support::nr_cpu_ids(), qd, self.owner)?;
             let mut nm = KVec::with_capacity(name.len(), GFP_KERNEL)?;
             nm.extend_from_slice(name, GFP_KERNEL)?;
             let s = Arc::new(
@@ -719,10 +719,10 @@ impl State {
         let rsp = sess
             .ctl(&msg.to_bytes(), wire::OpenRsp::SIZE)
             .inspect_err(|e| {
-                rdma::peer_err!("map_device: open of {} failed: {:?}\n", Show(path), e);
+                support::peer_err!("map_device: open of {} failed: {:?}\n", Show(path), e);
             })?;
         let r = wire::OpenRsp::parse(&rsp[..wire::OpenRsp::SIZE]).map_err(|e| {
-            rdma::peer_err!(
+            support::peer_err!(
                 "map_device: unexpected open response for {}: {:?}\n",
                 Show(path),
                 e
@@ -741,7 +741,7 @@ impl State {
         let lim = match r.limits(sess.rtrs.max_io_size(), kernel::page::PAGE_SIZE as u32) {
             Ok(l) => l,
             Err(e) => {
-                rdma::peer_err!(
+                support::peer_err!(
                     "map_device: {}: the server's device limits are invalid: {:?}\n",
                     Show(path),
                     e
@@ -941,7 +941,7 @@ impl State {
             c.hdr = MsgHdr::new(MsgType::Close);
             c.device_id = Le32::new(dev.device_id);
             if let Err(e) = sess.ctl(&c.to_bytes(), 0) {
-                rdma::peer_warn!(
+                support::peer_warn!(
                     "</dev/rnbd{}> close on the server failed: {:?}\n",
                     dev.idx,
                     e

@@ -25,12 +25,12 @@ use kernel::str::CStr;
 use kernel::sync::{new_mutex, Arc, Mutex};
 use proto::rnbd::{self as wire, AccessMode, MsgIo, MsgType, OpFlags, OpenRsp};
 use proto::wire::{Le16, Le32, Le64};
-use rdma::sync::WaitQueue;
-use rdma::sysfs::{Attr, Attrs, Class, Dir, Emit, KobjRef, Link, PlainDir};
-use rdma::wq::OwnedQueue;
-use rdma::{peer_err, peer_info, peer_warn};
 use rtrs_core::Slots;
 use rtrs_server::{Io, Server, Sess, SessOps};
+use support::sync::WaitQueue;
+use support::sysfs::{Attr, Attrs, Class, Dir, Emit, KobjRef, Link, PlainDir};
+use support::wq::OwnedQueue;
+use support::{peer_err, peer_info, peer_warn};
 
 module! {
     type: RnbdServer,
@@ -604,7 +604,7 @@ impl SrvSess {
                     self.name.show(),
                     id
                 );
-                rdma::code::enotconn()
+                support::code::enotconn()
             })?;
             let op = f.op;
             if op.modifies() && sd.mode == AccessMode::Ro {

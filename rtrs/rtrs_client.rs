@@ -44,23 +44,25 @@ use kernel::time::Ktime;
 use kernel::workqueue::{new_work, Work};
 use proto::rtrs::{self as wire, ConnReq, ConnRsp, Geometry, Imm, InfoReq, InfoRsp, SgDesc};
 use proto::wire::{Le16, Le32, Le64};
+/// A path's address (IPv4 and port), as [`Sess::open`] takes it: RTRS's
+/// own name for it, so that its users need no RDMA crate.
+pub use rdma::cm::SockAddr;
 use rdma::cm::{
-    Chain, CmId, ConnParam, Data, Event, EventKind, Handler, IdRef, SendOp, SockAddr, Unposted,
-    MAX_SEND_SGE,
-};
-use rdma::code::{
-    econnaborted, econnrefused, econnreset, ehostunreach, emsgsize, enotconn, etimedout,
+    Chain, CmId, ConnParam, Data, Event, EventKind, Handler, IdRef, SendOp, Unposted, MAX_SEND_SGE,
 };
 use rdma::cq::Poll;
 use rdma::dma::{Direction, DmaBuf};
 use rdma::mr::Access;
 use rdma::pd::Pd;
 use rdma::sg::{SgMr, SgTable, HDR_MAX};
-use rdma::sync::{AtomicBox, WaitQueue};
-use rdma::wq::OwnedQueue;
 use rdma::wr::{Completion, Opcode, Posted, Reuse, Status, WorkCompletion};
 use rtrs_core::path::{self as core_path, PathCore, PathOps, Plain, State};
 use rtrs_core::{wait, Slots};
+use support::code::{
+    econnaborted, econnrefused, econnreset, ehostunreach, emsgsize, enotconn, etimedout,
+};
+use support::sync::{AtomicBox, WaitQueue};
+use support::wq::OwnedQueue;
 
 module! {
     type: RtrsClient,
@@ -166,7 +168,7 @@ mod st {
 struct Slot {
     /// `st` bits; 0 while no request of this permit is in flight.
     state: AtomicU32,
-    /// When the request was submitted ([`rdma::now_ms`]): the heartbeat
+    /// When the request was submitted ([`support::now_ms`]): the heartbeat
     /// closes the path when a request waits longer than [`IO_TIMEOUT_MS`].
     since_ms: AtomicU64,
     /// When its send was posted (ns): a SEND_WITH_INV received earlier
@@ -295,12 +297,12 @@ impl Sess {
             return Err(EINVAL);
         }
         let mut paths_uuid = [0u8; 16];
-        rdma::random_bytes(&mut paths_uuid);
+        support::random_bytes(&mut paths_uuid);
         let mut path_uuid = [0u8; 16];
-        rdma::random_bytes(&mut path_uuid);
+        support::random_bytes(&mut path_uuid);
         // cid 0 first: its answer carries the geometry every other
         // connection's queues are sized by.
-        let con_num = (rdma::nr_cpu_ids() + 1).min(wire::MAX_CON_NUM as u32) as u16;
+        let con_num = (support::nr_cpu_ids() + 1).min(wire::MAX_CON_NUM as u32) as u16;
         let req = |cid: u16| ConnReq::new(cid, con_num, 0, path_uuid, paths_uuid, true).to_bytes();
         // The geometry is checked when the answer arrives (`ConEvents`), by
         // `ConnRsp::geometry`: every size below is bounded.
@@ -545,7 +547,7 @@ impl Sess {
         }
         if use_mr {
             if let Err(e) = mr.map(sg) {
-                rdma::peer_err!(
+                support::peer_err!(
                     "request {}: registration of {} segments failed: {:?}\n",
                     id,
                     sg.count(),
@@ -597,12 +599,12 @@ impl Sess {
         };
         // The connection of the CPU we run on: no other CPU posts on it
         // (unless a request migrates between here and the post).
-        let cid = 1 + (rdma::current_cpu() % (path.con_num as u32 - 1)) as u16;
+        let cid = 1 + (support::current_cpu() % (path.con_num as u32 - 1)) as u16;
         let (Some(mut tx), Some(inv)) = (permit.tx.take(), permit.inv.take()) else {
             return self.events.io_done(permit, EINVAL.to_errno());
         };
         tx.get_mut().path = Some(path.clone());
-        slot.since_ms.store(rdma::now_ms(), Ordering::Relaxed);
+        slot.since_ms.store(support::now_ms(), Ordering::Relaxed);
         slot.posted_ns
             .store(Ktime::ktime_get().to_ns() as u64, Ordering::Relaxed);
         // The invalidation's owner waits in the slot; the send's goes to
@@ -773,7 +775,7 @@ impl Sess {
     /// The oldest request in flight, for the heartbeat's timeout: its age
     /// in ms and what it still waits for.
     fn oldest_pending(&self) -> Option<Stuck> {
-        let now = rdma::now_ms();
+        let now = support::now_ms();
         self.slots
             .iter()
             .enumerate()
@@ -892,16 +894,16 @@ impl Handler for ConEvents {
                         g.phase = C_UP;
                     }
                     Err(e) => {
-                        rdma::peer_err!("server geometry not supported: {:?}\n", e);
+                        support::peer_err!("server geometry not supported: {:?}\n", e);
                         fail(&mut g, EINVAL.to_errno());
                     }
                 },
                 Ok(r) => {
-                    rdma::peer_err!("Invalid RTRS message: errno {}\n", r.reject_errno());
+                    support::peer_err!("Invalid RTRS message: errno {}\n", r.reject_errno());
                     fail(&mut g, econnreset().to_errno());
                 }
                 Err(e) => {
-                    rdma::peer_err!("Invalid RTRS connection response: {:?}\n", e);
+                    support::peer_err!("Invalid RTRS connection response: {:?}\n", e);
                     fail(&mut g, econnreset().to_errno());
                 }
             },
@@ -914,18 +916,18 @@ impl Handler for ConEvents {
                     // about (`Error::from_errno`) or treat as a restart.
                     .filter(|&e| (-511..0).contains(&e))
                     .unwrap_or(econnrefused().to_errno());
-                rdma::peer_err!("Connect rejected: status {}, errno {}\n", ev.status, errno);
+                support::peer_err!("Connect rejected: status {}, errno {}\n", ev.status, errno);
                 fail(&mut g, errno);
             }
             EventKind::AddrError | EventKind::RouteError => {
-                rdma::peer_warn!("CM error (CM event: {:?}, err: {})\n", ev.kind, ev.status);
+                support::peer_warn!("CM error (CM event: {:?}, err: {})\n", ev.kind, ev.status);
                 fail(&mut g, ehostunreach().to_errno());
             }
             EventKind::ConnectError
             | EventKind::Unreachable
             | EventKind::AddrChange
             | EventKind::TimewaitExit => {
-                rdma::peer_warn!("CM error (CM event: {:?}, err: {})\n", ev.kind, ev.status);
+                support::peer_warn!("CM error (CM event: {:?}, err: {})\n", ev.kind, ev.status);
                 fail(&mut g, econnreset().to_errno());
             }
             EventKind::Disconnected | EventKind::DeviceRemoval => {
@@ -935,11 +937,11 @@ impl Handler for ConEvents {
                     .as_ref()
                     .is_some_and(|p| p.core.state() == State::Connected)
                 {
-                    rdma::peer_warn!("path closed by a CM event: {:?}\n", ev.kind);
+                    support::peer_warn!("path closed by a CM event: {:?}\n", ev.kind);
                 }
                 fail(&mut g, econnreset().to_errno())
             }
-            k => rdma::peer_info!("Ignoring CM event {:?}\n", k),
+            k => support::peer_info!("Ignoring CM event {:?}\n", k),
         }
         let path = g.path.clone();
         drop(g);
@@ -1021,7 +1023,7 @@ fn connect(
         let g = ctl.st.lock().geo.ok_or(EINVAL)?;
         if let Some(want) = geo {
             if g.queue_depth != want.queue_depth {
-                rdma::peer_err!("Error: queue depth changed\n");
+                support::peer_err!("Error: queue depth changed\n");
                 return Err(econnreset());
             }
         }
@@ -1270,7 +1272,7 @@ impl Path {
             self.mrs.get(msg_id as usize),
             sess.slots.get(msg_id as usize),
         ) else {
-            rdma::peer_err!("answer for unknown request {}\n", msg_id);
+            support::peer_err!("answer for unknown request {}\n", msg_id);
             return self.close();
         };
         // Trust the invalidation flag only if the HCA reported revoking
@@ -1299,13 +1301,13 @@ impl Path {
                 (s & st::IN_FLIGHT != 0 && s & (st::DONE | st::ANSWERED) == 0).then_some(s | bits)
             })
         else {
-            rdma::peer_err!("answer for request {} that is not in flight\n", msg_id);
+            support::peer_err!("answer for request {} that is not in flight\n", msg_id);
             return self.close();
         };
         let new = old | bits;
         let unconfirmed = waits_inv && with_inval && !confirmed;
         if unconfirmed {
-            rdma::peer_warn!(
+            support::peer_warn!(
                 "answer for request {} claims an invalidation that did not happen\n",
                 msg_id
             );
@@ -1342,7 +1344,7 @@ impl Path {
             Ok(c)
         });
         if let Err((e, inv)) = r {
-            rdma::peer_err!("Posting LOCAL_INV failed: {:?}\n", e);
+            support::peer_err!("Posting LOCAL_INV failed: {:?}\n", e);
             if let Some(mut inv) = inv.whole() {
                 inv.get_mut().path = None;
                 if slot.inv.put(inv).is_ok() {
@@ -1391,7 +1393,7 @@ impl PathOps for Path {
     /// disconnected" could not tell them apart.
     fn closing(self: &Arc<Self>, was: State, at: &'static core::panic::Location<'static>) {
         if was == State::Connected && !self.sess.closing.load(Ordering::Acquire) {
-            rdma::peer_warn!(
+            support::peer_warn!(
                 "closing the connected path (closed at {}:{})\n",
                 at.file(),
                 at.line()
@@ -1411,7 +1413,7 @@ impl PathOps for Path {
         };
         // What it waits for tells a silent server (not answered) from a
         // lost completion of ours (sent or invalidated missing).
-        rdma::peer_err!(
+        support::peer_err!(
             "request {} ({}, connection {}) not done after {} ms (sent {}, answered {}, invalidated {}, send owner back {}, invalidation owner back {}), closing the path\n",
             s.id,
             if s.state & st::READ != 0 { "read" } else { "write" },
@@ -1460,7 +1462,7 @@ impl Completion for InfoRecv {
         let Self { path, buf, wait } = self;
         if wc.status != Status::Success || wc.opcode != Opcode::Recv {
             if wc.status != Status::Flushed {
-                rdma::peer_err!("Path info response receive failed: {:?}\n", wc.status);
+                support::peer_err!("Path info response receive failed: {:?}\n", wc.status);
             }
             wait.set(Err(econnreset()));
             return path.close();
@@ -1469,7 +1471,7 @@ impl Completion for InfoRecv {
         let n = (wc.byte_len as usize).min(buf.len());
         let r = buf.with_cpu(|b| -> Result {
             let rsp = InfoRsp::parse(&b[..n]).map_err(|e| {
-                rdma::peer_err!("Path info response is malformed: {:?}\n", e);
+                support::peer_err!("Path info response is malformed: {:?}\n", e);
                 EINVAL
             })?;
             wire::info_rsp_bufs(&rsp, geo.queue_depth, geo.chunk_size, |i, addr, rkey| {
@@ -1479,7 +1481,7 @@ impl Completion for InfoRecv {
                 }
             })
             .map_err(|e| {
-                rdma::peer_err!("Incorrect chunk descriptors: {:?}\n", e);
+                support::peer_err!("Incorrect chunk descriptors: {:?}\n", e);
                 EINVAL
             })
         });
@@ -1502,7 +1504,7 @@ impl Reuse for Recv {
         let (path, cid) = (this.get().path.clone(), this.get().cid);
         if wc.status != Status::Success {
             if wc.status != Status::Flushed {
-                rdma::peer_err!("RDMA failed: {:?}\n", wc.status);
+                support::peer_err!("RDMA failed: {:?}\n", wc.status);
             }
             return path.close();
         }
@@ -1515,7 +1517,7 @@ impl Reuse for Recv {
             _ => None,
         };
         if let Err(e) = path.repost_recv(this) {
-            rdma::peer_err!("post_recv failed: {:?}\n", e);
+            support::peer_err!("post_recv failed: {:?}\n", e);
             return path.close();
         }
         let imm = match (wc.opcode, wc.imm) {
@@ -1523,13 +1525,13 @@ impl Reuse for Recv {
             (Opcode::Recv, Some(imm)) => {
                 // An answer with a new key for the server's chunk.
                 let Some(msg) = rkey_msg else {
-                    rdma::peer_err!("rkey response without a buffer\n");
+                    support::peer_err!("rkey response without a buffer\n");
                     return path.close();
                 };
                 let msg = match msg {
                     Ok(m) if m.ty.get() == wire::MsgType::RkeyRsp as u16 => m,
                     _ => {
-                        rdma::peer_err!("rkey response is malformed: size {}\n", wc.byte_len);
+                        support::peer_err!("rkey response is malformed: size {}\n", wc.byte_len);
                         return path.close();
                     }
                 };
@@ -1544,7 +1546,7 @@ impl Reuse for Recv {
                     // `io_rsp` then checks that the request is in flight.
                     Some(r) => r.rkey.store(msg.rkey.get(), Ordering::Release),
                     None => {
-                        rdma::peer_err!(
+                        support::peer_err!(
                             "rkey response for buffer {} does not match its immediate {:#x}\n",
                             buf_id,
                             imm
@@ -1559,12 +1561,12 @@ impl Reuse for Recv {
             (Opcode::Recv, None) => match wc.invalidated_rkey {
                 Some(rkey) => return path.remote_inv(cid, rkey),
                 None => {
-                    rdma::peer_warn!("Unexpected WC type: {:?}\n", wc.opcode);
+                    support::peer_warn!("Unexpected WC type: {:?}\n", wc.opcode);
                     return path.close();
                 }
             },
             (op, _) => {
-                rdma::peer_warn!("Unexpected WC type: {:?}\n", op);
+                support::peer_warn!("Unexpected WC type: {:?}\n", op);
                 return path.close();
             }
         };
@@ -1576,12 +1578,12 @@ impl Reuse for Recv {
             }) => path.io_rsp(cid, msg_id, errno, with_inval),
             Ok(Imm::HbMsg) => {
                 if let Err(e) = PathCore::send_imm(&path, Imm::HbAck, "HB ACK") {
-                    rdma::peer_err!("HB ACK send failed, errno: {:?}\n", e);
+                    support::peer_err!("HB ACK send failed, errno: {:?}\n", e);
                     path.close();
                 }
             }
             Ok(Imm::HbAck) => {}
-            _ => rdma::peer_warn!("Unknown IMM type {:#x}\n", imm),
+            _ => support::peer_warn!("Unknown IMM type {:#x}\n", imm),
         }
     }
 }
@@ -1607,7 +1609,7 @@ impl Reuse for Tx {
         };
         let ok = wc.status == Status::Success;
         if let Status::Error(s) = wc.status {
-            rdma::peer_err!("IO request send failed: status {}\n", s);
+            support::peer_err!("IO request send failed: status {}\n", s);
         }
         let sess = &path.sess;
         let Some(slot) = sess.slots.get(id as usize) else {
@@ -1668,7 +1670,7 @@ impl Reuse for Inval {
         };
         let ok = wc.status == Status::Success;
         if !ok && wc.status != Status::Flushed {
-            rdma::peer_err!("Failed IB_WR_LOCAL_INV: {:?}\n", wc.status);
+            support::peer_err!("Failed IB_WR_LOCAL_INV: {:?}\n", wc.status);
         }
         if ok {
             // Only now can nobody access the request's pages through the

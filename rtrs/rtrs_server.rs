@@ -41,19 +41,20 @@ use kernel::workqueue::{impl_has_work, new_work, Work, WorkItem};
 use proto::rtrs::{self as wire, ConnReq, ConnRsp, Imm, InfoReq, IoReq, ReadReq, SgDesc};
 use proto::wire::{Le16, Le32, Le64};
 use rdma::cm::{Chain, CmId, ConnParam, Event, EventKind, Handler, IdRef, SendOp, SockAddr};
-use rdma::code::{econnreset, enotconn};
 use rdma::cq::Poll;
 use rdma::dma::{Direction, DmaBuf};
 use rdma::mr::Access;
-use rdma::pages::{BlockMr, PageBlock};
+use rdma::pages::BlockMr;
 use rdma::pd::Pd;
-use rdma::sync::{AtomicBox, DeferredArc, LastRef, WaitQueue};
-use rdma::timer::{Tick, Timer};
-use rdma::wq::OwnedQueue;
 use rdma::wr::{Completion, Opcode, Posted, Reuse, Status, WorkCompletion};
-use rdma::{peer_err, peer_info, peer_warn};
 use rtrs_core::path::{self as core_path, PathCore, PathOps, Plain, State};
 use rtrs_core::{wait, Slots};
+use support::code::{econnreset, enotconn};
+use support::pages::PageBlock;
+use support::sync::{AtomicBox, DeferredArc, LastRef, WaitQueue};
+use support::timer::{Tick, Timer};
+use support::wq::OwnedQueue;
+use support::{peer_err, peer_info, peer_warn};
 
 module! {
     type: RtrsServer,
@@ -1286,7 +1287,7 @@ impl Ctx {
                 "Rejecting a new session: {} sessions already (max_sessions)\n",
                 sessions.len()
             );
-            return Err(rdma::code::econnrefused());
+            return Err(support::code::econnrefused());
         }
         let p = self.params;
         let mut chunks = KVec::with_capacity(p.queue_depth as usize, GFP_KERNEL)?;

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Rust hygiene of the kernel-side crates (rdma rtrs rnbd blk proto
+# Rust hygiene of the kernel-side crates (support rdma rtrs rnbd blk proto
 # selftests/modules), with the kernel's own settings:
 #
 #   fmt     rustfmt --check with the kernel's .rustfmt.toml
@@ -22,7 +22,7 @@ set -uo pipefail
 
 RUSTFMT=/usr/bin/rustfmt
 CLIPPY_DRIVER=/usr/bin/clippy-driver
-CRATES=(rdma rtrs rnbd blk proto selftests/modules)
+CRATES=(support rdma rtrs rnbd blk proto selftests/modules)
 
 fix=0 checks=()
 for a in "$@"; do

@@ -24,13 +24,13 @@ use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
 use proto::rtrs::{self as wire, Imm};
 use rdma::cm::{Chain, CmId, Handler, Qp, QpCaps, SendOp, Unposted};
-use rdma::code::enotconn;
 use rdma::cq::{Cq, Poll};
 use rdma::pd::Pd;
-use rdma::rcu::RcuBox;
-use rdma::timer::{Tick, Timer};
-use rdma::wq::OwnedQueue;
 use rdma::wr::{Completion, Posted, Status, WorkCompletion};
+use support::code::enotconn;
+use support::rcu::RcuBox;
+use support::timer::{Tick, Timer};
+use support::wq::OwnedQueue;
 
 /// The state of a path.  It only moves forward.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -410,7 +410,7 @@ impl<P: PathOps, B: Send + 'static> Completion for Plain<P, B> {
     fn done(self, wc: &WorkCompletion) {
         if wc.status != Status::Success {
             if wc.status != Status::Flushed {
-                rdma::peer_err!("{} failed: {:?}\n", self.what, wc.status);
+                support::peer_err!("{} failed: {:?}\n", self.what, wc.status);
             }
             self.path.close();
         }
@@ -433,12 +433,12 @@ impl<P: PathOps> Tick for HbTick<P> {
         }
         let missed = core.hb_missed.fetch_add(1, Ordering::AcqRel);
         if missed > wire::HB_MISSED_MAX {
-            rdma::peer_err!("HB missed max reached.\n");
+            support::peer_err!("HB missed max reached.\n");
             return p.close();
         }
         if missed == 0 {
             if let Err(e) = PathCore::send_imm(p, Imm::HbMsg, "HB") {
-                rdma::peer_err!("HB send failed, errno: {:?}\n", e);
+                support::peer_err!("HB send failed, errno: {:?}\n", e);
                 return p.close();
             }
         }

@@ -12,7 +12,7 @@ use kernel::prelude::*;
 use kernel::sync::lock::{Backend, Guard};
 use kernel::sync::{CondVar, CondVarTimeoutResult};
 use kernel::time::{ktime_ms_delta, msecs_to_jiffies, Ktime};
-use rdma::code::etimedout;
+use support::code::etimedout;
 
 /// Longest single sleep: a notification missed by a waiter that had just
 /// checked (there is none with the lock held, but a waker that does not take
@@ -49,7 +49,7 @@ pub fn until<T: ?Sized, B: Backend>(
         if let CondVarTimeoutResult::Signal { .. } =
             cv.wait_interruptible_timeout(guard, msecs_to_jiffies(left as u32))
         {
-            rdma::msleep(SIGNAL_STEP_MS);
+            support::msleep(SIGNAL_STEP_MS);
         }
     }
 }

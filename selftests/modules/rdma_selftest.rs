@@ -16,12 +16,12 @@ use kernel::prelude::*;
 use kernel::sync::{new_condvar, new_mutex, Arc, CondVar, Mutex};
 use kernel::time::msecs_to_jiffies;
 use rdma::cm::{CmId, ConnParam, Event, EventKind, Handler, IdRef, QpCaps, SendOp, SockAddr};
-use rdma::code::{ehostunreach, enotconn, eproto, etimedout};
 use rdma::cq::Cq;
 use rdma::dma::{Direction, DmaBuf};
 use rdma::mr::{Access, FrMr};
 use rdma::pd::Pd;
 use rdma::wr::{Completion, Opcode, Posted, Status, WorkCompletion};
+use support::code::{ehostunreach, enotconn, eproto, etimedout};
 
 module! {
     type: RdmaSelftest,

@@ -19,9 +19,13 @@ use kernel::prelude::*;
 use kernel::str::CStr;
 use kernel::sync::Arc;
 use rdma::sg::SgTable;
-use rdma::sysfs::KobjRef;
+use support::sysfs::KobjRef;
 
-use crate::Op;
+/// The operations of requests, RNBD's own.
+pub use proto::rnbd::Op;
+
+/// Prefix of this crate's `pr_*` messages.
+const __LOG_PREFIX: &[u8] = b"blk_mq\0";
 
 // C types only ever behind a pointer (see blk.rs on why not `kernel::bindings`).
 #[repr(C)]

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * C glue of rdma::sysfs: a kobject with a group of attributes whose show and
+ * C glue of support::sysfs: a kobject with a group of attributes whose show and
  * store go to Rust, a class with its "ctl" device, plain directories and
  * links.  It exists because kobject attributes are C callbacks found by
  * container_of(); the policy (what to show, what a store does) is Rust's.
