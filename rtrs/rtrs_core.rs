@@ -3,8 +3,8 @@
 //! RTRS core: what the RTRS client and server modules share.
 //!
 //! This module (`rtrs-core.ko`, as upstream) carries four crates: `proto`
-//! (wire formats), `rdma` (the RDMA FFI layer), `blk` (the block-layer FFI
-//! layer, used by RNBD) and this one.  It registers an
+//! (wire formats), `support` (generic kernel helpers), `rdma` (the RDMA FFI
+//! layer) and this one.  It registers an
 //! `ib_client` so that RDMA devices are tracked through the RDMA core's own
 //! device lifecycle instead of a private device cache.
 
