@@ -1,0 +1,588 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Sessions: opening one, its permits, and a request from its submission
+//! to its end.
+
+use crate::*;
+
+/// A session.
+#[pin_data]
+pub struct Sess {
+    pub(crate) geo: Geometry,
+    pub(crate) paths_uuid: [u8; 16],
+    pub(crate) name: KVec<u8>,
+    pub(crate) events: Arc<dyn SessEvents>,
+    /// Permits.
+    pub(crate) depth: u32,
+    /// Most data segments (table entries) of one request.
+    pub(crate) max_segments: u32,
+    /// Pages of a registration, for `max_io`.
+    pub(crate) mr_pages: u32,
+    /// Largest data of one request.
+    pub(crate) max_io: u32,
+    pub(crate) wq: Arc<OwnedQueue>,
+    /// One per permit: the session's only table of requests in flight.
+    pub(crate) slots: KVec<Slot>,
+    /// Bit `i % 64` of word `i / 64` is set while permit `i` is free.
+    pub(crate) free: KVec<AtomicU64>,
+    /// Where permit waiters sleep; woken when a permit is freed.
+    pub(crate) permit_wait: WaitQueue,
+    #[pin]
+    pub(crate) paths: Mutex<Slots<Arc<Path>>>,
+    #[pin]
+    pub(crate) path_gone: CondVar,
+    pub(crate) closing: AtomicBool,
+    /// Writes sent through a registration because their pages and header
+    /// needed more SGEs than the QP takes (logged at close: the rare path).
+    pub(crate) mr_writes: AtomicU64,
+}
+
+impl Sess {
+    /// Connects a session named `name` to `dst` (one path) and returns it
+    /// once the path is up.  Sleeps.
+    pub fn open(name: &[u8], dst: SockAddr, events: Arc<dyn SessEvents>) -> Result<Arc<Self>> {
+        if name.is_empty() || name.len() >= wire::NAME_MAX {
+            return Err(EINVAL);
+        }
+        let mut paths_uuid = [0u8; 16];
+        support::random_bytes(&mut paths_uuid);
+        let mut path_uuid = [0u8; 16];
+        support::random_bytes(&mut path_uuid);
+        // cid 0 first: its answer carries the geometry every other
+        // connection's queues are sized by.
+        let con_num = (support::nr_cpu_ids() + 1).min(wire::MAX_CON_NUM as u32) as u16;
+        let req = |cid: u16| ConnReq::new(cid, con_num, 0, path_uuid, paths_uuid, true).to_bytes();
+        // The geometry is checked when the answer arrives (`ConEvents`), by
+        // `ConnRsp::geometry`: every size below is bounded.
+        let (admin, geo, pd) = connect(dst, &req(0), None, None)?;
+        let geo = geo.ok_or(EINVAL)?;
+        let mut links = KVec::with_capacity(con_num as usize, GFP_KERNEL)?;
+        links.push(admin, GFP_KERNEL)?;
+        for cid in 1..con_num {
+            let (l, _, _) = connect(dst, &req(cid), Some(&geo), Some(&pd))?;
+            links.push(l, GFP_KERNEL)?;
+        }
+        let permits_n = geo.queue_depth.min(MAX_PERMITS);
+        // A registration covers the pages of `max_io` bytes at any offset
+        // in its first page.
+        let mr_pages = pd.device().max_fast_reg_pages().min(MAX_SEGMENTS + 1);
+        if mr_pages < 2 {
+            pr_err!("device registers {} pages at most\n", mr_pages);
+            return Err(EINVAL);
+        }
+        // A write through a registration still sends two SGEs (the
+        // registration and the header).
+        if io_send_sge(pd.device()) < 2 {
+            pr_err!("device sends {} SGEs at most\n", io_send_sge(pd.device()));
+            return Err(EINVAL);
+        }
+        let max_segments = (mr_pages - 1).min(MAX_SEGMENTS);
+        let max_io = geo.max_io_size.min((mr_pages - 1) * MR_PAGE);
+        let mut slots = KVec::with_capacity(permits_n as usize, GFP_KERNEL)?;
+        for id in 0..permits_n {
+            let tx = Tx {
+                path: None,
+                id,
+                sg: SgTable::new(max_segments)?,
+            };
+            let inv = Inval { path: None, id };
+            slots.push(
+                Slot {
+                    state: AtomicU32::new(0),
+                    since_ms: AtomicU64::new(0),
+                    posted_ns: AtomicU64::new(0),
+                    tx: AtomicBox::new(Posted::new_reused(tx, GFP_KERNEL)?),
+                    inv: AtomicBox::new(Posted::new_reused(inv, GFP_KERNEL)?),
+                },
+                GFP_KERNEL,
+            )?;
+        }
+        let mut free = KVec::with_capacity(permits_n.div_ceil(64) as usize, GFP_KERNEL)?;
+        for w in 0..permits_n.div_ceil(64) {
+            let n = (permits_n - w * 64).min(64);
+            free.push(
+                AtomicU64::new(if n == 64 { u64::MAX } else { (1 << n) - 1 }),
+                GFP_KERNEL,
+            )?;
+        }
+        let mut nm = KVec::with_capacity(name.len(), GFP_KERNEL)?;
+        nm.extend_from_slice(name, GFP_KERNEL)?;
+        let wq = OwnedQueue::new(kernel::c_str!("rtrs_client_wq"))?;
+        let permit_wait = WaitQueue::new()?;
+        let sess = Arc::pin_init(
+            pin_init!(Sess {
+                geo,
+                paths_uuid,
+                name: nm,
+                events,
+                depth: permits_n,
+                max_segments,
+                mr_pages,
+                max_io,
+                wq,
+                slots,
+                free,
+                permit_wait,
+                paths <- new_mutex!(Slots::new()),
+                path_gone <- new_condvar!(),
+                closing: AtomicBool::new(false),
+                mr_writes: AtomicU64::new(0),
+            }),
+            GFP_KERNEL,
+        )?;
+        let path = Path::new(&sess, pd, links)?;
+        if let Err(e) = sess.paths.lock().insert(path.clone()) {
+            // The path's connections refer back to it: only its close
+            // work breaks that cycle.
+            path.close();
+            return Err(e);
+        }
+        if let Err(e) = path.start() {
+            pr_err!("path to the server did not come up: {:?}\n", e);
+            sess.close();
+            return Err(e);
+        }
+        Ok(sess)
+    }
+
+    /// The session name.
+    pub fn name(&self) -> &[u8] {
+        &self.name
+    }
+
+    /// Permits (requests in flight at most).
+    pub fn queue_depth(&self) -> u32 {
+        self.depth
+    }
+
+    /// Largest data of one request.
+    pub fn max_io_size(&self) -> u32 {
+        self.max_io
+    }
+
+    /// Most data segments of one request: a block queue's `max_segments`.
+    /// Its virtual boundary must be 4 KiB (every segment but the first
+    /// starts, and every one but the last ends, on a 4 KiB boundary), so
+    /// that a read's segments fit one registration.
+    pub fn max_segments(&self) -> u32 {
+        self.max_segments
+    }
+
+    /// Largest user header.
+    pub fn max_hdr_size(&self) -> u32 {
+        self.geo.max_hdr_size
+    }
+
+    /// True while some path is connected.
+    pub fn is_connected(&self) -> bool {
+        self.paths
+            .lock()
+            .iter()
+            .any(|p| p.core.state() == State::Connected)
+    }
+
+    /// A free permit, taken; `None` if none is free.  Any context, no lock:
+    /// the lowest free bit of the free map is claimed with a compare and
+    /// exchange.
+    pub(crate) fn take_free(self: &Arc<Self>) -> Option<Permit> {
+        for (w, word) in self.free.iter().enumerate() {
+            let mut v = word.load(Ordering::Acquire);
+            while v != 0 {
+                let b = v.trailing_zeros();
+                match word.compare_exchange_weak(
+                    v,
+                    v & !(1 << b),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => {
+                        let id = w as u32 * 64 + b;
+                        let slot = self.slots.get(id as usize)?;
+                        return Some(Permit {
+                            sess: self.clone(),
+                            id,
+                            tx: slot.tx.take(),
+                            inv: slot.inv.take(),
+                        });
+                    }
+                    Err(now) => v = now,
+                }
+            }
+        }
+        None
+    }
+
+    /// Takes a free permit; with `wait`, sleeps until one is free (or the
+    /// session closes).  A freed permit wakes every waiter; the first to
+    /// claim it gets it, the others sleep again.
+    pub fn permit(self: &Arc<Self>, wait: bool) -> Option<Permit> {
+        self.permit_within(if wait { None } else { Some(0) }).ok()
+    }
+
+    /// Takes a free permit, waiting at most `timeout_ms` (`None`: until one
+    /// is free); `ENOTCONN` once the session closes, `ETIMEDOUT` after the
+    /// wait.
+    pub(crate) fn permit_within(self: &Arc<Self>, timeout_ms: Option<u32>) -> Result<Permit> {
+        let mut got = None;
+        let done = self.permit_wait.wait_until(timeout_ms, || {
+            got = self.take_free();
+            got.is_some() || self.closing.load(Ordering::Acquire)
+        });
+        match got {
+            Some(p) => Ok(p),
+            None if done => Err(enotconn()),
+            None => Err(etimedout()),
+        }
+    }
+
+    /// Takes a free permit, waiting at most `timeout_ms`: for a control
+    /// message, whose sender must not hang while the server keeps every
+    /// permit busy.  `ENOTCONN` once the session closes, `ETIMEDOUT` after
+    /// the wait.
+    pub fn permit_timeout(self: &Arc<Self>, timeout_ms: u32) -> Result<Permit> {
+        self.permit_within(Some(timeout_ms))
+    }
+
+    /// Sends a request: `usr` (the user header) and, for a write, the data
+    /// the permit's table describes; for a read, the server writes the
+    /// table's bytes.  [`SessEvents::io_done`] follows exactly once,
+    /// possibly before this returns, after the table was unmapped.
+    pub fn request(self: &Arc<Self>, mut permit: Permit, dir: Dir, usr: &[u8]) {
+        let id = permit.id;
+        let path = self
+            .paths
+            .lock()
+            .iter()
+            .find(|p| p.core.state() == State::Connected)
+            .cloned();
+        let Some(path) = path else {
+            return self.events.io_done(permit, enotconn().to_errno());
+        };
+        let (Some(mr), Some(slot)) = (path.mrs.get(id as usize), self.slots.get(id as usize))
+        else {
+            return self.events.io_done(permit, EINVAL.to_errno());
+        };
+        let Ok(sg) = permit.sg_mut() else {
+            return self.events.io_done(permit, EINVAL.to_errno());
+        };
+        let data_len = sg.bytes();
+        let msg_len = match dir {
+            Dir::Write => wire::RdmaWrite::SIZE,
+            Dir::Read => wire::RdmaReadHdr::SIZE + SgDesc::SIZE,
+        };
+        let total = data_len as usize + usr.len() + msg_len;
+        if usr.len() > self.geo.max_hdr_size as usize
+            || usr.len() + msg_len > HDR_MAX
+            || data_len > self.max_io
+            || total > self.geo.chunk_size as usize
+            || (dir == Dir::Read && data_len == 0)
+        {
+            return self.events.io_done(permit, emsgsize().to_errno());
+        }
+        let ddir = match dir {
+            Dir::Write => Direction::ToDevice,
+            Dir::Read => Direction::FromDevice,
+        };
+        if let Err(e) = sg.map(&path.pd, ddir) {
+            return self.events.io_done(permit, e.to_errno());
+        }
+        // Reads are registered for the server to write into; writes name
+        // their pages as SGEs unless, with the header, there are more than
+        // the QP takes: then they go through a registration too.
+        let use_mr = dir == Dir::Read || sg.count() + 1 > path.send_sge;
+        if use_mr && dir == Dir::Write {
+            self.mr_writes.fetch_add(1, Ordering::Relaxed);
+        }
+        if use_mr {
+            if let Err(e) = mr.map(sg) {
+                support::peer_err!(
+                    "request {}: registration of {} segments failed: {:?}\n",
+                    id,
+                    sg.count(),
+                    e
+                );
+                sg.finish();
+                return self.events.io_done(permit, e.to_errno());
+            }
+        }
+        // The header goes after the data, as it lands in the server's chunk.
+        let mut hdr = [0u8; wire::RdmaReadHdr::SIZE + SgDesc::SIZE];
+        match dir {
+            Dir::Write => {
+                let m = wire::RdmaWrite {
+                    ty: Le16::new(wire::MsgType::Write as u16),
+                    usr_len: Le16::new(usr.len() as u16),
+                };
+                hdr[..wire::RdmaWrite::SIZE].copy_from_slice(&m.to_bytes());
+            }
+            Dir::Read => {
+                let m = wire::RdmaReadHdr {
+                    ty: Le16::new(wire::MsgType::Read as u16),
+                    usr_len: Le16::new(usr.len() as u16),
+                    flags: Le16::new(wire::MSG_NEED_INVAL_F),
+                    sg_cnt: Le16::new(1),
+                };
+                hdr[..wire::RdmaReadHdr::SIZE].copy_from_slice(&m.to_bytes());
+                let d = SgDesc {
+                    addr: Le64::new(mr.iova()),
+                    key: Le32::new(mr.rkey()),
+                    len: Le32::new(data_len),
+                };
+                hdr[wire::RdmaReadHdr::SIZE..].copy_from_slice(&d.to_bytes());
+            }
+        }
+        if let Err(e) = sg.map_hdr(&[usr, &hdr[..msg_len]]) {
+            undo(sg, mr, use_mr);
+            return self.events.io_done(permit, e.to_errno());
+        }
+        let off = data_len + usr.len() as u32;
+        let imm = wire::io_req_join(id, off, self.geo.queue_depth)
+            .map(|payload| Imm::IoReq { payload }.encode());
+        let (raddr, rkey) = path.rbuf(id);
+        // The server's address plus an offset inside its chunk: cannot wrap
+        // after `info_rsp_bufs`, checked anyway rather than trusted.
+        let (Some(imm), Some(hdr_addr)) = (imm, raddr.checked_add(data_len as u64)) else {
+            undo(sg, mr, use_mr);
+            return self.events.io_done(permit, EINVAL.to_errno());
+        };
+        // The connection of the CPU we run on: no other CPU posts on it
+        // (unless a request migrates between here and the post).
+        let cid = 1 + (support::current_cpu() % (path.con_num as u32 - 1)) as u16;
+        let (Some(mut tx), Some(inv)) = (permit.tx.take(), permit.inv.take()) else {
+            return self.events.io_done(permit, EINVAL.to_errno());
+        };
+        tx.get_mut().path = Some(path.clone());
+        slot.since_ms.store(support::now_ms(), Ordering::Relaxed);
+        slot.posted_ns
+            .store(Ktime::ktime_get().to_ns() as u64, Ordering::Relaxed);
+        // The invalidation's owner waits in the slot; the send's goes to
+        // the device.  `permit` is now empty, and rebuilt when it ends.
+        let inv_parked = slot.inv.put(inv);
+        let mut state = st::IN_FLIGHT | st::INV_BACK | st::with_cid(cid);
+        if dir == Dir::Read {
+            state |= st::READ;
+        }
+        if use_mr {
+            state |= st::USE_MR;
+        } else {
+            state |= st::INVALIDATED;
+        }
+        if inv_parked.is_err()
+            || slot
+                .state
+                .compare_exchange(0, state, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+        {
+            pr_err!("permit {} already in flight\n", id);
+            permit.inv = inv_parked.err().or_else(|| slot.inv.take());
+            undo(&mut tx.get_mut().sg, mr, use_mr);
+            tx.get_mut().path = None;
+            permit.tx = Some(tx);
+            return self.events.io_done(permit, EINVAL.to_errno());
+        }
+        drop(permit);
+        let r = path.core.try_post(cid, tx, |o| {
+            let mr = o
+                .path
+                .as_ref()
+                .and_then(|p| p.mrs.get(id as usize))
+                .ok_or(EINVAL)?;
+            let hdr = o.sg.hdr_sge()?;
+            let mut c = Chain::new();
+            match dir {
+                Dir::Read => {
+                    c.push(SendOp::RegSg {
+                        mr,
+                        access: Access::REMOTE_WRITE,
+                    })?;
+                    c.push(SendOp::WriteImmData {
+                        data: Data::None,
+                        hdr,
+                        remote_addr: hdr_addr,
+                        rkey,
+                        imm,
+                    })?;
+                }
+                Dir::Write if use_mr => {
+                    c.push(SendOp::RegSg {
+                        mr,
+                        access: Access::LOCAL,
+                    })?;
+                    c.push(SendOp::WriteImmData {
+                        data: Data::Mr(mr),
+                        hdr,
+                        remote_addr: raddr,
+                        rkey,
+                        imm,
+                    })?;
+                }
+                Dir::Write => {
+                    c.push(SendOp::WriteImmData {
+                        data: Data::Sg(&o.sg),
+                        hdr,
+                        remote_addr: raddr,
+                        rkey,
+                        imm,
+                    })?;
+                }
+            }
+            Ok(c)
+        });
+        match r {
+            Ok(()) => {}
+            // Never posted: nothing of it is in the device's hands.
+            Err((e, Unposted::Whole(mut tx))) => {
+                let t = tx.get_mut();
+                t.path = None;
+                undo(&mut t.sg, mr, use_mr);
+                if let Err(tx) = slot.tx.put(tx) {
+                    let _ = KBox::into_raw(tx);
+                }
+                // Ends it unless the path's failure did meanwhile.
+                let s = slot
+                    .state
+                    .fetch_or(st::TX_BACK | st::DONE, Ordering::AcqRel);
+                if s & st::DONE == 0 {
+                    self.complete(id, Some(e.to_errno()));
+                }
+            }
+            // Part of the chain is posted: the owner waits in the slot,
+            // untouched (the device may still read what it names), for
+            // the path's failure after the drain (`fail_pending`), which
+            // unmaps and ends it.
+            Err((_, Unposted::Partly(tx))) => {
+                if let Err(tx) = slot.tx.put(tx) {
+                    let _ = KBox::into_raw(tx);
+                }
+                slot.state.fetch_or(st::TX_BACK, Ordering::SeqCst);
+                path.close();
+                // A close work that already drained and failed the path's
+                // requests may have passed this one (its owner was not back
+                // yet): end it here then.  SeqCst here and there: one of the
+                // two sees the other.
+                if path.core.state() == State::Closed
+                    && slot.state.fetch_or(st::DONE, Ordering::AcqRel) & st::DONE == 0
+                {
+                    self.complete(id, Some(econnaborted().to_errno()));
+                }
+            }
+        }
+    }
+
+    /// Sets `bits` in request `id`'s state and returns the new state, or
+    /// `None` if it is not in flight (or ended).
+    pub(crate) fn mark(&self, id: u32, bits: u32) -> Option<u32> {
+        let slot = self.slots.get(id as usize)?;
+        slot.state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+                (s & st::IN_FLIGHT != 0 && s & st::DONE == 0).then_some(s | bits)
+            })
+            .ok()
+            .map(|old| old | bits)
+    }
+
+    /// Ends request `id` if `state` (its state after the caller's event)
+    /// has everything it waits for, unless another event claimed its end.
+    pub(crate) fn maybe_complete(self: &Arc<Self>, id: u32, state: u32) {
+        if state & st::COMPLETE != st::COMPLETE || state & st::DONE != 0 {
+            return;
+        }
+        let Some(slot) = self.slots.get(id as usize) else {
+            return;
+        };
+        if slot.state.fetch_or(st::DONE, Ordering::AcqRel) & st::DONE == 0 {
+            self.complete(id, None);
+        }
+    }
+
+    /// Ends request `id`, whose end the caller claimed (`st::DONE`): unmaps
+    /// its pages (the device is done with them), frees its slot for the
+    /// permit's next request and tells the user, with `status` or the
+    /// answer's.
+    pub(crate) fn complete(self: &Arc<Self>, id: u32, status: Option<i32>) {
+        let Some(slot) = self.slots.get(id as usize) else {
+            return;
+        };
+        let status = status.unwrap_or_else(|| st::status(slot.state.load(Ordering::Acquire)));
+        let tx = slot.tx.take();
+        let inv = slot.inv.take();
+        slot.state.store(0, Ordering::Release);
+        let mut permit = Permit {
+            sess: self.clone(),
+            id,
+            tx,
+            inv,
+        };
+        match permit.sg_mut() {
+            Ok(sg) => sg.finish(),
+            Err(_) => pr_err!("request {} ends without its send's owner\n", id),
+        }
+        self.events.io_done(permit, status);
+    }
+
+    /// The oldest request in flight, for the heartbeat's timeout: its age
+    /// in ms and what it still waits for.
+    pub(crate) fn oldest_pending(&self) -> Option<Stuck> {
+        let now = support::now_ms();
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(id, s)| {
+                let state = s.state.load(Ordering::Acquire);
+                (state & st::IN_FLIGHT != 0 && state & st::DONE == 0).then(|| Stuck {
+                    age_ms: now.saturating_sub(s.since_ms.load(Ordering::Relaxed)),
+                    id: id as u32,
+                    state,
+                })
+            })
+            .max_by_key(|s| s.age_ms)
+    }
+
+    /// Fails every request in flight (their QPs are drained, so every
+    /// posted owner is back).  A request whose send's owner is not back is
+    /// still being submitted: its submitter ends it.
+    pub(crate) fn fail_pending(self: &Arc<Self>) {
+        for (id, slot) in self.slots.iter().enumerate() {
+            // SeqCst: pairs with a submitter's partly posted request (see
+            // `request`), after the path's SeqCst `set_closed`.
+            let s = slot.state.load(Ordering::SeqCst);
+            if s & st::IN_FLIGHT == 0 || s & st::TX_BACK == 0 {
+                continue;
+            }
+            if slot.state.fetch_or(st::DONE, Ordering::AcqRel) & st::DONE == 0 {
+                self.complete(id as u32, Some(econnaborted().to_errno()));
+            }
+        }
+    }
+
+    /// Closes every path and waits until they are down.  Requests in flight
+    /// fail.  Sleeps.
+    pub fn close(&self) {
+        let mr_writes = self.mr_writes.load(Ordering::Relaxed);
+        if !self.closing.swap(true, Ordering::AcqRel) && mr_writes > 0 {
+            pr_info!(
+                "session {}: closing; {} writes went through a registration (more SGEs than the QP takes)\n",
+                kernel::str::BStr::from_bytes(&self.name),
+                mr_writes,
+            );
+        }
+        self.closing.store(true, Ordering::Release);
+        self.permit_wait.wake_all();
+        let paths: KVec<Arc<Path>> = {
+            let g = self.paths.lock();
+            let mut v = KVec::new();
+            for p in g.iter() {
+                let _ = v.push(p.clone(), GFP_KERNEL);
+            }
+            v
+        };
+        for p in paths.iter() {
+            p.close();
+        }
+        drop(paths);
+        let mut g = self.paths.lock();
+        let _ = wait::until(&self.path_gone, &mut g, None, |paths| paths.is_empty());
+        drop(g);
+        self.wq.flush();
+    }
+}
