@@ -71,6 +71,22 @@ lines = ["# Benchmark results", "",
          "latency and CPU, higher for IOPS and bandwidth).  CPU = busy CPU time per IO "
          "in us (client guest / server guest).  Rows: client-server-always_invalidate; "
          "`rust` is ours, `c` upstream." % (flavour, max(len(c["v"]) for c in cells.values())), ""]
+# Summary: each job's result and the CPU per IO as ratios to C/C (same
+# always_invalidate), one line per row; the CPU columns are the median of
+# the row's per-job ratios.
+f2 = lambda r: "%.2f" % r if r is not None else "-"
+lines += ["## Summary (ratios to C-C with the same always_invalidate)", "",
+          "| row | " + " | ".join(jobs) + " | clt CPU/IO | srv CPU/IO |",
+          "|-----|" + "---:|" * (len(jobs) + 2)]
+for t in rows:
+    if t == "local":
+        continue
+    cr = [ratio(t, j, "c") for j in jobs if ratio(t, j, "c") is not None]
+    sr = [ratio(t, j, "s") for j in jobs if ratio(t, j, "s") is not None]
+    lines.append("| %s | %s | %s | %s |" % (
+        t, " | ".join(f2(ratio(t, j, "v")) for j in jobs),
+        f2(med(cr)) if cr else "-", f2(med(sr)) if sr else "-"))
+lines.append("")
 for j in jobs:
     u = unit[j.split("_")[0]]
     lines += ["## %s" % j, "",
