@@ -64,8 +64,15 @@ impl Sess {
         }
         let permits_n = geo.queue_depth.min(MAX_PERMITS);
         // A registration covers the pages of `max_io` bytes at any offset
-        // in its first page.
-        let mr_pages = pd.device().max_fast_reg_pages().min(MAX_SEGMENTS + 1);
+        // in its first page; no more than the server's largest IO needs
+        // (32 pages for upstream's 124 KiB), which sizes every permit's
+        // table and registration (memory per session).
+        let io_pages = geo.max_io_size.div_ceil(MR_PAGE).saturating_add(1).max(2);
+        let mr_pages = pd
+            .device()
+            .max_fast_reg_pages()
+            .min(MAX_SEGMENTS + 1)
+            .min(io_pages);
         if mr_pages < 2 {
             pr_err!("device registers {} pages at most\n", mr_pages);
             return Err(EINVAL);
