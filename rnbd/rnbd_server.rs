@@ -27,7 +27,7 @@ use proto::rnbd::{self as wire, AccessMode, MsgIo, MsgType, OpFlags, OpenRsp};
 use proto::wire::{Le16, Le32, Le64};
 use rtrs_core::Slots;
 use rtrs_server::{Io, Server, Sess, SessOps};
-use support::sync::WaitQueue;
+use support::sync::{Counted, Drained};
 use support::sysfs::{Attr, Attrs, Class, Dir, Emit, KobjRef, Link, PlainDir};
 use support::wq::OwnedQueue;
 use support::{peer_err, peer_info, peer_warn};
@@ -175,26 +175,10 @@ struct SessDev {
     /// Logical block size of the device at open: requests must be aligned
     /// to it.
     lbs: u32,
-    /// Bios in flight.
-    inflight: Arc<Inflight>,
-}
-
-/// The bios in flight of one device.  A bio's completion holds this, not
-/// the device: it may run in an atomic context, where dropping the
-/// device's last reference (sysfs removal) must not happen.
-struct Inflight {
-    n: AtomicU32,
-    /// Woken when `n` drops to zero.
-    wq: WaitQueue,
-}
-
-impl Inflight {
-    /// One bio ended (any context).
-    fn done(&self) {
-        if self.n.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.wq.wake_all();
-        }
-    }
+    /// Bios in flight.  A bio's completion holds a [`Counted`] of it, not
+    /// the device: it may run in an atomic context, where dropping the
+    /// device's last reference (sysfs removal) must not happen.
+    inflight: Arc<Drained>,
 }
 
 impl SessDev {
@@ -205,15 +189,11 @@ impl SessDev {
     /// work forever.  The device stays alive for the bios still out (they
     /// hold it).
     fn wait_idle(&self) {
-        let i = &self.inflight;
-        if !i
-            .wq
-            .wait_until(Some(CLOSE_WAIT_MS), || i.n.load(Ordering::Acquire) == 0)
-        {
+        if !self.inflight.wait_idle(Some(CLOSE_WAIT_MS)) {
             peer_warn!(
                 "{}: closing with {} requests still in flight after {} ms\n",
                 self.pathname.show(),
-                i.n.load(Ordering::Acquire),
+                self.inflight.count(),
                 CLOSE_WAIT_MS
             );
         }
@@ -507,13 +487,7 @@ impl SrvSess {
                     let parent = g.as_ref().ok_or(ENODEV)?.sessions.kobj();
                     Dir::new(parent, sname, &SESS_DEV_ATTRS, attrs)?
                 };
-                let inflight = Arc::new(
-                    Inflight {
-                        n: AtomicU32::new(0),
-                        wq: WaitQueue::new()?,
-                    },
-                    GFP_KERNEL,
-                )?;
+                let inflight = Drained::new()?;
                 let sd = Arc::pin_init(
                     pin_init!(SessDev {
                         sysfs <- new_mutex!(Some(sysfs)),
@@ -658,19 +632,15 @@ impl SrvSess {
         } else {
             None
         };
-        sd.inflight.n.fetch_add(1, Ordering::AcqRel);
-        let inflight = sd.inflight.clone();
-        // On a submission error the closure (and `io` in it) is dropped,
-        // which answers -EIO.  The closure may run in the bio's completion
-        // context (see `blk::submit`): answering and counting do not sleep.
-        if blk::submit(&self.m.bios, &bdev, req, data, move |status| {
+        let counted = Counted::new(&sd.inflight);
+        // On a submission error the closure (and `io` and `counted` in it)
+        // is dropped, which answers -EIO and uncounts.  The closure may run
+        // in the bio's completion context (see `blk::submit`): answering
+        // and uncounting do not sleep.
+        let _ = blk::submit(&self.m.bios, &bdev, req, data, move |status| {
             io.respond(status);
-            inflight.done();
-        })
-        .is_err()
-        {
-            sd.inflight.done();
-        }
+            drop(counted);
+        });
     }
 }
 

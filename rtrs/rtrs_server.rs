@@ -43,7 +43,7 @@
 //! without a lock, and what holds its path there holds a [`DeferredArc`],
 //! so the path's last reference (its drop sleeps) is never dropped there.
 
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::prelude::*;
 use kernel::sync::{new_condvar, new_mutex, Arc, CondVar, Mutex};
 use kernel::workqueue::{impl_has_work, new_work, Work, WorkItem};
@@ -60,7 +60,7 @@ use rtrs_core::path::{self as core_path, PathCore, PathOps, Plain, State};
 use rtrs_core::{wait, Slots};
 use support::code::{econnreset, enotconn};
 use support::pages::PageBlock;
-use support::sync::{AtomicBox, DeferredArc, LastRef, WaitQueue};
+use support::sync::{AtomicBox, Counted, DeferredArc, Drained, LastRef};
 use support::timer::{Tick, Timer};
 use support::wq::OwnedQueue;
 use support::{peer_err, peer_info, peer_warn};
@@ -77,7 +77,7 @@ mod sess;
 use chunk::{ChunkGuard, ChunkRes, RES_PER_CHUNK};
 pub use io::Io;
 use io::{process_io_req, Resp};
-use path::{Counted, Drained, Path};
+use path::Path;
 pub use sess::Sess;
 use sess::{Ctx, Listener, Name};
 
@@ -272,16 +272,12 @@ impl Drop for Server {
         // stopped waiting holds the path (and through it the user's
         // state, whose code may be unloaded next) until then.  As long as
         // it takes, as upstream waits for such a request.
-        let d = &self.ctx.paths;
         let mut waited_s = 0u32;
-        while !d
-            .wq
-            .wait_until(Some(30_000), || d.n.load(Ordering::SeqCst) == 0)
-        {
+        while !self.ctx.paths.wait_idle(Some(30_000)) {
             waited_s = waited_s.saturating_add(30);
             pr_warn!(
                 "unload: {} paths still held by requests after {} s\n",
-                d.n.load(Ordering::SeqCst),
+                self.ctx.paths.count(),
                 waited_s
             );
         }

@@ -8,6 +8,7 @@
 use crate::bindings;
 use core::mem::ManuallyDrop;
 use core::ptr::{self, NonNull};
+use core::sync::atomic::AtomicU32;
 use core::sync::atomic::{AtomicPtr, Ordering};
 use kernel::prelude::*;
 use kernel::sync::Arc;
@@ -207,5 +208,59 @@ impl Drop for WaitQueue {
     fn drop(&mut self) {
         // SAFETY: live queue; `&mut self` means nobody waits on it.
         unsafe { bindings::rrs_waitq_free(self.wq.as_ptr()) }
+    }
+}
+
+/// Things in flight, counted apart from what they keep alive, and a wait
+/// for none to be left.  Each is a [`Counted`] token: taking one counts,
+/// dropping it (any context) uncounts and wakes the waiter at zero.
+pub struct Drained {
+    n: AtomicU32,
+    /// Woken when `n` drops to zero.
+    wq: WaitQueue,
+}
+
+impl Drained {
+    /// A count at zero.
+    pub fn new() -> Result<Arc<Self>> {
+        Ok(Arc::new(
+            Self {
+                n: AtomicU32::new(0),
+                wq: WaitQueue::new()?,
+            },
+            GFP_KERNEL,
+        )?)
+    }
+
+    /// How many are in flight now.
+    pub fn count(&self) -> u32 {
+        self.n.load(Ordering::SeqCst)
+    }
+
+    /// Waits until none is in flight, at most `timeout_ms` (`None`: no
+    /// limit); returns whether none is (process context, see
+    /// [`WaitQueue::wait_until`]).
+    pub fn wait_idle(&self, timeout_ms: Option<u32>) -> bool {
+        self.wq.wait_until(timeout_ms, || self.count() == 0)
+    }
+}
+
+/// One thing counted in a [`Drained`]; uncounted on drop.
+pub struct Counted(Arc<Drained>);
+
+impl Counted {
+    /// Counts one more in `d`.
+    pub fn new(d: &Arc<Drained>) -> Self {
+        d.n.fetch_add(1, Ordering::SeqCst);
+        Self(d.clone())
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        // The wake-up touches only `self.0`, which this still holds.
+        if self.0.n.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.wq.wake_all();
+        }
     }
 }

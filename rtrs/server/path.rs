@@ -70,47 +70,6 @@ impl LastRef for Path {
     }
 }
 
-/// Things in flight, counted apart from what they keep alive: a path's
-/// requests (a [`ChunkGuard`] drops its path first and its count after,
-/// so that the close work, which waits for the count, holds the path until
-/// then), or the server's paths.
-pub(crate) struct Drained {
-    pub(crate) n: AtomicU32,
-    /// Woken when `n` drops to zero (any context).
-    pub(crate) wq: WaitQueue,
-}
-
-impl Drained {
-    pub(crate) fn new() -> Result<Arc<Self>> {
-        Ok(Arc::new(
-            Self {
-                n: AtomicU32::new(0),
-                wq: WaitQueue::new()?,
-            },
-            GFP_KERNEL,
-        )?)
-    }
-}
-
-/// One thing counted in [`Drained`]; uncounted on drop.
-pub(crate) struct Counted(Arc<Drained>);
-
-impl Counted {
-    pub(crate) fn new(d: &Arc<Drained>) -> Self {
-        d.n.fetch_add(1, Ordering::SeqCst);
-        Self(d.clone())
-    }
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        // The wake-up touches only `self.0`, which this still holds.
-        if self.0.n.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.wq.wake_all();
-        }
-    }
-}
-
 /// What a path keeps from its setup.
 pub(crate) struct PathSetup {
     pub(crate) name: Name,
@@ -176,7 +135,7 @@ impl PathOps for Path {
         peer_info!(
             "closing path (state {}, {} requests in flight; {}:{})\n",
             was.name(),
-            self.inflight.n.load(Ordering::Relaxed),
+            self.inflight.count(),
             at.file(),
             at.line()
         );
@@ -211,14 +170,12 @@ impl Path {
         // that is not after a minute is logged and no longer waited for
         // (upstream waits forever): its guard then gives its reference
         // back through `release_w`, in process context.
-        let d = &self.inflight;
-        let none_left = || d.n.load(Ordering::SeqCst) == 0;
         let mut waited_s = 0;
-        while !d.wq.wait_until(Some(30_000), none_left) {
+        while !self.inflight.wait_idle(Some(30_000)) {
             waited_s += 30;
             peer_err!(
                 "path close: {} requests still in flight after {} s\n",
-                d.n.load(Ordering::SeqCst),
+                self.inflight.count(),
                 waited_s
             );
             if waited_s >= 60 {
