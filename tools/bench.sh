@@ -11,6 +11,8 @@
 #
 # Output: Documentation/bench/results.md (the table), results.txt (the raw
 # lines) and bench.png (ratios to C/C), unless BENCH_OUT says elsewhere.
+# BENCH_PROFILE=1 also samples every run with perf in both guests and puts
+# the reports in $OUT/prof (tools/guest/bench-client.sh says what they hold).
 # Uses the "perf" kernel flavour unless FLAVOUR is set.  Under TCG only
 # ratios within one run mean anything.
 set -euo pipefail
@@ -26,9 +28,16 @@ trap '"$T/vm.sh" stop >/dev/null 2>&1' EXIT
 "$T/vm.sh" start
 mkdir -p "$OUT"
 raw=$OUT/results.txt
+RUN=${RNBD_RUN:-/tmp/rnbd-rs-vms}
+rm -rf "$RUN/shared/prof"
 "$T/vm.sh" exec clt -t 14400 -- \
-	"BENCH_RUNTIME=${BENCH_RUNTIME:-8} BENCH_REPS=${BENCH_REPS:-3} ${BENCH_ROWS:+BENCH_ROWS='$BENCH_ROWS'} ${BENCH_JOBS:+BENCH_JOBS='$BENCH_JOBS'} $RNBD_TOP/tools/guest/bench-client.sh" |
+	"BENCH_RUNTIME=${BENCH_RUNTIME:-8} BENCH_REPS=${BENCH_REPS:-3} ${BENCH_ROWS:+BENCH_ROWS='$BENCH_ROWS'} ${BENCH_JOBS:+BENCH_JOBS='$BENCH_JOBS'} ${BENCH_PROFILE:+BENCH_PROFILE=1} $RNBD_TOP/tools/guest/bench-client.sh" |
 	tee "$raw"
+if [ -n "${BENCH_PROFILE:-}" ]; then
+	rm -rf "$OUT/prof"
+	cp -r "$RUN/shared/prof" "$OUT/prof"
+	log "profiles: $OUT/prof"
+fi
 "$VENV/bin/python" - "$raw" "$OUT" "$FLAVOUR" <<'PY'
 import statistics, sys
 raw, out, flavour = sys.argv[1:4]

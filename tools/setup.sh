@@ -10,7 +10,7 @@ PKGS=(linux-source-6.12 rustc-web rust-web-src rustfmt-web rust-web-clippy libcl
 	flex bison bc libelf-dev libssl-dev cpio kmod dwarves xz-utils make gcc
 	qemu-system-x86 busybox-static rdma-core ibverbs-utils ibverbs-providers
 	rdmacm-utils fio nvme-cli e2fsprogs iproute2 ccache python3-venv procps
-	util-linux iputils-ping libibverbs-dev librdmacm-dev patch)
+	util-linux iputils-ping libibverbs-dev librdmacm-dev patch linux-perf)
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||

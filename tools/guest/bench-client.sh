@@ -6,17 +6,53 @@
 # jiffies are each guest's non-idle CPU time over the run (/proc/stat), so
 # that tools/bench.sh can give CPU time per IO, which TCG does not hide.
 #
+# BENCH_PROFILE=1: each fio run is also sampled by perf (cpu-clock, 999 Hz,
+# all CPUs, call graphs) in both guests; each guest reports its own samples
+# (it alone has its kallsyms) as text, top symbols by self time and by module,
+# into prof/<target>.<job>.<rep>.{clt,srv}.txt under the shared directory,
+# which tools/bench.sh copies next to the results.  The sampling costs CPU,
+# so the numbers of a profiled run are not comparable with an unprofiled one.
+#
 # Rows (targets) are interleaved: each repetition runs every row once, so a
 # slow phase of the host spreads over all rows instead of biasing one.
 set -eu
 . "$(dirname "$0")/../../selftests/rnbd-rs/lib.sh" >/dev/null
 RT=${BENCH_RUNTIME:-8}
+PROF=${BENCH_PROFILE:+$RNBD_SHARED/prof}
+[ -z "$PROF" ] || mkdir -p "$PROF"
 REPS=${BENCH_REPS:-3}
 JOBS=${BENCH_JOBS:-lat_rr lat_rw iops_rr iops_rw jobs16 bw_r bw_w}
 ROWS=${BENCH_ROWS:-local c-c-N c-c-Y rust-rust-N rust-rust-Y rust-c-N rust-c-Y c-rust-N c-rust-Y nvme}
 
 # Busy jiffies: user nice system irq softirq steal (not idle, not iowait).
 BUSY="awk '/^cpu /{print \$2 + \$3 + \$4 + \$7 + \$8 + \$9}' /proc/stat"
+
+# Profiling (BENCH_PROFILE): perf record in the background for the fio run's
+# duration, in this guest and in the server guest (setsid, output to a file,
+# so that the agent's command returns at once); perf_wait waits for both.
+PERF_REC="perf record -N -q -a -g -F 999 -e cpu-clock -o /tmp/bench.perf -- sleep"
+perf_start() {
+	[ -n "$PROF" ] || return 0
+	rm -f /tmp/bench.perf; srv rm -f /tmp/bench.perf
+	setsid $PERF_REC "$RT" >/dev/null 2>&1 </dev/null &
+	srv "setsid $PERF_REC $RT >/dev/null 2>&1 </dev/null &"
+}
+# perf_report <file>: self time by module, then by symbol (>= 0.5%).
+PERF_REP="perf report -N -i /tmp/bench.perf --stdio --no-children --percent-limit 0.5"
+perf_report() {
+	local f=$1
+	{
+		$PERF_REP --sort dso 2>/dev/null | grep -v '^#' | grep -v '^$'
+		echo
+		$PERF_REP -g none --sort sym,dso 2>/dev/null | grep -v '^#' | grep -v '^$'
+	} >"$f"
+}
+perf_finish() { # <target> <job> <rep>
+	[ -n "$PROF" ] || return 0
+	wait_for 120 bash -c '! pgrep -x perf >/dev/null'
+	perf_report "$PROF/$1.$2.$3.clt.txt"
+	srv "while pgrep -x perf >/dev/null; do sleep 0.5; done; $(declare -f perf_report); PERF_REP='$PERF_REP'; perf_report $PROF/$1.$2.$3.srv.txt"
+}
 
 # run_jobs <target> <rep> <runner local|srv> <device>
 run_jobs() {
@@ -34,8 +70,10 @@ run_jobs() {
 		esac
 		cmd="fio --name=$job --filename=$dev --direct=1 --ioengine=io_uring --time_based --runtime=$RT --group_reporting --output-format=json $args"
 		c0=$(bash -c "$BUSY"); s0=$(srv "$BUSY")
+		perf_start
 		if [ "$runner" = srv ]; then out=$(srv "$cmd"); else out=$($cmd); fi
 		c1=$(bash -c "$BUSY"); s1=$(srv "$BUSY")
+		perf_finish "$target" "$job" "$rep"
 		echo "$out" | python3 -c '
 import json, sys
 j = json.load(sys.stdin)["jobs"][0]
