@@ -39,14 +39,15 @@
 //!
 //! # Locking
 //!
-//! `Sess::paths` (a mutex) is the only lock a request takes, to pick a
-//! connected path.  The permits and the requests in flight are one
+//! A request takes no lock: it picks a connected path under RCU
+//! (`Sess::live`; `Sess::paths`, a mutex, serialises adding and removing
+//! paths).  The permits and the requests in flight are one
 //! lock-free table (`Sess::slots`, see `st` for a request's state); posting
 //! takes no lock (see [`PathCore`]).  Completions run in softirq and take
 //! no lock; requests are submitted from process context (RNBD's queue is
 //! blocking).
 
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use kernel::prelude::*;
 use kernel::sync::{new_condvar, new_mutex, Arc, CondVar, Mutex};
 use kernel::time::Ktime;
@@ -70,6 +71,7 @@ use rtrs_core::{wait, Slots};
 use support::code::{
     econnaborted, econnrefused, econnreset, ehostunreach, emsgsize, enotconn, etimedout,
 };
+use support::rcu::RcuBox;
 use support::sync::{AtomicBox, WaitQueue};
 use support::wq::OwnedQueue;
 
@@ -103,6 +105,8 @@ module! {
 const CONNECT_STEP_MS: u32 = 30_000;
 /// Receives kept posted on the admin connection (heartbeats).
 const ADMIN_RECVS: u32 = 32;
+/// Most paths of a session (upstream's `MAX_PATHS_NUM`).
+pub const MAX_PATHS: usize = 128;
 /// Largest permit count we allocate request resources for.
 pub const MAX_PERMITS: u32 = 512;
 /// Most data segments of one request (upstream's `RTRS_MAX_SEGMENTS`).

@@ -335,7 +335,7 @@ impl Path {
         let sess = self.sess.clone();
         let last = {
             let mut g = sess.paths.lock();
-            g.take_where(|p| Arc::ptr_eq(p, &self), drop);
+            sess.remove_path(&mut g, &self);
             let last = g.iter().all(|p| p.core.state() != State::Connected);
             last
         };

@@ -27,8 +27,17 @@ pub struct Sess {
     pub(crate) free: KVec<AtomicU64>,
     /// Where permit waiters sleep; woken when a permit is freed.
     pub(crate) permit_wait: WaitQueue,
+    /// The paths, for opening, closing and adding them; a request does not
+    /// take this lock (see `live`).
     #[pin]
     pub(crate) paths: Mutex<Slots<Arc<Path>>>,
+    /// The paths again, slot for slot as in `paths`, for requests to pick
+    /// one under RCU: no lock and no shared cache line written (but the
+    /// chosen path's reference count).  Published and unpublished under
+    /// `paths`' lock.
+    pub(crate) live: KVec<RcuBox<Arc<Path>>>,
+    /// One past the highest slot of `live` ever used: where readers stop.
+    pub(crate) live_end: AtomicUsize,
     #[pin]
     pub(crate) path_gone: CondVar,
     pub(crate) closing: AtomicBool,
@@ -114,6 +123,10 @@ impl Sess {
         }
         let mut nm = KVec::with_capacity(name.len(), GFP_KERNEL)?;
         nm.extend_from_slice(name, GFP_KERNEL)?;
+        let mut live = KVec::with_capacity(MAX_PATHS, GFP_KERNEL)?;
+        for _ in 0..MAX_PATHS {
+            live.push(RcuBox::empty(), GFP_KERNEL)?;
+        }
         let wq = OwnedQueue::new(kernel::c_str!("rtrs_client_wq"))?;
         let permit_wait = WaitQueue::new()?;
         let sess = Arc::pin_init(
@@ -131,6 +144,8 @@ impl Sess {
                 free,
                 permit_wait,
                 paths <- new_mutex!(Slots::new()),
+                live,
+                live_end: AtomicUsize::new(0),
                 path_gone <- new_condvar!(),
                 closing: AtomicBool::new(false),
                 mr_writes: AtomicU64::new(0),
@@ -138,7 +153,7 @@ impl Sess {
             GFP_KERNEL,
         )?;
         let path = Path::new(&sess, pd, links)?;
-        if let Err(e) = sess.paths.lock().insert(path.clone()) {
+        if let Err(e) = sess.add_path(&path) {
             // The path's connections refer back to it: only its close
             // work breaks that cycle.
             path.close();
@@ -150,6 +165,48 @@ impl Sess {
             return Err(e);
         }
         Ok(sess)
+    }
+
+    /// Lists `path`, for requests too.
+    fn add_path(&self, path: &Arc<Path>) -> Result {
+        let mut g = self.paths.lock();
+        let i = g.next_free();
+        let live = self.live.get(i).ok_or(EINVAL)?;
+        let boxed = KBox::new(path.clone(), GFP_KERNEL)?;
+        g.insert(path.clone())?;
+        if live.publish(boxed).is_err() {
+            // The slot was free in `paths`, so it is in `live` (both
+            // change together, under the lock).
+            pr_err!("path slot {} still published\n", i);
+            g.remove(i);
+            return Err(EINVAL);
+        }
+        self.live_end.fetch_max(i + 1, Ordering::Release);
+        Ok(())
+    }
+
+    /// Unlists `path` (the caller holds a reference); waits until no
+    /// request can pick it any more (an RCU grace period).  Sleeps.
+    pub(crate) fn remove_path(&self, g: &mut Slots<Arc<Path>>, path: &Arc<Path>) {
+        let Some(i) = g
+            .iter_indexed()
+            .find(|(_, p)| Arc::ptr_eq(p, path))
+            .map(|(i, _)| i)
+        else {
+            return;
+        };
+        g.remove(i);
+        if let Some(live) = self.live.get(i..=i) {
+            RcuBox::take_all(live, drop);
+        }
+    }
+
+    /// A connected path for a request, chosen without a lock.
+    fn pick_path(&self) -> Option<Arc<Path>> {
+        let end = self.live_end.load(Ordering::Acquire).min(self.live.len());
+        self.live.get(..end)?.iter().find_map(|slot| {
+            slot.read(|p| p.filter(|p| p.core.state() == State::Connected).cloned())
+        })
     }
 
     /// The session name.
@@ -256,13 +313,7 @@ impl Sess {
     /// possibly before this returns, after the table was unmapped.
     pub fn request(self: &Arc<Self>, mut permit: Permit, dir: Dir, usr: &[u8]) {
         let id = permit.id;
-        let path = self
-            .paths
-            .lock()
-            .iter()
-            .find(|p| p.core.state() == State::Connected)
-            .cloned();
-        let Some(path) = path else {
+        let Some(path) = self.pick_path() else {
             return self.events.io_done(permit, enotconn().to_errno());
         };
         let (Some(mr), Some(slot)) = (path.mrs.get(id as usize), self.slots.get(id as usize))
