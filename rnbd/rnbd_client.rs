@@ -373,38 +373,14 @@ impl Dev {
 
 /// Per-device attributes, in upstream's order.
 static DEV_ATTRS: [Attr; 8] = [
-    Attr {
-        name: kernel::c_str!("unmap_device"),
-        mode: 0o644,
-    },
-    Attr {
-        name: kernel::c_str!("resize"),
-        mode: 0o644,
-    },
-    Attr {
-        name: kernel::c_str!("remap_device"),
-        mode: 0o644,
-    },
-    Attr {
-        name: kernel::c_str!("mapping_path"),
-        mode: 0o444,
-    },
-    Attr {
-        name: kernel::c_str!("state"),
-        mode: 0o444,
-    },
-    Attr {
-        name: kernel::c_str!("session"),
-        mode: 0o444,
-    },
-    Attr {
-        name: kernel::c_str!("access_mode"),
-        mode: 0o444,
-    },
-    Attr {
-        name: kernel::c_str!("nr_poll_queues"),
-        mode: 0o444,
-    },
+    Attr::rw(kernel::c_str!("unmap_device")),
+    Attr::rw(kernel::c_str!("resize")),
+    Attr::rw(kernel::c_str!("remap_device")),
+    Attr::ro(kernel::c_str!("mapping_path")),
+    Attr::ro(kernel::c_str!("state")),
+    Attr::ro(kernel::c_str!("session")),
+    Attr::ro(kernel::c_str!("access_mode")),
+    Attr::ro(kernel::c_str!("nr_poll_queues")),
 ];
 const A_UNMAP: usize = 0;
 
@@ -522,10 +498,7 @@ struct Inner {
 }
 
 /// `ctl` attributes.
-static CTL_ATTRS: [Attr; 1] = [Attr {
-    name: kernel::c_str!("map_device"),
-    mode: 0o644,
-}];
+static CTL_ATTRS: [Attr; 1] = [Attr::rw(kernel::c_str!("map_device"))];
 
 struct CtlAttrs {
     state: Arc<State>,

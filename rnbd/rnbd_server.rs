@@ -341,22 +341,10 @@ struct SessDevAttrs {
 }
 
 static SESS_DEV_ATTRS: [Attr; 4] = [
-    Attr {
-        name: kernel::c_str!("read_only"),
-        mode: 0o444,
-    },
-    Attr {
-        name: kernel::c_str!("access_mode"),
-        mode: 0o444,
-    },
-    Attr {
-        name: kernel::c_str!("mapping_path"),
-        mode: 0o444,
-    },
-    Attr {
-        name: kernel::c_str!("force_close"),
-        mode: 0o644,
-    },
+    Attr::ro(kernel::c_str!("read_only")),
+    Attr::ro(kernel::c_str!("access_mode")),
+    Attr::ro(kernel::c_str!("mapping_path")),
+    Attr::rw(kernel::c_str!("force_close")),
 ];
 
 impl Attrs for SessDevAttrs {

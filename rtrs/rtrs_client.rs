@@ -66,7 +66,7 @@ use rdma::mr::Access;
 use rdma::pd::Pd;
 use rdma::sg::{SgMr, SgTable, HDR_MAX};
 use rdma::wr::{Completion, Opcode, Posted, Reuse, Status, WorkCompletion};
-use rtrs_core::path::{self as core_path, PathCore, PathOps, Plain, State};
+use rtrs_core::path::{self as core_path, PathCore, PathOps, State};
 use rtrs_core::{wait, Slots};
 use support::code::{
     econnaborted, econnrefused, econnreset, ehostunreach, emsgsize, enotconn, etimedout,

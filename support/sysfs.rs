@@ -57,6 +57,18 @@ pub struct Attr {
     pub mode: u16,
 }
 
+impl Attr {
+    /// A read-only file (0444).
+    pub const fn ro(name: &'static CStr) -> Self {
+        Self { name, mode: 0o444 }
+    }
+
+    /// A file that is read and written (0644).
+    pub const fn rw(name: &'static CStr) -> Self {
+        Self { name, mode: 0o644 }
+    }
+}
+
 /// Output of a `show`: at most one page, like `sysfs_emit`.
 pub struct Emit<'a> {
     buf: &'a mut [u8],

@@ -142,21 +142,7 @@ impl Path {
         // Element-wise: a length-checked copy_from_slice here leaves a call
         // to a panic helper that 6.12's objtool does not know never returns.
         buf.with_cpu_mut(|b| b.iter_mut().zip(req.iter()).for_each(|(d, s)| *d = *s));
-        self.core.post(
-            0,
-            Plain {
-                path: self.clone(),
-                buf,
-                what: "info request",
-            },
-            |o| {
-                let mut c = Chain::new();
-                c.push(SendOp::Send {
-                    sge: Some(o.buf.sge(0, InfoReq::SIZE)?),
-                })?;
-                Ok(c)
-            },
-        )?;
+        PathCore::send_buf(self, buf, InfoReq::SIZE, "info request")?;
         // The answer, or a failure that closed the path.
         info.wq.wait_until(Some(CONNECT_STEP_MS), || {
             info.res.load(Ordering::Acquire) != INFO_PENDING || self.core.state() >= State::Closing

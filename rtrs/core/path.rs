@@ -25,6 +25,7 @@ use kernel::sync::{Arc, Mutex};
 use proto::rtrs::{self as wire, Imm};
 use rdma::cm::{Chain, CmId, Handler, Qp, QpCaps, SendOp, Unposted};
 use rdma::cq::{Cq, Poll};
+use rdma::dma::DmaBuf;
 use rdma::pd::Pd;
 use rdma::wr::{Completion, Posted, Status, WorkCompletion};
 use support::code::enotconn;
@@ -325,6 +326,27 @@ impl<P: PathOps> PathCore<P> {
                 .ok_or_else(enotconn)?
                 .post_recv(owner, sge)
         })
+    }
+
+    /// Sends the first `len` bytes of `buf` as one SEND on the admin
+    /// connection (the info exchange); the buffer lives until the send
+    /// completes.  Process context.
+    pub fn send_buf(path: &Arc<P>, buf: DmaBuf, len: usize, what: &'static str) -> Result {
+        path.core().post(
+            0,
+            Plain {
+                path: path.clone(),
+                buf,
+                what,
+            },
+            |o| {
+                let mut c = Chain::new();
+                c.push(SendOp::Send {
+                    sge: Some(o.buf.sge(0, len)?),
+                })?;
+                Ok(c)
+            },
+        )
     }
 
     /// Sends the immediate `imm` on the admin connection (heartbeats).

@@ -377,21 +377,7 @@ impl Path {
                 b[o..o + SgDesc::SIZE].copy_from_slice(&d.to_bytes());
             }
         });
-        self.core.post(
-            0,
-            Plain {
-                path: self.clone(),
-                buf,
-                what: "Sess info response send",
-            },
-            |o| {
-                let mut c = Chain::new();
-                c.push(SendOp::Send {
-                    sge: Some(o.buf.sge(0, len)?),
-                })?;
-                Ok(c)
-            },
-        )
+        PathCore::send_buf(self, buf, len, "Sess info response send")
     }
 }
 
