@@ -13,6 +13,7 @@
 
 pub mod addr;
 pub mod map;
+pub mod mpath;
 pub mod ratelimit;
 #[macro_use]
 pub mod wire;
