@@ -188,19 +188,6 @@ pub(crate) fn connect(
 }
 
 /// SGEs of one send on an IO connection: a write's pages and its header.
-///
-/// Capped at [`IO_SEND_SGE`]: a send queue slot holds the QP's largest SGE
-/// list, so its size grows with this number for every slot of every
-/// connection (3 × queue depth + 2 slots per CPU). rxe's slot is a 208-byte
-/// header plus 16 bytes per SGE, rounded up to a power of two: 3 SGEs fit in
-/// 256 bytes, the device's 32 took 1 KiB, 2 MiB of send queue per
-/// connection at queue depth 512. A write of more pages than fit goes through
-/// the permit's registration, as upstream's does for any write of more than
-/// one segment.
 pub(crate) fn io_send_sge(dev: rdma::device::Device<'_>) -> u32 {
-    dev.max_send_sge().min(IO_SEND_SGE).min(MAX_SEND_SGE as u32)
+    dev.max_send_sge().min(MAX_SEND_SGE as u32)
 }
-
-/// Header plus two pages: a write of up to two segments (8 KiB in pages)
-/// needs no registration.
-const IO_SEND_SGE: u32 = 3;
