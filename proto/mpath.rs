@@ -157,6 +157,11 @@ impl Tried {
         }
     }
 
+    /// True if no path was tried.
+    pub fn is_empty(&self) -> bool {
+        self.0 == 0
+    }
+
     /// True if path `i` was tried (or is out of range).
     pub fn has(&self, i: usize) -> bool {
         i >= MAX_PATHS || self.0 & (1 << i) != 0

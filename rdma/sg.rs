@@ -255,6 +255,12 @@ impl SgTable {
         Ok(len as u32)
     }
 
+    /// The first `len` bytes of the header [`SgTable::map_hdr`] wrote last
+    /// (a request's user header, to send it again on another path).
+    pub fn hdr(&self, len: usize) -> Option<&[u8]> {
+        self.hdr.get(..len)
+    }
+
     /// The mapped header as one SGE.
     pub fn hdr_sge(&self) -> Result<crate::wr::Sge<'_>> {
         let m = self.mapping.as_ref().ok_or(EINVAL)?;

@@ -596,34 +596,36 @@ impl State {
         let (sess, new_sess) = match self.find_session(o.sessname) {
             Some(s) => (s, false),
             None => {
-                let Some(p) = o.paths().next() else {
+                // Every path= given (at most 6, `parse_map` checked).
+                let mut dsts = KVec::new();
+                for p in o.paths() {
+                    if p.src.is_some() {
+                        pr_warn!("map_device: source addresses are not supported yet, ignored\n");
+                    }
+                    let ip = match p.dst {
+                        Addr::V4(ip) => ip,
+                        Addr::V6(..) => {
+                            pr_err!("map_device: IPv6 paths are not supported yet\n");
+                            return Err(EINVAL);
+                        }
+                    };
+                    dsts.push(
+                        SockAddr {
+                            ip,
+                            port: o.dest_port,
+                        },
+                        GFP_KERNEL,
+                    )?;
+                }
+                if dsts.is_empty() {
                     // Upstream's words and errno (find_and_get_or_create_sess).
                     pr_err!(
                         "Session {} not found, and path parameter not given\n",
                         Show(o.sessname)
                     );
                     return Err(ENXIO);
-                };
-                if p.src.is_some() {
-                    pr_warn!("map_device: source addresses are not supported yet, ignored\n");
                 }
-                let ip = match p.dst {
-                    Addr::V4(ip) => ip,
-                    Addr::V6(..) => {
-                        pr_err!("map_device: IPv6 paths are not supported yet\n");
-                        return Err(EINVAL);
-                    }
-                };
-                (
-                    self.open_session(
-                        o.sessname,
-                        SockAddr {
-                            ip,
-                            port: o.dest_port,
-                        },
-                    )?,
-                    true,
-                )
+                (self.open_session(o.sessname, &dsts)?, true)
             }
         };
         let r = self.map_on(&sess, o.device_path, o.access_mode, o.nr_poll_queues);
@@ -633,9 +635,9 @@ impl State {
         r
     }
 
-    fn open_session(self: &Arc<Self>, name: &[u8], dst: SockAddr) -> Result<Arc<Session>> {
+    fn open_session(self: &Arc<Self>, name: &[u8], dsts: &[SockAddr]) -> Result<Arc<Session>> {
         let events = Events::new()?;
-        let rtrs = Sess::open(name, dst, events.clone()).inspect_err(|e| {
+        let rtrs = Sess::open(name, dsts, events.clone()).inspect_err(|e| {
             pr_err!(
                 "map_device: failed to open session {}: {:?}\n",
                 Show(name),

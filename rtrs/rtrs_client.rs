@@ -47,11 +47,14 @@
 //! no lock; requests are submitted from process context (RNBD's queue is
 //! blocking).
 
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+};
 use kernel::prelude::*;
 use kernel::sync::{new_condvar, new_mutex, Arc, CondVar, Mutex};
 use kernel::time::Ktime;
 use kernel::workqueue::{new_work, Work};
+use proto::mpath::{self, Policy, Tried};
 use proto::rtrs::{self as wire, ConnReq, ConnRsp, Geometry, Imm, InfoReq, InfoRsp, SgDesc};
 use proto::wire::{Le16, Le32, Le64};
 /// A path's address (IPv4 and port), as [`Sess::open`] takes it: RTRS's
@@ -106,7 +109,7 @@ const CONNECT_STEP_MS: u32 = 30_000;
 /// Receives kept posted on the admin connection (heartbeats).
 const ADMIN_RECVS: u32 = 32;
 /// Most paths of a session (upstream's `MAX_PATHS_NUM`).
-pub const MAX_PATHS: usize = 128;
+pub const MAX_PATHS: usize = mpath::MAX_PATHS;
 /// Largest permit count we allocate request resources for.
 pub const MAX_PERMITS: u32 = 512;
 /// Most data segments of one request (upstream's `RTRS_MAX_SEGMENTS`).

@@ -127,6 +127,37 @@ impl ConEvents {
     }
 }
 
+/// Connects a path to `dst`: its admin connection, which tells the server's
+/// geometry (it must be `geo` if given: a session's paths share one), then
+/// one connection per CPU.  `first`: the path creates the server's session
+/// (`first_conn`), else it joins the session `paths_uuid` names.
+pub(crate) fn connect_path(
+    dst: SockAddr,
+    paths_uuid: [u8; 16],
+    first: bool,
+    geo: Option<&Geometry>,
+) -> Result<(Arc<Pd>, KVec<Link>, Geometry)> {
+    let mut path_uuid = [0u8; 16];
+    support::random_bytes(&mut path_uuid);
+    let con_num = (support::nr_cpu_ids() + 1).min(wire::MAX_CON_NUM as u32) as u16;
+    let req = |cid: u16| ConnReq::new(cid, con_num, 0, path_uuid, paths_uuid, first).to_bytes();
+    // The geometry is checked when the answer arrives (`ConEvents`), by
+    // `ConnRsp::geometry`: every size derived from it is bounded.
+    let (admin, g, pd) = connect(dst, &req(0), None, None)?;
+    let g = g.ok_or(EINVAL)?;
+    if geo.is_some_and(|want| *want != g) {
+        support::peer_err!("the server's geometry differs on this path: {:?}\n", g);
+        return Err(EINVAL);
+    }
+    let mut links = KVec::with_capacity(con_num as usize, GFP_KERNEL)?;
+    links.push(admin, GFP_KERNEL)?;
+    for cid in 1..con_num {
+        let (l, _, _) = connect(dst, &req(cid), Some(&g), Some(&pd))?;
+        links.push(l, GFP_KERNEL)?;
+    }
+    Ok((pd, links, g))
+}
+
 /// Connects one connection; for cid 0 (`geo` is `None`) also returns the
 /// server's geometry and the PD every other connection shares.
 pub(crate) fn connect(

@@ -94,7 +94,7 @@ impl Reuse for Recv {
                     path.close();
                 }
             }
-            Ok(Imm::HbAck) => {}
+            Ok(Imm::HbAck) => path.core.hb_acked(),
             _ => support::peer_warn!("Unknown IMM type {:#x}\n", imm),
         }
     }
@@ -106,17 +106,24 @@ impl Reuse for Recv {
 /// registration name, so the device's view stays valid until the chain
 /// completes; the box then goes back to the request's permit.
 pub(crate) struct Tx {
-    /// The path it is posted on; `None` while not posted.
+    /// The path of the request's current attempt, from its submission to
+    /// its end (so that its end finds the path's in-flight count); `None`
+    /// while the permit is free.
     pub(crate) path: Option<Arc<Path>>,
     pub(crate) id: u32,
     pub(crate) sg: SgTable,
+    /// The paths the request was sent on and failed over from.
+    pub(crate) tried: Tried,
+    /// Length of the user header at the start of the table's header, for
+    /// sending the request again on another path.
+    pub(crate) usr_len: u16,
 }
 
 impl Reuse for Tx {
     fn done(mut this: KBox<Posted<Self>>, wc: &WorkCompletion) {
         let t = this.get_mut();
         let id = t.id;
-        let Some(path) = t.path.take() else {
+        let Some(path) = t.path.clone() else {
             return pr_err!("send completion of request {} without a path\n", id);
         };
         let ok = wc.status == Status::Success;

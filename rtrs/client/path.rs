@@ -22,6 +22,12 @@ pub(crate) struct Path {
     pub(crate) inv_seen: KVec<AtomicU64>,
     /// Per connection: when `inv_seen` was recorded (ns).
     pub(crate) inv_at: KVec<AtomicU64>,
+    /// Its slot in the session's path table, once listed.
+    pub(crate) idx: AtomicUsize,
+    /// Requests in flight on it that the min-inflight policy counted.
+    pub(crate) inflight: AtomicU32,
+    /// Requests it took over from a failed path.
+    pub(crate) failovers: AtomicU64,
     /// State, connections (cid 0 is the admin connection) and heartbeat.
     #[pin]
     pub(crate) core: PathCore<Path>,
@@ -77,6 +83,9 @@ impl Path {
                 raddr,
                 inv_seen,
                 inv_at,
+                idx: AtomicUsize::new(usize::MAX),
+                inflight: AtomicU32::new(0),
+                failovers: AtomicU64::new(0),
                 core <- core,
                 close_w <- new_work!("rtrs_client::Path::close"),
             }),
@@ -319,13 +328,15 @@ impl Path {
         drop(links);
         self.core.set_closed();
         let sess = self.sess.clone();
+        // Its requests go to another path (or fail) while it is still
+        // listed: none of them ends after its slot is free for a new path.
+        sess.fail_pending(&self);
         let last = {
             let mut g = sess.paths.lock();
             sess.remove_path(&mut g, &self);
             let last = g.iter().all(|p| p.core.state() != State::Connected);
             last
         };
-        sess.fail_pending();
         sess.path_gone.notify_all();
         if last && !sess.closing.load(Ordering::Acquire) {
             sess.events.disconnected();
@@ -360,7 +371,7 @@ impl PathOps for Path {
     fn on_heartbeat(self: &Arc<Self>) -> bool {
         let Some(s) = self
             .sess
-            .oldest_pending()
+            .oldest_pending(self)
             .filter(|s| s.age_ms > IO_TIMEOUT_MS)
         else {
             return true;

@@ -29,6 +29,8 @@ pub(crate) mod st {
     /// Its end is claimed (by the event that completed it, or the path's
     /// failure).
     pub(crate) const DONE: u32 = 1 << 8;
+    /// Counted in its path's in-flight count (min-inflight policy).
+    pub(crate) const COUNTED: u32 = 1 << 18;
     /// The answer's errno magnitude (9 bits on the wire), from this bit.
     pub(crate) const STATUS_SHIFT: u32 = 9;
     pub(crate) const STATUS_MASK: u32 = 0x1ff;
@@ -70,6 +72,10 @@ pub(crate) struct Slot {
     /// When its send was posted (ns): a SEND_WITH_INV received earlier
     /// cannot have revoked its registration.
     pub(crate) posted_ns: AtomicU64,
+    /// Which path the request was sent on (the address of its `Path`, for
+    /// comparing only), so that a failing path fails over its own
+    /// requests and no other path's.
+    pub(crate) path: AtomicUsize,
     /// The request's send chain (with the table of its pages), when
     /// neither the user nor the device has it.
     pub(crate) tx: AtomicBox<Posted<Tx>>,

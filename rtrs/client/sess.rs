@@ -41,36 +41,33 @@ pub struct Sess {
     #[pin]
     pub(crate) path_gone: CondVar,
     pub(crate) closing: AtomicBool,
+    /// How a request picks its path ([`Policy`] as `u8`).
+    pub(crate) policy: AtomicU8,
+    /// Per CPU: the round-robin policy's last pick (each CPU writes only
+    /// its own).
+    pub(crate) rr: KVec<AtomicUsize>,
     /// Writes sent through a registration because their pages and header
     /// needed more SGEs than the QP takes (logged at close: the rare path).
     pub(crate) mr_writes: AtomicU64,
 }
 
 impl Sess {
-    /// Connects a session named `name` to `dst` (one path) and returns it
-    /// once the path is up.  Sleeps.
-    pub fn open(name: &[u8], dst: SockAddr, events: Arc<dyn SessEvents>) -> Result<Arc<Self>> {
-        if name.is_empty() || name.len() >= wire::NAME_MAX {
+    /// Connects a session named `name` to the server over every path of
+    /// `dsts` (one to [`MAX_PATHS`] destinations, tried in turn) and
+    /// returns it once all are up; if any fails, none stays (as upstream's
+    /// `rtrs_clt_open`).  Sleeps.
+    pub fn open(name: &[u8], dsts: &[SockAddr], events: Arc<dyn SessEvents>) -> Result<Arc<Self>> {
+        if name.is_empty()
+            || name.len() >= wire::NAME_MAX
+            || dsts.is_empty()
+            || dsts.len() > MAX_PATHS
+        {
             return Err(EINVAL);
         }
         let mut paths_uuid = [0u8; 16];
         support::random_bytes(&mut paths_uuid);
-        let mut path_uuid = [0u8; 16];
-        support::random_bytes(&mut path_uuid);
-        // cid 0 first: its answer carries the geometry every other
-        // connection's queues are sized by.
-        let con_num = (support::nr_cpu_ids() + 1).min(wire::MAX_CON_NUM as u32) as u16;
-        let req = |cid: u16| ConnReq::new(cid, con_num, 0, path_uuid, paths_uuid, true).to_bytes();
-        // The geometry is checked when the answer arrives (`ConEvents`), by
-        // `ConnRsp::geometry`: every size below is bounded.
-        let (admin, geo, pd) = connect(dst, &req(0), None, None)?;
-        let geo = geo.ok_or(EINVAL)?;
-        let mut links = KVec::with_capacity(con_num as usize, GFP_KERNEL)?;
-        links.push(admin, GFP_KERNEL)?;
-        for cid in 1..con_num {
-            let (l, _, _) = connect(dst, &req(cid), Some(&geo), Some(&pd))?;
-            links.push(l, GFP_KERNEL)?;
-        }
+        // The first path tells the geometry the session is sized by.
+        let (pd, links, geo) = connect_path(dsts[0], paths_uuid, true, None)?;
         let permits_n = geo.queue_depth.min(MAX_PERMITS);
         // A registration covers the pages of `max_io` bytes at any offset
         // in its first page; no more than the server's largest IO needs
@@ -100,6 +97,8 @@ impl Sess {
                 path: None,
                 id,
                 sg: SgTable::new(max_segments)?,
+                tried: Tried::default(),
+                usr_len: 0,
             };
             let inv = Inval { path: None, id };
             slots.push(
@@ -107,6 +106,7 @@ impl Sess {
                     state: AtomicU32::new(0),
                     since_ms: AtomicU64::new(0),
                     posted_ns: AtomicU64::new(0),
+                    path: AtomicUsize::new(0),
                     tx: AtomicBox::new(Posted::new_reused(tx, GFP_KERNEL)?),
                     inv: AtomicBox::new(Posted::new_reused(inv, GFP_KERNEL)?),
                 },
@@ -126,6 +126,10 @@ impl Sess {
         let mut live = KVec::with_capacity(MAX_PATHS, GFP_KERNEL)?;
         for _ in 0..MAX_PATHS {
             live.push(RcuBox::empty(), GFP_KERNEL)?;
+        }
+        let mut rr = KVec::with_capacity(support::nr_cpu_ids() as usize, GFP_KERNEL)?;
+        for _ in 0..support::nr_cpu_ids() {
+            rr.push(AtomicUsize::new(usize::MAX), GFP_KERNEL)?;
         }
         let wq = OwnedQueue::new(kernel::c_str!("rtrs_client_wq"))?;
         let permit_wait = WaitQueue::new()?;
@@ -148,23 +152,38 @@ impl Sess {
                 live_end: AtomicUsize::new(0),
                 path_gone <- new_condvar!(),
                 closing: AtomicBool::new(false),
+                policy: AtomicU8::new(Policy::MinInflight as u8),
+                rr,
                 mr_writes: AtomicU64::new(0),
             }),
             GFP_KERNEL,
         )?;
-        let path = Path::new(&sess, pd, links)?;
-        if let Err(e) = sess.add_path(&path) {
+        let mut first = Some((pd, links));
+        for (n, dst) in dsts.iter().enumerate() {
+            let r = match first.take() {
+                Some((pd, links)) => sess.start_path(pd, links),
+                None => connect_path(*dst, paths_uuid, false, Some(&geo))
+                    .and_then(|(pd, links, _)| sess.start_path(pd, links)),
+            };
+            if let Err(e) = r {
+                pr_err!("path {} to the server did not come up: {:?}\n", n, e);
+                sess.close();
+                return Err(e);
+            }
+        }
+        Ok(sess)
+    }
+
+    /// Makes a path of the connections `links`, lists it and starts it.
+    fn start_path(self: &Arc<Self>, pd: Arc<Pd>, links: KVec<Link>) -> Result {
+        let path = Path::new(self, pd, links)?;
+        if let Err(e) = self.add_path(&path) {
             // The path's connections refer back to it: only its close
             // work breaks that cycle.
             path.close();
             return Err(e);
         }
-        if let Err(e) = path.start() {
-            pr_err!("path to the server did not come up: {:?}\n", e);
-            sess.close();
-            return Err(e);
-        }
-        Ok(sess)
+        path.start()
     }
 
     /// Lists `path`, for requests too.
@@ -174,6 +193,7 @@ impl Sess {
         let live = self.live.get(i).ok_or(EINVAL)?;
         let boxed = KBox::new(path.clone(), GFP_KERNEL)?;
         g.insert(path.clone())?;
+        path.idx.store(i, Ordering::Release);
         if live.publish(boxed).is_err() {
             // The slot was free in `paths`, so it is in `live` (both
             // change together, under the lock).
@@ -201,12 +221,48 @@ impl Sess {
         }
     }
 
-    /// A connected path for a request, chosen without a lock.
-    fn pick_path(&self) -> Option<Arc<Path>> {
+    /// The path for a request's next attempt, by the session's policy,
+    /// among the connected paths not in `tried`; with its slot.  No lock.
+    fn pick_path(&self, policy: Policy, mut tried: Tried) -> Option<(usize, Arc<Path>)> {
         let end = self.live_end.load(Ordering::Acquire).min(self.live.len());
-        self.live.get(..end)?.iter().find_map(|slot| {
-            slot.read(|p| p.filter(|p| p.core.state() == State::Connected).cloned())
-        })
+        let live = self.live.get(..end)?;
+        let rr = self.rr.get(support::current_cpu() as usize);
+        let mut cursor = rr.map_or(usize::MAX, |c| c.load(Ordering::Relaxed));
+        let key = |i: usize| {
+            live.get(i)?.read(|p| {
+                let p = p.filter(|p| p.core.state() == State::Connected)?;
+                Some(match policy {
+                    Policy::RoundRobin => 0,
+                    Policy::MinInflight => u64::from(p.inflight.load(Ordering::Relaxed)),
+                    Policy::MinLatency => p.core.latency_ns(),
+                })
+            })
+        };
+        // A path chosen can leave before it is taken: then the next.
+        for _ in 0..end {
+            let i = mpath::choose(policy, end, tried, &mut cursor, key)?;
+            let p = live
+                .get(i)?
+                .read(|p| p.filter(|p| p.core.state() == State::Connected).cloned());
+            if let Some(p) = p {
+                if let Some(c) = rr {
+                    c.store(cursor, Ordering::Relaxed);
+                }
+                return Some((i, p));
+            }
+            tried.add(i);
+        }
+        None
+    }
+
+    /// The multipath policy.
+    pub fn policy(&self) -> Policy {
+        Policy::try_from(self.policy.load(Ordering::Relaxed)).unwrap_or(Policy::MinInflight)
+    }
+
+    /// Sets the multipath policy; requests submitted from now on follow it.
+    pub fn set_policy(&self, p: Policy) {
+        self.policy.store(p as u8, Ordering::Relaxed);
     }
 
     /// The session name.
@@ -311,9 +367,15 @@ impl Sess {
     /// the permit's table describes; for a read, the server writes the
     /// table's bytes.  [`SessEvents::io_done`] follows exactly once,
     /// possibly before this returns, after the table was unmapped.
-    pub fn request(self: &Arc<Self>, mut permit: Permit, dir: Dir, usr: &[u8]) {
+    pub fn request(self: &Arc<Self>, permit: Permit, dir: Dir, usr: &[u8]) {
+        self.submit(permit, dir, usr, Tried::default())
+    }
+
+    /// Sends a request on a path not in `tried` (the paths it failed on).
+    fn submit(self: &Arc<Self>, mut permit: Permit, dir: Dir, usr: &[u8], tried: Tried) {
         let id = permit.id;
-        let Some(path) = self.pick_path() else {
+        let policy = self.policy();
+        let Some((path_idx, path)) = self.pick_path(policy, tried) else {
             return self.events.io_done(permit, enotconn().to_errno());
         };
         let (Some(mr), Some(slot)) = (path.mrs.get(id as usize), self.slots.get(id as usize))
@@ -409,7 +471,14 @@ impl Sess {
         let (Some(mut tx), Some(inv)) = (permit.tx.take(), permit.inv.take()) else {
             return self.events.io_done(permit, EINVAL.to_errno());
         };
-        tx.get_mut().path = Some(path.clone());
+        {
+            let t = tx.get_mut();
+            t.path = Some(path.clone());
+            t.tried = tried;
+            t.tried.add(path_idx);
+            t.usr_len = usr.len() as u16;
+        }
+        slot.path.store(path_key(&path), Ordering::Relaxed);
         slot.since_ms.store(support::now_ms(), Ordering::Relaxed);
         slot.posted_ns
             .store(Ktime::ktime_get().to_ns() as u64, Ordering::Relaxed);
@@ -425,6 +494,10 @@ impl Sess {
         } else {
             state |= st::INVALIDATED;
         }
+        let counted = policy == Policy::MinInflight;
+        if counted {
+            state |= st::COUNTED;
+        }
         if inv_parked.is_err()
             || slot
                 .state
@@ -439,6 +512,12 @@ impl Sess {
             return self.events.io_done(permit, EINVAL.to_errno());
         }
         drop(permit);
+        if counted {
+            path.inflight.fetch_add(1, Ordering::Relaxed);
+        }
+        if !tried.is_empty() {
+            path.failovers.fetch_add(1, Ordering::Relaxed);
+        }
         let r = path.core.try_post(cid, tx, |o| {
             let mr = o
                 .path
@@ -489,9 +568,9 @@ impl Sess {
         match r {
             Ok(()) => {}
             // Never posted: nothing of it is in the device's hands.
+            // (Its path stays in the owner: `complete` uncounts it.)
             Err((e, Unposted::Whole(mut tx))) => {
                 let t = tx.get_mut();
-                t.path = None;
                 undo(&mut t.sg, mr, use_mr);
                 if let Err(tx) = slot.tx.put(tx) {
                     let _ = KBox::into_raw(tx);
@@ -558,19 +637,10 @@ impl Sess {
     /// permit's next request and tells the user, with `status` or the
     /// answer's.
     pub(crate) fn complete(self: &Arc<Self>, id: u32, status: Option<i32>) {
-        let Some(slot) = self.slots.get(id as usize) else {
+        let Some((mut permit, state, _)) = self.end(id) else {
             return;
         };
-        let status = status.unwrap_or_else(|| st::status(slot.state.load(Ordering::Acquire)));
-        let tx = slot.tx.take();
-        let inv = slot.inv.take();
-        slot.state.store(0, Ordering::Release);
-        let mut permit = Permit {
-            sess: self.clone(),
-            id,
-            tx,
-            inv,
-        };
+        let status = status.unwrap_or_else(|| st::status(state));
         match permit.sg_mut() {
             Ok(sg) => sg.finish(),
             Err(_) => pr_err!("request {} ends without its send's owner\n", id),
@@ -578,38 +648,131 @@ impl Sess {
         self.events.io_done(permit, status);
     }
 
-    /// The oldest request in flight, for the heartbeat's timeout: its age
-    /// in ms and what it still waits for.
-    pub(crate) fn oldest_pending(&self) -> Option<Stuck> {
+    /// Takes request `id`, whose end the caller claimed, out of its slot:
+    /// its permit (with its table, still mapped), its last state, and the
+    /// path it was on; frees the slot.
+    fn end(self: &Arc<Self>, id: u32) -> Option<(Permit, u32, Option<Arc<Path>>)> {
+        let slot = self.slots.get(id as usize)?;
+        let state = slot.state.load(Ordering::Acquire);
+        let mut tx = slot.tx.take();
+        let inv = slot.inv.take();
+        let path = tx.as_mut().and_then(|t| t.get_mut().path.take());
+        if state & st::COUNTED != 0 {
+            if let Some(p) = &path {
+                p.inflight.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        slot.state.store(0, Ordering::Release);
+        let permit = Permit {
+            sess: self.clone(),
+            id,
+            tx,
+            inv,
+        };
+        Some((permit, state, path))
+    }
+
+    /// Sends request `id`, whose end the caller claimed after `failed`
+    /// failed and drained (nothing of the request is in the device's hands
+    /// any more), again on another path; fails it if there is none.  The
+    /// user sees one request.  Process context.
+    fn failover(self: &Arc<Self>, id: u32, failed: &Path) {
+        let Some((mut permit, state, _)) = self.end(id) else {
+            return;
+        };
+        let dir = if state & st::READ != 0 {
+            Dir::Read
+        } else {
+            Dir::Write
+        };
+        let mut usr = [0u8; HDR_MAX];
+        let (len, tried) = match permit.tx.as_mut() {
+            Some(tx) => {
+                let t = tx.get_mut();
+                let len = t.usr_len as usize;
+                match t.sg.hdr(len) {
+                    Some(h) => {
+                        usr[..len].copy_from_slice(h);
+                        (Some(len), t.tried)
+                    }
+                    None => (None, t.tried),
+                }
+            }
+            None => (None, Tried::default()),
+        };
+        // The pages stay described; their mapping and registration on the
+        // failed path go.
+        if let Ok(sg) = permit.sg_mut() {
+            sg.unmap();
+        }
+        if state & st::USE_MR != 0 {
+            if let Some(mr) = failed.mrs.get(id as usize) {
+                mr.release();
+            }
+        }
+        match len {
+            Some(len) if !self.closing.load(Ordering::Acquire) => {
+                self.submit(permit, dir, &usr[..len], tried)
+            }
+            _ => {
+                if let Ok(sg) = permit.sg_mut() {
+                    sg.finish();
+                }
+                self.events.io_done(permit, econnaborted().to_errno());
+            }
+        }
+    }
+
+    /// The oldest request in flight on `path`, for the heartbeat's
+    /// timeout: its age in ms and what it still waits for.
+    pub(crate) fn oldest_pending(&self, path: &Path) -> Option<Stuck> {
         let now = support::now_ms();
+        let me = path_key(path);
         self.slots
             .iter()
             .enumerate()
             .filter_map(|(id, s)| {
                 let state = s.state.load(Ordering::Acquire);
-                (state & st::IN_FLIGHT != 0 && state & st::DONE == 0).then(|| Stuck {
-                    age_ms: now.saturating_sub(s.since_ms.load(Ordering::Relaxed)),
-                    id: id as u32,
-                    state,
-                })
+                (state & st::IN_FLIGHT != 0
+                    && state & st::DONE == 0
+                    && s.path.load(Ordering::Relaxed) == me)
+                    .then(|| Stuck {
+                        age_ms: now.saturating_sub(s.since_ms.load(Ordering::Relaxed)),
+                        id: id as u32,
+                        state,
+                    })
             })
             .max_by_key(|s| s.age_ms)
     }
 
-    /// Fails every request in flight (their QPs are drained, so every
-    /// posted owner is back).  A request whose send's owner is not back is
-    /// still being submitted: its submitter ends it.
-    pub(crate) fn fail_pending(self: &Arc<Self>) {
+    /// Sends every request in flight on the closed `path` again on
+    /// another path, or fails it (its QPs are drained, so every owner it
+    /// posted is back).  A request whose send's owner is not back is still
+    /// being submitted: its submitter ends it.
+    pub(crate) fn fail_pending(self: &Arc<Self>, path: &Arc<Path>) {
+        let me = path_key(path);
+        let mut moved = 0u32;
         for (id, slot) in self.slots.iter().enumerate() {
             // SeqCst: pairs with a submitter's partly posted request (see
             // `request`), after the path's SeqCst `set_closed`.
             let s = slot.state.load(Ordering::SeqCst);
-            if s & st::IN_FLIGHT == 0 || s & st::TX_BACK == 0 {
+            if s & st::IN_FLIGHT == 0
+                || s & st::TX_BACK == 0
+                || slot.path.load(Ordering::Relaxed) != me
+            {
                 continue;
             }
             if slot.state.fetch_or(st::DONE, Ordering::AcqRel) & st::DONE == 0 {
-                self.complete(id as u32, Some(econnaborted().to_errno()));
+                self.failover(id as u32, path);
+                moved += 1;
             }
+        }
+        if moved > 0 {
+            pr_info!(
+                "session {}: a path closed with {} requests in flight; they failed over to the other paths (or failed without one)\n",
+                kernel::str::BStr::from_bytes(&self.name),
+                moved
+            );
         }
     }
 
@@ -643,4 +806,9 @@ impl Sess {
         drop(g);
         self.wq.flush();
     }
+}
+
+/// A path's identity for [`Slot::path`] (its address; never dereferenced).
+pub(crate) fn path_key(path: &Path) -> usize {
+    path as *const Path as usize
 }

@@ -19,7 +19,7 @@
 //! connections, waits for the posters still using them and hands them over
 //! to be dropped (which drains their QPs) in process context.
 
-use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
 use proto::rtrs::{self as wire, Imm};
@@ -121,6 +121,11 @@ pub struct PathCore<P: PathOps> {
     state: AtomicU8,
     /// Heartbeats sent and not answered yet.
     hb_missed: AtomicU32,
+    /// When the last heartbeat was sent (ns, `ktime_get`), 0 before.
+    hb_sent_ns: AtomicU64,
+    /// Round trip of the last answered heartbeat (ns), 0 before: the
+    /// min-latency policy's key and `cur_latency`.
+    hb_rtt_ns: AtomicU64,
     /// Indexed by cid: empty until the connection is published, and after
     /// the close work took it.
     cons: KVec<RcuBox<CmId<P::Events>>>,
@@ -143,6 +148,8 @@ impl<P: PathOps> PathCore<P> {
         Ok(pin_init!(Self {
             state: AtomicU8::new(State::Connecting as u8),
             hb_missed: AtomicU32::new(0),
+            hb_sent_ns: AtomicU64::new(0),
+            hb_rtt_ns: AtomicU64::new(0),
             cons,
             inner <- {
                 let (name, key) = setup_lock_class();
@@ -196,6 +203,21 @@ impl<P: PathOps> PathCore<P> {
     /// The peer showed life: the heartbeat is answered.
     pub fn hb_seen(&self) {
         self.hb_missed.store(0, Ordering::Release);
+    }
+
+    /// The peer acknowledged our heartbeat: its round trip is measured.
+    pub fn hb_acked(&self) {
+        let sent = self.hb_sent_ns.load(Ordering::Acquire);
+        if sent != 0 {
+            let now = kernel::time::Ktime::ktime_get().to_ns() as u64;
+            self.hb_rtt_ns
+                .store(now.saturating_sub(sent), Ordering::Release);
+        }
+    }
+
+    /// Round trip of the last answered heartbeat in ns (0: none yet).
+    pub fn latency_ns(&self) -> u64 {
+        self.hb_rtt_ns.load(Ordering::Acquire)
     }
 
     /// Starts the heartbeat of the connected `path` on `wq`.  A path that
@@ -459,6 +481,10 @@ impl<P: PathOps> Tick for HbTick<P> {
             return p.close();
         }
         if missed == 0 {
+            core.hb_sent_ns.store(
+                kernel::time::Ktime::ktime_get().to_ns() as u64,
+                Ordering::Release,
+            );
             if let Err(e) = PathCore::send_imm(p, Imm::HbMsg, "HB") {
                 support::peer_err!("HB send failed, errno: {:?}\n", e);
                 return p.close();
