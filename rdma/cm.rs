@@ -801,6 +801,25 @@ impl<T: Handler> CmId<T> {
         unsafe { Device::from_raw(bindings::rrs_cm_id_device(self.raw())) }
     }
 
+    /// The local (`peer` false) or the peer's address, once the route is
+    /// resolved or a request arrived; `None` if it is not IPv4.
+    pub fn addr(&self, peer: bool) -> Option<SockAddr> {
+        let mut ip = [0u8; 4];
+        let mut port = 0u16;
+        // SAFETY: live id; `ip` has the 4 bytes and `port` the room the
+        // helper writes.
+        let r = unsafe {
+            bindings::rrs_cm_id_addr_in(self.raw(), peer.into(), ip.as_mut_ptr(), &mut port)
+        };
+        (r == 0).then_some(SockAddr { ip, port })
+    }
+
+    /// The port of the device the id is bound to (0 before).
+    pub fn port_num(&self) -> u8 {
+        // SAFETY: live id; reads one field.
+        unsafe { bindings::rrs_cm_id_port_num(self.raw()) }
+    }
+
     /// Creates the id's RC QP in `pd`, with `cq` for both queues.
     pub fn create_qp(&mut self, pd: &Arc<Pd>, cq: &Arc<Cq>, caps: QpCaps) -> Result<&Qp> {
         if self.qp.is_some() {

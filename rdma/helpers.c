@@ -144,6 +144,30 @@ struct ib_qp *rrs_cm_id_qp(struct rdma_cm_id *id)
 }
 EXPORT_SYMBOL_GPL(rrs_cm_id_qp);
 
+/*
+ * The id's local (dst = 0) or peer address, if IPv4: the address in network
+ * order into ip[4] and the port in host order; -EAFNOSUPPORT otherwise.
+ */
+int rrs_cm_id_addr_in(struct rdma_cm_id *id, int dst, u8 *ip, u16 *port)
+{
+	struct sockaddr *sa = dst ? (struct sockaddr *)&id->route.addr.dst_addr :
+				    (struct sockaddr *)&id->route.addr.src_addr;
+	struct sockaddr_in *in = (struct sockaddr_in *)sa;
+
+	if (sa->sa_family != AF_INET)
+		return -EAFNOSUPPORT;
+	memcpy(ip, &in->sin_addr.s_addr, 4);
+	*port = ntohs(in->sin_port);
+	return 0;
+}
+EXPORT_SYMBOL_GPL(rrs_cm_id_addr_in);
+
+u8 rrs_cm_id_port_num(struct rdma_cm_id *id)
+{
+	return id->port_num;
+}
+EXPORT_SYMBOL_GPL(rrs_cm_id_port_num);
+
 u64 rrs_ib_dma_map_page(struct ib_device *dev, struct page *page, size_t size,
 			enum dma_data_direction dir)
 {

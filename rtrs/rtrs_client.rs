@@ -47,6 +47,9 @@
 //! no lock; requests are submitted from process context (RNBD's queue is
 //! blocking).
 
+// `pin_init!` of `Sess` (many fields) needs more than the default 128.
+#![recursion_limit = "256"]
+
 use core::sync::atomic::{
     AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
 };
@@ -88,6 +91,8 @@ mod path;
 mod permit;
 #[path = "client/sess.rs"]
 mod sess;
+#[path = "client/sysfs.rs"]
+mod sysfs;
 
 use con::*;
 use io::*;
@@ -95,6 +100,7 @@ use path::*;
 pub use permit::Permit;
 use permit::*;
 pub use sess::Sess;
+use sysfs::{PathFiles, PathStats, SessFiles};
 
 module! {
     type: RtrsClient,
@@ -157,12 +163,14 @@ impl kernel::Module for RtrsClient {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let (maj, min) = protocol_version();
         pr_info!("Loading module rtrs_client, proto {}.{}\n", maj, min);
+        sysfs::register()?;
         Ok(Self)
     }
 }
 
 impl Drop for RtrsClient {
     fn drop(&mut self) {
+        sysfs::unregister();
         pr_info!("unloaded\n");
     }
 }

@@ -158,3 +158,35 @@ fn from_err_ptr<T>(ptr: *mut T) -> Result<NonNull<T>> {
 
 /// Converts a C return code (0 or a negative errno) into a `Result`.
 use kernel::error::to_result;
+
+/// Formats into a `KVec<u8>` (`core::fmt::Write`), remembering whether an
+/// allocation failed.
+pub struct VecWriter<'a> {
+    v: &'a mut KVec<u8>,
+    failed: bool,
+}
+
+impl<'a> VecWriter<'a> {
+    /// Appends to `v`.
+    pub fn new(v: &'a mut KVec<u8>) -> Self {
+        Self { v, failed: false }
+    }
+
+    /// `ENOMEM` if some of the text did not fit.
+    pub fn ok(&self) -> Result {
+        if self.failed {
+            Err(ENOMEM)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl core::fmt::Write for VecWriter<'_> {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        if self.v.extend_from_slice(s.as_bytes(), GFP_KERNEL).is_err() {
+            self.failed = true;
+        }
+        Ok(())
+    }
+}

@@ -411,6 +411,103 @@ impl Class {
         attrs: &'static [Attr],
         handler: Arc<T>,
     ) -> Result<DevFiles<T>> {
+        dev_files(self.dev, attrs, handler)
+    }
+}
+
+/// A device class whose devices its user creates ([`DevClass::device`]):
+/// `/sys/class/<name>/<device>/`, e.g. one device per session.
+///
+/// # Invariants
+///
+/// `cls` is from `class_create`, destroyed in `drop`.
+pub struct DevClass {
+    cls: NonNull<bindings::class>,
+}
+
+// SAFETY: as for `Dir`.
+unsafe impl Send for DevClass {}
+// SAFETY: as for `Dir`.
+unsafe impl Sync for DevClass {}
+
+impl DevClass {
+    /// Registers class `name`.
+    pub fn new(name: &'static CStr) -> Result<Self> {
+        // SAFETY: `name` is static (the class keeps the pointer).
+        let cls = crate::from_err_ptr(unsafe { bindings::rrs_class_create(name.as_char_ptr()) })?;
+        // INVARIANT: created just above.
+        Ok(Self { cls })
+    }
+
+    /// Creates the device `name` of this class.  It must be dropped before
+    /// the class.
+    pub fn device(&self, name: &CStr) -> Result<ClassDev> {
+        // SAFETY: live class; `name` is copied.
+        let dev =
+            unsafe { bindings::rrs_class_device_create(self.cls.as_ptr(), name.as_char_ptr()) };
+        // INVARIANT: created just above; `drop` unregisters it.
+        Ok(ClassDev {
+            dev: crate::from_err_ptr(dev)?,
+        })
+    }
+}
+
+impl Drop for DevClass {
+    fn drop(&mut self) {
+        // SAFETY: created in `new`; its devices are gone (owner's contract).
+        unsafe { bindings::rrs_class_destroy(self.cls.as_ptr()) };
+    }
+}
+
+/// One device of a [`DevClass`]: a directory for files and directories.
+///
+/// # Invariants
+///
+/// `dev` is from `device_create`, unregistered in `drop`.
+pub struct ClassDev {
+    dev: NonNull<bindings::device>,
+}
+
+// SAFETY: as for `Dir`.
+unsafe impl Send for ClassDev {}
+// SAFETY: as for `Dir`.
+unsafe impl Sync for ClassDev {}
+
+impl ClassDev {
+    /// The device's directory.
+    pub fn kobj(&self) -> KobjRef<'_> {
+        // SAFETY: live device (type invariant); the helper returns the
+        // address of its embedded kobject, which is not null.
+        let ptr = unsafe { NonNull::new_unchecked(bindings::rrs_device_kobj(self.dev.as_ptr())) };
+        // INVARIANT: the device lives as long as `self`, which is borrowed.
+        KobjRef {
+            ptr,
+            _p: core::marker::PhantomData,
+        }
+    }
+
+    /// Adds attribute files to the device, served by `handler`; they must
+    /// be dropped before the device.
+    pub fn files<T: Attrs>(&self, attrs: &'static [Attr], handler: Arc<T>) -> Result<DevFiles<T>> {
+        dev_files(self.dev, attrs, handler)
+    }
+}
+
+impl Drop for ClassDev {
+    fn drop(&mut self) {
+        // SAFETY: created by `DevClass::device`; what was created under it
+        // is owned by values dropped before this one (owner's contract).
+        unsafe { bindings::rrs_class_device_destroy(self.dev.as_ptr()) };
+    }
+}
+
+/// Attribute files on the live device `dev`, served by `handler`.
+fn dev_files<T: Attrs>(
+    dev: NonNull<bindings::device>,
+    attrs: &'static [Attr],
+    handler: Arc<T>,
+) -> Result<DevFiles<T>> {
+    {
         let (names, modes) = attr_arrays(attrs)?;
         let ctx = Arc::into_raw(handler);
         let vt: &'static bindings::rrs_kobj_vt = &Vt::<T>::VT;
@@ -418,7 +515,7 @@ impl Class {
         // static name pointers); `vt` matches `ctx`'s type.
         let p = unsafe {
             bindings::rrs_dev_files_create(
-                self.dev.as_ptr(),
+                dev.as_ptr(),
                 names.as_ptr(),
                 modes.as_ptr(),
                 attrs.len() as u32,

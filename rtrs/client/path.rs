@@ -26,8 +26,16 @@ pub(crate) struct Path {
     pub(crate) idx: AtomicUsize,
     /// Requests in flight on it that the min-inflight policy counted.
     pub(crate) inflight: AtomicU32,
-    /// Requests it took over from a failed path.
-    pub(crate) failovers: AtomicU64,
+    /// `<src>@<dst>`, its sysfs directory's name.
+    pub(crate) name: KVec<u8>,
+    pub(crate) src: SockAddr,
+    pub(crate) dst: SockAddr,
+    /// Its device's name and port.
+    pub(crate) hca_name: KVec<u8>,
+    pub(crate) hca_port: u8,
+    pub(crate) stats: PathStats,
+    /// Its sysfs directory, from its start to its close.
+    pub(crate) sysfs: AtomicBox<PathFiles>,
     /// State, connections (cid 0 is the admin connection) and heartbeat.
     #[pin]
     pub(crate) core: PathCore<Path>,
@@ -62,6 +70,24 @@ impl Path {
             )?;
         }
         let con_num = links.len() as u16;
+        // What its admin connection is bound to, for sysfs.
+        let admin = links.first().ok_or(EINVAL)?;
+        let (src, dst) = (
+            admin.addr(false).ok_or(EINVAL)?,
+            admin.addr(true).ok_or(EINVAL)?,
+        );
+        let mut name = KVec::new();
+        {
+            let mut w = support::VecWriter::new(&mut name);
+            sysfs::write_addr(&mut w, &src);
+            let _ = core::fmt::Write::write_str(&mut w, "@");
+            sysfs::write_addr(&mut w, &dst);
+            w.ok()?;
+        }
+        let mut hca_name = KVec::new();
+        hca_name.extend_from_slice(pd.device().name().as_bytes(), GFP_KERNEL)?;
+        let hca_port = admin.port_num();
+        let stats = PathStats::new()?;
         let mut cons = KVec::with_capacity(links.len(), GFP_KERNEL)?;
         for l in links {
             cons.push(KBox::new(l, GFP_KERNEL)?, GFP_KERNEL)?;
@@ -85,7 +111,13 @@ impl Path {
                 inv_at,
                 idx: AtomicUsize::new(usize::MAX),
                 inflight: AtomicU32::new(0),
-                failovers: AtomicU64::new(0),
+                name,
+                src,
+                dst,
+                hca_name,
+                hca_port,
+                stats,
+                sysfs: AtomicBox::empty(),
                 core <- core,
                 close_w <- new_work!("rtrs_client::Path::close"),
             }),
@@ -112,6 +144,16 @@ impl Path {
                 r.rkey.load(Ordering::Acquire),
             )
         })
+    }
+
+    /// Waits until the path is closed and unlisted (its close work ran up to
+    /// its sysfs directory's removal).  Sleeps.
+    pub(crate) fn wait_closed(self: &Arc<Self>) {
+        let sess = &self.sess;
+        let mut g = sess.paths.lock();
+        let _ = wait::until(&sess.path_gone, &mut g, None, |paths| {
+            !paths.iter().any(|p| Arc::ptr_eq(p, self))
+        });
     }
 
     /// Posts receives, exchanges the info messages, starts the heartbeat.
@@ -164,6 +206,7 @@ impl Path {
         if !self.core.set_connected() {
             return Err(enotconn());
         }
+        self.stats.reconnects_ok.fetch_add(1, Ordering::Relaxed);
         PathCore::start_heartbeat(self, &self.sess.wq)
     }
 
@@ -222,6 +265,7 @@ impl Path {
     /// whose key the server can still write with.
     pub(crate) fn io_rsp(self: &Arc<Self>, cid: u16, msg_id: u32, errno: i32, with_inval: bool) {
         let sess = &self.sess;
+        self.stats.count_migration(cid, self.con_num);
         // The key the server revoked just before this answer, if any.
         let inv = self
             .inv_seen
@@ -338,6 +382,9 @@ impl Path {
             last
         };
         sess.path_gone.notify_all();
+        // After the wake-up: a sysfs store waiting for this path to go
+        // returns, and this drop (which waits for it) goes on.
+        drop(self.sysfs.take());
         if last && !sess.closing.load(Ordering::Acquire) {
             sess.events.disconnected();
         }

@@ -41,6 +41,15 @@ pub struct Sess {
     #[pin]
     pub(crate) path_gone: CondVar,
     pub(crate) closing: AtomicBool,
+    /// The server port of the session's paths (`add_path` uses it).
+    pub(crate) port: u16,
+    /// `max_reconnect_attempts` (-1: forever).
+    pub(crate) max_reconnect: AtomicI32,
+    /// Its sysfs device, from its open to its close.  Taken out to be
+    /// dropped outside the lock (the drop waits for running handlers,
+    /// which may take the lock).
+    #[pin]
+    pub(crate) sysfs: Mutex<Option<KBox<SessFiles>>>,
     /// How a request picks its path ([`Policy`] as `u8`).
     pub(crate) policy: AtomicU8,
     /// Per CPU: the round-robin policy's last pick (each CPU writes only
@@ -152,12 +161,26 @@ impl Sess {
                 live_end: AtomicUsize::new(0),
                 path_gone <- new_condvar!(),
                 closing: AtomicBool::new(false),
+                port: dsts[0].port,
+                max_reconnect: AtomicI32::new(-1),
+                sysfs <- new_mutex!(None),
                 policy: AtomicU8::new(Policy::MinInflight as u8),
                 rr,
                 mr_writes: AtomicU64::new(0),
             }),
             GFP_KERNEL,
         )?;
+        match SessFiles::new(&sess) {
+            Ok(f) => *sess.sysfs.lock() = Some(f),
+            Err(e) => {
+                pr_err!(
+                    "session {}: sysfs device not created: {:?}\n",
+                    kernel::str::BStr::from_bytes(&sess.name),
+                    e
+                );
+                return Err(e);
+            }
+        }
         let mut first = Some((pd, links));
         for (n, dst) in dsts.iter().enumerate() {
             let r = match first.take() {
@@ -174,7 +197,8 @@ impl Sess {
         Ok(sess)
     }
 
-    /// Makes a path of the connections `links`, lists it and starts it.
+    /// Makes a path of the connections `links`, lists it, starts it and
+    /// gives it its sysfs directory.
     fn start_path(self: &Arc<Self>, pd: Arc<Pd>, links: KVec<Link>) -> Result {
         let path = Path::new(self, pd, links)?;
         if let Err(e) = self.add_path(&path) {
@@ -183,7 +207,35 @@ impl Sess {
             path.close();
             return Err(e);
         }
-        path.start()
+        path.start()?;
+        let files = {
+            let g = self.sysfs.lock();
+            match g.as_ref() {
+                Some(s) => PathFiles::new(&path, s),
+                None => Err(ENODEV),
+            }
+        };
+        let r = files.and_then(|f| path.sysfs.put(f).map_err(|_| EBUSY));
+        if let Err(e) = r {
+            pr_err!("path sysfs directory not created: {:?}\n", e);
+            path.close();
+            return Err(e);
+        }
+        // A close that ran meanwhile did not see the directory.
+        if path.core.state() >= State::Closing {
+            path.wait_closed();
+            drop(path.sysfs.take());
+        }
+        Ok(())
+    }
+
+    /// Connects and starts one more path, to `dst` (`add_path`).  Sleeps.
+    pub(crate) fn add_path_to(self: &Arc<Self>, dst: SockAddr) -> Result {
+        if self.closing.load(Ordering::Acquire) {
+            return Err(enotconn());
+        }
+        let (pd, links, _) = connect_path(dst, self.paths_uuid, false, Some(&self.geo))?;
+        self.start_path(pd, links)
     }
 
     /// Lists `path`, for requests too.
@@ -515,9 +567,11 @@ impl Sess {
         if counted {
             path.inflight.fetch_add(1, Ordering::Relaxed);
         }
-        if !tried.is_empty() {
-            path.failovers.fetch_add(1, Ordering::Relaxed);
-        }
+        path.stats.count_io(
+            dir,
+            u64::from(data_len) + usr.len() as u64,
+            !tried.is_empty(),
+        );
         let r = path.core.try_post(cid, tx, |o| {
             let mr = o
                 .path
@@ -804,6 +858,8 @@ impl Sess {
         let mut g = self.paths.lock();
         let _ = wait::until(&self.path_gone, &mut g, None, |paths| paths.is_empty());
         drop(g);
+        let files = self.sysfs.lock().take();
+        drop(files);
         self.wq.flush();
     }
 }

@@ -9,7 +9,7 @@
 # Bytes fio writes and verifies while link 1 goes down.
 MP_FIO_SIZE=${MP_FIO_SIZE:-192M}
 
-test_begin multipath 14
+test_begin multipath 23
 trap 'ip link set rnbd1 up 2>/dev/null; cleanup_data' EXIT
 
 clt_load() { modprobe -r rnbd_client rtrs_client rtrs_core 2>/dev/null; modprobe rnbd_client; }
@@ -20,20 +20,74 @@ map() { echo "sessname=mp path=ip:$SRV_IP0 path=ip:$SRV_IP1 device_path=/dev/nul
 check "multipath: map_device with two paths" map
 check "multipath: /dev/rnbd0 appears" wait_for 30 test -b /dev/rnbd0
 
-# Packets a soft-RoCE device of this guest sent.
-sent() { rdma statistic show link "$1/1" | awk '{for (i = 3; i < NF; i++) if ($i == "sent_pkts") print $(i + 1)}'; }
+C=/sys/class/rtrs-client/mp
+P0=$C/paths/ip:$CLT_IP0@ip:$SRV_IP0
+P1=$C/paths/ip:$CLT_IP1@ip:$SRV_IP1
+is() { # <file> <expected content>
+	local got
+	got=$(cat "$1") || return 1
+	[ "$got" = "$2" ] || { ktap_print_msg "$1: '$got', expected '$2'"; return 1; }
+}
+sess_files() {
+	is $C/mpath_policy "min-inflight (MI: 1)" && is $C/max_reconnect_attempts -1 &&
+		is $C/add_path "$(printf 'Usage: echo [<source addr>@]<destination addr> > add_path\n\n*addr ::= [ ip:<ipv4|ipv6> | gid:<gid> ]')" &&
+		[ "$(ls $C/paths | tr '\n' ' ')" = "ip:$CLT_IP0@ip:$SRV_IP0 ip:$CLT_IP1@ip:$SRV_IP1 " ]
+}
+check "rtrs-sysfs: session files and one directory per path" sess_files
+path_files() { # <dir> <link>
+	is "$1/state" connected && is "$1/hca_name" "rxe$2" && is "$1/hca_port" 1 &&
+		is "$1/src_addr" "ip:10.99.$2.1" && is "$1/dst_addr" "ip:10.99.$2.2" &&
+		is "$1/reconnect" "Usage: echo 1 > reconnect" && is "$1/disconnect" "Usage: echo 1 > disconnect" &&
+		is "$1/remove_path" "Usage: echo 1 > remove_path" && grep -qE '^[0-9]+ ns$' "$1/cur_latency" &&
+		is "$1/stats/reconnects" "0 0" && is "$1/stats/reset_all" "echo 1 to reset all statistics" &&
+		grep -qE '^([0-9]+ )+$' "$1/stats/cpu_migration_from" &&
+		grep -qE '^[0-9]+ [0-9]+ [0-9]+ [0-9]+ [0-9]+ 0$' "$1/stats/rdma"
+}
+check "rtrs-sysfs: files of the path on link 0" path_files $P0 0
+check "rtrs-sysfs: files of the path on link 1" path_files $P1 1
+policy_files() {
+	echo rr >$C/mpath_policy && is $C/mpath_policy "round-robin (RR: 0)" &&
+		echo 2 >$C/mpath_policy && is $C/mpath_policy "min-latency (ML: 2)" &&
+		echo MIN-INFLIGHT >$C/mpath_policy && is $C/mpath_policy "min-inflight (MI: 1)" &&
+		fails_with "Invalid argument" sh -c "echo 3 >$C/mpath_policy" &&
+		fails_with "Invalid argument" sh -c "echo rrr >$C/mpath_policy" &&
+		fails_with "Invalid argument" sh -c "echo 10000 >$C/max_reconnect_attempts" &&
+		fails_with "Numerical result out of range" sh -c "echo 99999999999 >$C/max_reconnect_attempts" &&
+		echo 5 >$C/max_reconnect_attempts && is $C/max_reconnect_attempts 5 &&
+		fails_with "Invalid argument" sh -c "echo 0 >$P0/stats/reset_all" &&
+		fails_with "Invalid argument" sh -c "echo 2 >$P0/disconnect"
+}
+check "policy: mpath_policy and max_reconnect_attempts take upstream's spellings and refuse others" policy_files
+
+# Reads each path carried (stats/rdma, first field).
+reads_of() { cut -d' ' -f1 "$1/stats/rdma"; }
+qd1_reads() { fio --name=mp --cpus_allowed=0 --filename=/dev/rnbd0 --direct=1 --ioengine=psync --rw=randread --bs=4k \
+	--number_ios=400 --size=64M >/dev/null; }
+# policy_spread <policy> <check on the two counts>
+policy_spread() {
+	local a b
+	echo "$1" >$C/mpath_policy && echo 1 >$P0/stats/reset_all && echo 1 >$P1/stats/reset_all || return 1
+	qd1_reads || return 1
+	a=$(reads_of $P0) b=$(reads_of $P1)
+	ktap_print_msg "$1 at QD1: $a reads on link 0, $b on link 1"
+	eval "$2"
+}
+# Round-robin alternates (fio on one CPU: each CPU has its own turn);
+# min-inflight at QD1 always finds both idle and
+# takes the first.
+check "policy: round-robin alternates the paths" policy_spread round-robin '[ $((a - b)) -le 40 ] && [ $((b - a)) -le 40 ] && [ $((a + b)) -ge 400 ]'
+check "policy: min-inflight at QD1 keeps to the first path" policy_spread min-inflight '[ "$a" -ge 400 ] && [ "$b" -le 2 ]'
 both_links_carry_io() {
-	local a0 a1 b0 b1
-	a0=$(sent rxe0) a1=$(sent rxe1)
+	local a b
+	echo 1 >$P0/stats/reset_all && echo 1 >$P1/stats/reset_all || return 1
 	fio --name=mp --filename=/dev/rnbd0 --direct=1 --ioengine=libaio --rw=randread --bs=4k \
 		--iodepth=32 --numjobs=2 --time_based --runtime=5 --group_reporting >/dev/null || return 1
-	b0=$(sent rxe0) b1=$(sent rxe1)
-	ktap_print_msg "packets sent during fio: rxe0 $((b0 - a0)), rxe1 $((b1 - a1))"
-	# 5 s of 4 KiB reads at QD 64: thousands each if min-inflight spreads
-	# them; an idle path sends only heartbeats (one per 5 s).
-	[ $((b0 - a0)) -gt 500 ] && [ $((b1 - a1)) -gt 500 ]
+	a=$(reads_of $P0) b=$(reads_of $P1)
+	ktap_print_msg "min-inflight at QD64: $a reads on link 0, $b on link 1"
+	# Both busy: each path gets a share (not necessarily half).
+	[ "$a" -gt 100 ] && [ "$b" -gt 100 ]
 }
-check "multipath: min-inflight spreads IO over both links" both_links_carry_io
+check "multipath: min-inflight spreads IO over both paths under load" both_links_carry_io
 
 # The permanent neighbour entry (tools/guest/agent.sh) goes with the link.
 link1_up() {
@@ -55,6 +109,10 @@ failover_under_fio() {
 }
 check "failover: fio randrw crc32c verify over $MP_FIO_SIZE while link 1 goes down" failover_under_fio
 check "failover: the path on link 1 failed over its requests" logged_in clt "failed over"
+failovers_counted() { local n; n=$(cut -d' ' -f6 $P0/stats/rdma); ktap_print_msg "failovers onto link 0: $n"; [ "$n" -gt 0 ]; }
+check "failover: counted in the surviving path's stats/rdma" failovers_counted
+# Until paths reconnect, a failed path leaves the session.
+check "failover: the failed path's directory is gone" wait_for 30 test ! -e $P1
 state_open() { [ "$(cat /sys/block/rnbd0/rnbd/state)" = open ]; }
 check "failover: device state stays open" state_open
 reads() { dd if=/dev/rnbd0 of=/dev/null bs=1M count=16 iflag=direct status=none; }

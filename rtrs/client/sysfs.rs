@@ -1,0 +1,468 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `/sys/class/rtrs-client`: a device per session, a directory per path,
+//! with upstream 6.12's files, contents, usage strings and errnos
+//! (`rtrs-clt-sysfs.c`; see `Documentation/upstream-multipath.rst`).
+//!
+//! ```text
+//! <sessname>/{add_path,max_reconnect_attempts,mpath_policy}
+//! <sessname>/paths/<src>@<dst>/{state,reconnect,disconnect,remove_path,
+//!     hca_name,hca_port,src_addr,dst_addr,cur_latency}
+//! <sessname>/paths/<src>@<dst>/stats/{cpu_migration_from,cpu_migration_to,
+//!     reconnects,rdma,reset_all}
+//! ```
+//!
+//! Every handler runs in process context and holds its session or path;
+//! the session's files go at its close, a path's when its close work ends
+//! (that drop waits for running handlers, so no handler waits for the close
+//! work beyond the path's `Closed` state, which comes first).
+
+use crate::*;
+use core::fmt::Write;
+use support::sysfs::{self, Attr, Attrs, ClassDev, DevClass, DevFiles, Emit, PlainDir};
+
+/// The class, from module load to unload; sessions hold a reference while
+/// their device exists.
+pub(crate) static CLASS: RcuBox<Arc<DevClass>> = RcuBox::empty();
+
+/// Registers the class (module load).
+pub(crate) fn register() -> Result {
+    let c = Arc::new(DevClass::new(kernel::c_str!("rtrs-client"))?, GFP_KERNEL)?;
+    CLASS.publish(KBox::new(c, GFP_KERNEL)?).map_err(|_| EBUSY)
+}
+
+/// Unregisters the class (module unload, after every session closed).
+pub(crate) fn unregister() {
+    RcuBox::take_all(core::slice::from_ref(&CLASS), drop);
+}
+
+/// A session's sysfs: dropped in field order (files before their device).
+pub(crate) struct SessFiles {
+    paths: PlainDir,
+    _files: DevFiles<SessAttrs>,
+    _dev: ClassDev,
+    _class: Arc<DevClass>,
+}
+
+impl SessFiles {
+    /// Creates `/sys/class/rtrs-client/<name>/` for `sess`.
+    pub(crate) fn new(sess: &Arc<Sess>) -> Result<KBox<Self>> {
+        let class = CLASS.read(|c| c.cloned()).ok_or(ENODEV)?;
+        let name = c_name(&sess.name)?;
+        let dev = class.device(cstr(&name)?)?;
+        let files = dev.files(
+            &SESS_ATTRS,
+            Arc::new(SessAttrs { sess: sess.clone() }, GFP_KERNEL)?,
+        )?;
+        let paths = PlainDir::new(dev.kobj(), kernel::c_str!("paths"))?;
+        Ok(KBox::new(
+            Self {
+                paths,
+                _files: files,
+                _dev: dev,
+                _class: class,
+            },
+            GFP_KERNEL,
+        )?)
+    }
+}
+
+/// `name` with a NUL, for a directory name.
+fn c_name(name: &[u8]) -> Result<KVec<u8>> {
+    if name.contains(&0) {
+        return Err(EINVAL);
+    }
+    let mut v = KVec::with_capacity(name.len() + 1, GFP_KERNEL)?;
+    v.extend_from_slice(name, GFP_KERNEL)?;
+    v.push(0, GFP_KERNEL)?;
+    Ok(v)
+}
+
+fn cstr(v: &[u8]) -> Result<&kernel::str::CStr> {
+    kernel::str::CStr::from_bytes_with_nul(v).map_err(|_| EINVAL)
+}
+
+const S_ADD_PATH: usize = 0;
+const S_MAX_RECONNECT: usize = 1;
+const S_POLICY: usize = 2;
+
+static SESS_ATTRS: [Attr; 3] = [
+    Attr::rw(kernel::c_str!("add_path")),
+    Attr::rw(kernel::c_str!("max_reconnect_attempts")),
+    Attr::rw(kernel::c_str!("mpath_policy")),
+];
+
+struct SessAttrs {
+    sess: Arc<Sess>,
+}
+
+impl Attrs for SessAttrs {
+    fn show(&self, idx: usize, out: &mut Emit<'_>) -> Result {
+        let s = &self.sess;
+        match idx {
+            S_ADD_PATH => out.bytes(
+                b"Usage: echo [<source addr>@]<destination addr> > add_path\n\n*addr ::= [ ip:<ipv4|ipv6> | gid:<gid> ]\n",
+            ),
+            S_MAX_RECONNECT => {
+                let _ = writeln!(out, "{}", s.max_reconnect.load(Ordering::Relaxed));
+            }
+            S_POLICY => out.bytes(s.policy().show().as_bytes()),
+            _ => return Err(EINVAL),
+        }
+        Ok(())
+    }
+
+    fn store(&self, idx: usize, input: &[u8]) -> Result {
+        let s = &self.sess;
+        match idx {
+            S_ADD_PATH => {
+                let line = input.split(|&c| c == b'\n').next().unwrap_or(input);
+                let p = proto::addr::parse_path(line).map_err(|_| EINVAL)?;
+                if p.src.is_some() {
+                    pr_warn!("add_path: source addresses are not supported yet, ignored\n");
+                }
+                let ip = match p.dst {
+                    proto::addr::Addr::V4(ip) => ip,
+                    proto::addr::Addr::V6(..) => {
+                        pr_err!("add_path: IPv6 paths are not supported yet\n");
+                        return Err(EINVAL);
+                    }
+                };
+                s.add_path_to(SockAddr { ip, port: s.port })
+            }
+            S_MAX_RECONNECT => {
+                let v = mpath::parse_max_reconnect_attempts(input).map_err(|e| {
+                    if e == mpath::EINVAL {
+                        pr_err!(
+                            "{}: invalid range (provided: '{}', accepted: min: {}, max: {})\n",
+                            kernel::str::BStr::from_bytes(&s.name),
+                            kernel::str::BStr::from_bytes(input),
+                            mpath::MIN_RECONNECT_ATTEMPTS,
+                            mpath::MAX_RECONNECT_ATTEMPTS
+                        );
+                    }
+                    Error::from_errno(-e)
+                })?;
+                s.max_reconnect.store(v, Ordering::Relaxed);
+                Ok(())
+            }
+            S_POLICY => {
+                s.set_policy(Policy::parse(input).map_err(|e| Error::from_errno(-e))?);
+                Ok(())
+            }
+            _ => Err(EINVAL),
+        }
+    }
+}
+
+/// A path's sysfs, dropped in field order (`stats/` before its parent).
+pub(crate) struct PathFiles {
+    _stats: sysfs::Dir,
+    _dir: sysfs::Dir,
+}
+
+impl PathFiles {
+    /// Creates `paths/<src>@<dst>/` of `path` under its session's device.
+    pub(crate) fn new(path: &Arc<Path>, sess: &SessFiles) -> Result<KBox<Self>> {
+        let name = c_name(&path.name)?;
+        let dir = sysfs::Dir::new(
+            sess.paths.kobj(),
+            cstr(&name)?,
+            &PATH_ATTRS,
+            Arc::new(PathAttrs { path: path.clone() }, GFP_KERNEL)?,
+        )?;
+        let stats = sysfs::Dir::new(
+            dir.kobj(),
+            kernel::c_str!("stats"),
+            &STATS_ATTRS,
+            Arc::new(StatsAttrs { path: path.clone() }, GFP_KERNEL)?,
+        )?;
+        Ok(KBox::new(
+            Self {
+                _stats: stats,
+                _dir: dir,
+            },
+            GFP_KERNEL,
+        )?)
+    }
+}
+
+const P_STATE: usize = 0;
+const P_RECONNECT: usize = 1;
+const P_DISCONNECT: usize = 2;
+const P_REMOVE: usize = 3;
+const P_HCA_NAME: usize = 4;
+const P_HCA_PORT: usize = 5;
+const P_SRC: usize = 6;
+const P_DST: usize = 7;
+const P_LATENCY: usize = 8;
+
+static PATH_ATTRS: [Attr; 9] = [
+    Attr::ro(kernel::c_str!("state")),
+    Attr::rw(kernel::c_str!("reconnect")),
+    Attr::rw(kernel::c_str!("disconnect")),
+    Attr::rw(kernel::c_str!("remove_path")),
+    Attr::ro(kernel::c_str!("hca_name")),
+    Attr::ro(kernel::c_str!("hca_port")),
+    Attr::ro(kernel::c_str!("src_addr")),
+    Attr::ro(kernel::c_str!("dst_addr")),
+    Attr::ro(kernel::c_str!("cur_latency")),
+];
+
+struct PathAttrs {
+    path: Arc<Path>,
+}
+
+/// `ip:a.b.c.d` (upstream's `sockaddr_to_str` of an IPv4 address).
+pub(crate) fn write_addr(out: &mut impl Write, a: &SockAddr) {
+    let [a0, a1, a2, a3] = a.ip;
+    let _ = write!(out, "ip:{}.{}.{}.{}", a0, a1, a2, a3);
+}
+
+impl Attrs for PathAttrs {
+    fn show(&self, idx: usize, out: &mut Emit<'_>) -> Result {
+        let p = &self.path;
+        match idx {
+            P_STATE => out.bytes(if p.core.state() == State::Connected {
+                b"connected\n"
+            } else {
+                b"disconnected\n"
+            }),
+            P_RECONNECT => out.bytes(b"Usage: echo 1 > reconnect\n"),
+            P_DISCONNECT => out.bytes(b"Usage: echo 1 > disconnect\n"),
+            P_REMOVE => out.bytes(b"Usage: echo 1 > remove_path\n"),
+            P_HCA_NAME => {
+                out.bytes(&p.hca_name);
+                out.bytes(b"\n");
+            }
+            P_HCA_PORT => {
+                let _ = writeln!(out, "{}", p.hca_port);
+            }
+            P_SRC | P_DST => {
+                write_addr(out, if idx == P_SRC { &p.src } else { &p.dst });
+                out.bytes(b"\n");
+            }
+            P_LATENCY => {
+                let _ = writeln!(out, "{} ns", p.core.latency_ns());
+            }
+            _ => return Err(EINVAL),
+        }
+        Ok(())
+    }
+
+    fn store(&self, idx: usize, input: &[u8]) -> Result {
+        let p = &self.path;
+        if !matches!(idx, P_RECONNECT | P_DISCONNECT | P_REMOVE) {
+            return Err(EINVAL);
+        }
+        if !mpath::is_one(input) {
+            pr_err!(
+                "{}: unknown value: '{}'\n",
+                kernel::str::BStr::from_bytes(&p.name),
+                kernel::str::BStr::from_bytes(input)
+            );
+            return Err(EINVAL);
+        }
+        if idx == P_RECONNECT {
+            // Until paths reconnect, a closed path is gone.
+            pr_err!("reconnect: not supported yet\n");
+            return Err(support::code::eopnotsupp());
+        }
+        // Until paths reconnect, a disconnected path is removed as well.
+        p.close();
+        p.wait_closed();
+        Ok(())
+    }
+}
+
+const T_MIGR_FROM: usize = 0;
+const T_MIGR_TO: usize = 1;
+const T_RECONNECTS: usize = 2;
+const T_RDMA: usize = 3;
+const T_RESET_ALL: usize = 4;
+
+static STATS_ATTRS: [Attr; 5] = [
+    Attr::rw(kernel::c_str!("cpu_migration_from")),
+    Attr::rw(kernel::c_str!("cpu_migration_to")),
+    Attr::rw(kernel::c_str!("reconnects")),
+    Attr::rw(kernel::c_str!("rdma")),
+    Attr::rw(kernel::c_str!("reset_all")),
+];
+
+struct StatsAttrs {
+    path: Arc<Path>,
+}
+
+impl Attrs for StatsAttrs {
+    fn show(&self, idx: usize, out: &mut Emit<'_>) -> Result {
+        let st = &self.path.stats;
+        match idx {
+            T_MIGR_FROM | T_MIGR_TO => {
+                for c in st.cpus.iter() {
+                    let v = if idx == T_MIGR_FROM {
+                        &c.migr_from
+                    } else {
+                        &c.migr_to
+                    };
+                    let _ = write!(out, "{} ", v.load(Ordering::Relaxed) as i32);
+                }
+                out.bytes(b"\n");
+            }
+            T_RECONNECTS => {
+                let _ = writeln!(
+                    out,
+                    "{} {}",
+                    st.reconnects_ok.load(Ordering::Relaxed),
+                    st.reconnects_failed.load(Ordering::Relaxed)
+                );
+            }
+            T_RDMA => {
+                let sum = |f: fn(&CpuStats) -> &AtomicU64| {
+                    st.cpus
+                        .iter()
+                        .fold(0u64, |a, c| a.wrapping_add(f(c).load(Ordering::Relaxed)))
+                };
+                let _ = writeln!(
+                    out,
+                    "{} {} {} {} {} {}",
+                    sum(|c| &c.read_cnt),
+                    sum(|c| &c.read_bytes),
+                    sum(|c| &c.write_cnt),
+                    sum(|c| &c.write_bytes),
+                    self.path.inflight.load(Ordering::Relaxed),
+                    sum(|c| &c.failovers)
+                );
+            }
+            T_RESET_ALL => out.bytes(b"echo 1 to reset all statistics\n"),
+            _ => return Err(EINVAL),
+        }
+        Ok(())
+    }
+
+    fn store(&self, idx: usize, input: &[u8]) -> Result {
+        // Upstream's STAT_STORE_FUNC: "1" resets, anything else (even "0")
+        // is EINVAL.
+        if !mpath::is_one(input) {
+            return Err(EINVAL);
+        }
+        let st = &self.path.stats;
+        match idx {
+            T_MIGR_FROM | T_MIGR_TO => st.reset_migration(),
+            T_RECONNECTS => st.reset_reconnects(),
+            T_RDMA => st.reset_rdma(),
+            T_RESET_ALL => {
+                st.reset_migration();
+                st.reset_reconnects();
+                st.reset_rdma();
+                self.path.inflight.store(0, Ordering::Relaxed);
+            }
+            _ => return Err(EINVAL),
+        }
+        Ok(())
+    }
+}
+
+/// One CPU's counters of a path: only that CPU adds to them (its own
+/// cache line), sysfs sums them.
+#[repr(align(64))]
+#[derive(Default)]
+pub(crate) struct CpuStats {
+    pub(crate) read_cnt: AtomicU64,
+    pub(crate) read_bytes: AtomicU64,
+    pub(crate) write_cnt: AtomicU64,
+    pub(crate) write_bytes: AtomicU64,
+    pub(crate) failovers: AtomicU64,
+    /// Answers handled on another CPU than their connection's (upstream's
+    /// `cpu_migration`): counted on the connection's CPU ...
+    pub(crate) migr_from: AtomicU64,
+    /// ... and on the CPU that handled it.
+    pub(crate) migr_to: AtomicU64,
+}
+
+/// A path's statistics (`stats/`).
+pub(crate) struct PathStats {
+    /// Indexed by CPU id.
+    pub(crate) cpus: KVec<CpuStats>,
+    /// Successful reconnects: -1 until the first connect (as upstream).
+    pub(crate) reconnects_ok: AtomicI32,
+    pub(crate) reconnects_failed: AtomicI32,
+}
+
+impl PathStats {
+    pub(crate) fn new() -> Result<Self> {
+        let n = support::nr_cpu_ids() as usize;
+        let mut cpus = KVec::with_capacity(n, GFP_KERNEL)?;
+        for _ in 0..n {
+            cpus.push(CpuStats::default(), GFP_KERNEL)?;
+        }
+        Ok(Self {
+            cpus,
+            reconnects_ok: AtomicI32::new(-1),
+            reconnects_failed: AtomicI32::new(0),
+        })
+    }
+
+    /// This CPU's counters (any context).
+    pub(crate) fn this_cpu(&self) -> Option<&CpuStats> {
+        self.cpus.get(support::current_cpu() as usize)
+    }
+
+    /// Counts a request of `bytes` (user header and data) sent.
+    pub(crate) fn count_io(&self, dir: Dir, bytes: u64, failover: bool) {
+        if let Some(c) = self.this_cpu() {
+            let (cnt, b) = match dir {
+                Dir::Read => (&c.read_cnt, &c.read_bytes),
+                Dir::Write => (&c.write_cnt, &c.write_bytes),
+            };
+            cnt.fetch_add(1, Ordering::Relaxed);
+            b.fetch_add(bytes, Ordering::Relaxed);
+            if failover {
+                c.failovers.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Counts an answer for connection `cid` handled on this CPU, if its
+    /// connection belongs to another CPU (`con_num - 1` IO connections).
+    pub(crate) fn count_migration(&self, cid: u16, con_num: u16) {
+        let cpu = support::current_cpu() as usize;
+        let Some(own) = (cid as usize).checked_sub(1) else {
+            return;
+        };
+        let n = (con_num as usize).saturating_sub(1);
+        // The connection of CPU `c` is `c % n + 1`: CPUs past `n` share.
+        if n == 0 || cpu % n == own {
+            return;
+        }
+        if let (Some(from), Some(to)) = (self.cpus.get(own), self.cpus.get(cpu)) {
+            from.migr_from.fetch_add(1, Ordering::Relaxed);
+            to.migr_to.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn reset_rdma(&self) {
+        for c in self.cpus.iter() {
+            for v in [
+                &c.read_cnt,
+                &c.read_bytes,
+                &c.write_cnt,
+                &c.write_bytes,
+                &c.failovers,
+            ] {
+                v.store(0, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn reset_migration(&self) {
+        for c in self.cpus.iter() {
+            c.migr_from.store(0, Ordering::Relaxed);
+            c.migr_to.store(0, Ordering::Relaxed);
+        }
+    }
+
+    fn reset_reconnects(&self) {
+        self.reconnects_ok.store(0, Ordering::Relaxed);
+        self.reconnects_failed.store(0, Ordering::Relaxed);
+    }
+}
