@@ -617,7 +617,34 @@ pub struct IdRef<'a> {
     connect_request: bool,
 }
 
+/// The local or peer IPv4 address of `id`.
+///
+/// # Safety
+///
+/// `id` must be a live rdma_cm id.
+unsafe fn id_addr(id: *mut bindings::rdma_cm_id, peer: bool) -> Option<SockAddr> {
+    let mut ip = [0u8; 4];
+    let mut port = 0u16;
+    // SAFETY: `id` is live (caller); `ip` has the 4 bytes and `port` the
+    // room the helper writes.
+    let r = unsafe { bindings::rrs_cm_id_addr_in(id, peer.into(), ip.as_mut_ptr(), &mut port) };
+    (r == 0).then_some(SockAddr { ip, port })
+}
+
 impl IdRef<'_> {
+    /// The local (`peer` false) or the peer's address; `None` if it is not
+    /// IPv4.
+    pub fn addr(&self, peer: bool) -> Option<SockAddr> {
+        // SAFETY: the id is live during the event.
+        unsafe { id_addr(self.id.as_ptr(), peer) }
+    }
+
+    /// The port of the device the id is bound to.
+    pub fn port_num(&self) -> u8 {
+        // SAFETY: the id is live during the event; reads one field.
+        unsafe { bindings::rrs_cm_id_port_num(self.id.as_ptr()) }
+    }
+
     /// The RDMA device the id is bound to, once its address is resolved.
     pub fn device(&self) -> Option<Device<'_>> {
         // SAFETY: the id is live during the event; a bound device stays
@@ -804,14 +831,8 @@ impl<T: Handler> CmId<T> {
     /// The local (`peer` false) or the peer's address, once the route is
     /// resolved or a request arrived; `None` if it is not IPv4.
     pub fn addr(&self, peer: bool) -> Option<SockAddr> {
-        let mut ip = [0u8; 4];
-        let mut port = 0u16;
-        // SAFETY: live id; `ip` has the 4 bytes and `port` the room the
-        // helper writes.
-        let r = unsafe {
-            bindings::rrs_cm_id_addr_in(self.raw(), peer.into(), ip.as_mut_ptr(), &mut port)
-        };
-        (r == 0).then_some(SockAddr { ip, port })
+        // SAFETY: live id.
+        unsafe { id_addr(self.raw(), peer) }
     }
 
     /// The port of the device the id is bound to (0 before).

@@ -13,6 +13,8 @@ use rdma::device::{ClientOps, Device, Registration};
 
 #[path = "core/path.rs"]
 pub mod path;
+#[path = "core/stats.rs"]
+pub mod stats;
 #[path = "core/wait.rs"]
 pub mod wait;
 

@@ -43,6 +43,9 @@
 //! without a lock, and what holds its path there holds a [`DeferredArc`],
 //! so the path's last reference (its drop sleeps) is never dropped there.
 
+// `pin_init!` of `Path` (many fields) needs more than the default 128.
+#![recursion_limit = "256"]
+
 use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::prelude::*;
 use kernel::sync::{new_condvar, new_mutex, Arc, CondVar, Mutex};
@@ -57,6 +60,7 @@ use rdma::pages::BlockMr;
 use rdma::pd::Pd;
 use rdma::wr::{Completion, Opcode, Posted, Reuse, Status, WorkCompletion};
 use rtrs_core::path::{self as core_path, PathCore, PathOps, Plain, State};
+use rtrs_core::stats::IoStats;
 use rtrs_core::{wait, Slots};
 use support::code::{econnreset, enotconn};
 use support::pages::PageBlock;
@@ -73,6 +77,8 @@ mod io;
 mod path;
 #[path = "server/sess.rs"]
 mod sess;
+#[path = "server/sysfs.rs"]
+mod sysfs;
 
 use chunk::{ChunkGuard, ChunkRes, RES_PER_CHUNK};
 pub use io::Io;
@@ -308,6 +314,13 @@ impl kernel::Module for RtrsServer {
             p.queue_depth,
             p.always_invalidate as u8
         );
+        sysfs::register()?;
         Ok(Self)
+    }
+}
+
+impl Drop for RtrsServer {
+    fn drop(&mut self) {
+        sysfs::unregister();
     }
 }

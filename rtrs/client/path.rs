@@ -76,14 +76,7 @@ impl Path {
             admin.addr(false).ok_or(EINVAL)?,
             admin.addr(true).ok_or(EINVAL)?,
         );
-        let mut name = KVec::new();
-        {
-            let mut w = support::VecWriter::new(&mut name);
-            sysfs::write_addr(&mut w, &src);
-            let _ = core::fmt::Write::write_str(&mut w, "@");
-            sysfs::write_addr(&mut w, &dst);
-            w.ok()?;
-        }
+        let name = rtrs_core::stats::path_name(&src, &dst)?;
         let mut hca_name = KVec::new();
         hca_name.extend_from_slice(pd.device().name().as_bytes(), GFP_KERNEL)?;
         let hca_port = admin.port_num();

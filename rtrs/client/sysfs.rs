@@ -19,6 +19,7 @@
 
 use crate::*;
 use core::fmt::Write;
+use rtrs_core::stats::IoStats;
 use support::sysfs::{self, Attr, Attrs, ClassDev, DevClass, DevFiles, Emit, PlainDir};
 
 /// The class, from module load to unload; sessions hold a reference while
@@ -213,12 +214,6 @@ struct PathAttrs {
     path: Arc<Path>,
 }
 
-/// `ip:a.b.c.d` (upstream's `sockaddr_to_str` of an IPv4 address).
-pub(crate) fn write_addr(out: &mut impl Write, a: &SockAddr) {
-    let [a0, a1, a2, a3] = a.ip;
-    let _ = write!(out, "ip:{}.{}.{}.{}", a0, a1, a2, a3);
-}
-
 impl Attrs for PathAttrs {
     fn show(&self, idx: usize, out: &mut Emit<'_>) -> Result {
         let p = &self.path;
@@ -239,7 +234,7 @@ impl Attrs for PathAttrs {
                 let _ = writeln!(out, "{}", p.hca_port);
             }
             P_SRC | P_DST => {
-                write_addr(out, if idx == P_SRC { &p.src } else { &p.dst });
+                rtrs_core::stats::write_addr(out, if idx == P_SRC { &p.src } else { &p.dst });
                 out.bytes(b"\n");
             }
             P_LATENCY => {
@@ -317,20 +312,19 @@ impl Attrs for StatsAttrs {
                 );
             }
             T_RDMA => {
-                let sum = |f: fn(&CpuStats) -> &AtomicU64| {
-                    st.cpus
-                        .iter()
-                        .fold(0u64, |a, c| a.wrapping_add(f(c).load(Ordering::Relaxed)))
-                };
+                let [rc, rb, wc, wb] = st.io.totals();
+                let failovers = st.cpus.iter().fold(0u64, |a, c| {
+                    a.wrapping_add(c.failovers.load(Ordering::Relaxed))
+                });
                 let _ = writeln!(
                     out,
                     "{} {} {} {} {} {}",
-                    sum(|c| &c.read_cnt),
-                    sum(|c| &c.read_bytes),
-                    sum(|c| &c.write_cnt),
-                    sum(|c| &c.write_bytes),
+                    rc,
+                    rb,
+                    wc,
+                    wb,
                     self.path.inflight.load(Ordering::Relaxed),
-                    sum(|c| &c.failovers)
+                    failovers
                 );
             }
             T_RESET_ALL => out.bytes(b"echo 1 to reset all statistics\n"),
@@ -362,15 +356,11 @@ impl Attrs for StatsAttrs {
     }
 }
 
-/// One CPU's counters of a path: only that CPU adds to them (its own
-/// cache line), sysfs sums them.
+/// One CPU's counters of a path beyond its IO (`IoStats`): only that CPU
+/// adds to them (its own cache line), sysfs sums them.
 #[repr(align(64))]
 #[derive(Default)]
 pub(crate) struct CpuStats {
-    pub(crate) read_cnt: AtomicU64,
-    pub(crate) read_bytes: AtomicU64,
-    pub(crate) write_cnt: AtomicU64,
-    pub(crate) write_bytes: AtomicU64,
     pub(crate) failovers: AtomicU64,
     /// Answers handled on another CPU than their connection's (upstream's
     /// `cpu_migration`): counted on the connection's CPU ...
@@ -381,6 +371,8 @@ pub(crate) struct CpuStats {
 
 /// A path's statistics (`stats/`).
 pub(crate) struct PathStats {
+    /// Requests and bytes, per CPU.
+    pub(crate) io: IoStats,
     /// Indexed by CPU id.
     pub(crate) cpus: KVec<CpuStats>,
     /// Successful reconnects: -1 until the first connect (as upstream).
@@ -396,27 +388,19 @@ impl PathStats {
             cpus.push(CpuStats::default(), GFP_KERNEL)?;
         }
         Ok(Self {
+            io: IoStats::new()?,
             cpus,
             reconnects_ok: AtomicI32::new(-1),
             reconnects_failed: AtomicI32::new(0),
         })
     }
 
-    /// This CPU's counters (any context).
-    pub(crate) fn this_cpu(&self) -> Option<&CpuStats> {
-        self.cpus.get(support::current_cpu() as usize)
-    }
-
-    /// Counts a request of `bytes` (user header and data) sent.
+    /// Counts a request of `bytes` (user header and data) sent.  Any
+    /// context.
     pub(crate) fn count_io(&self, dir: Dir, bytes: u64, failover: bool) {
-        if let Some(c) = self.this_cpu() {
-            let (cnt, b) = match dir {
-                Dir::Read => (&c.read_cnt, &c.read_bytes),
-                Dir::Write => (&c.write_cnt, &c.write_bytes),
-            };
-            cnt.fetch_add(1, Ordering::Relaxed);
-            b.fetch_add(bytes, Ordering::Relaxed);
-            if failover {
+        self.io.count(dir == Dir::Read, bytes);
+        if failover {
+            if let Some(c) = self.cpus.get(support::current_cpu() as usize) {
                 c.failovers.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -441,16 +425,9 @@ impl PathStats {
     }
 
     fn reset_rdma(&self) {
+        self.io.reset();
         for c in self.cpus.iter() {
-            for v in [
-                &c.read_cnt,
-                &c.read_bytes,
-                &c.write_cnt,
-                &c.write_bytes,
-                &c.failovers,
-            ] {
-                v.store(0, Ordering::Relaxed);
-            }
+            c.failovers.store(0, Ordering::Relaxed);
         }
     }
 

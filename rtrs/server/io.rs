@@ -44,6 +44,8 @@ pub(crate) fn process_io_req(guard: ChunkGuard, cid: u16, off: u32) {
         IoReq::Write { usr_len } => (usr_len, None),
         IoReq::Read(r) => (r.usr_len, Some(r)),
     };
+    // Bytes as upstream counts them: the immediate's offset.
+    guard.path.io_stats.count(read.is_some(), u64::from(off));
     // We advertised MAX_HDR_SIZE; a longer header is the peer's error (and
     // would cost us an allocation of up to 64 KiB per request).
     if usr_len > MAX_HDR_SIZE {

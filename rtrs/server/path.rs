@@ -36,6 +36,17 @@ pub(crate) struct Path {
     /// Drops the last reference in process context: see [`LastRef`].
     #[pin]
     pub(crate) release_w: Work<Path, RELEASE>,
+    /// `<client>@<server>`, its sysfs directory's name.
+    pub(crate) name: KVec<u8>,
+    pub(crate) clt_addr: SockAddr,
+    pub(crate) srv_addr: SockAddr,
+    /// Its device's name and port.
+    pub(crate) hca_name: KVec<u8>,
+    pub(crate) hca_port: u8,
+    /// Requests and bytes (`stats/rdma`).
+    pub(crate) io_stats: IoStats,
+    /// Its sysfs directory, from its info request to its close.
+    pub(crate) sysfs: AtomicBox<sysfs::PathFiles>,
     /// Counted in the server's `Ctx::paths`.
     pub(crate) _alive: Counted,
 }
@@ -184,6 +195,8 @@ impl Path {
         }
         drop(cons);
         self.core.set_closed();
+        // Waits for running handlers: none waits for this work.
+        drop(self.sysfs.take());
         let sess = self.sess.clone();
         let ctx = sess.ctx.clone();
         // Both locks, in their order: the session leaves the list in the
@@ -203,6 +216,9 @@ impl Path {
             let removed = g.paths.is_empty() && !g.removed;
             if removed {
                 g.removed = true;
+                // No handler on the session's device (it has `paths/`
+                // only), so dropping it here waits for nothing.
+                drop(g.sysfs.take());
                 drop(g);
                 sessions.take_where(|s| Arc::ptr_eq(s, &sess), drop);
             }
@@ -336,6 +352,18 @@ impl Path {
             }
             g.paths_up += 1;
             self.established.store(true, Ordering::SeqCst);
+            // Its directory, in the session's device (made with the first
+            // path).  The close work removes both under this lock too.
+            if g.sysfs.is_none() {
+                g.sysfs = Some(sysfs::SessFiles::new(name)?);
+            }
+            let files = match g.sysfs.as_ref() {
+                Some(s) => sysfs::PathFiles::new(self, s)?,
+                None => return Err(EINVAL),
+            };
+            if self.sysfs.put(files).is_err() {
+                return Err(EBUSY);
+            }
         }
         PathCore::start_heartbeat(self, &self.sess.ctx.wq)?;
         // Register every chunk, then send their descriptors: the send queue
@@ -464,6 +492,13 @@ impl Reuse for IoRecv {
 impl Path {
     pub(crate) fn new(sess: &Arc<Sess>, id: &IdRef<'_>, req: &ConnReq) -> Result<Arc<Self>> {
         let dev = id.device().ok_or(ENODEV)?;
+        let clt_addr = id.addr(true).ok_or(EINVAL)?;
+        let srv_addr = id.addr(false).ok_or(EINVAL)?;
+        let name = rtrs_core::stats::path_name(&clt_addr, &srv_addr)?;
+        let mut hca_name = KVec::new();
+        hca_name.extend_from_slice(dev.name().as_bytes(), GFP_KERNEL)?;
+        let hca_port = id.port_num();
+        let io_stats = IoStats::new()?;
         let pd = Pd::new(dev)?;
         let p = sess.params;
         let mut mrs = KVec::with_capacity(sess.chunks.len(), GFP_KERNEL)?;
@@ -504,6 +539,13 @@ impl Path {
                 setup <- new_mutex!(PathSetup { name: Name::empty(), deadline: None }),
                 close_w <- new_work!("rtrs_server::Path::close"),
                 release_w <- new_work!("rtrs_server::Path::release"),
+                name,
+                clt_addr,
+                srv_addr,
+                hca_name,
+                hca_port,
+                io_stats,
+                sysfs: AtomicBox::empty(),
                 _alive: Counted::new(&sess.ctx.paths),
             }),
             GFP_KERNEL,

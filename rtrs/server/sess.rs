@@ -45,6 +45,9 @@ pub(crate) struct SessInner {
     pub(crate) user: Option<Arc<dyn SessOps>>,
     /// Name of the first path that came up (upstream's session name).
     pub(crate) name: Name,
+    /// The session's sysfs device, from its first path's info request to
+    /// its last path's close.
+    pub(crate) sysfs: Option<KBox<sysfs::SessFiles>>,
 }
 
 /// A path name as the client sent it (checked: no NUL, `/` or `.`).
@@ -184,7 +187,7 @@ impl Ctx {
                 paths_uuid: *paths_uuid,
                 params: p,
                 chunks,
-                inner <- new_mutex!(SessInner { removed: false, paths: Slots::new(), paths_up: 0, user: None, name: Name::empty() }),
+                inner <- new_mutex!(SessInner { removed: false, paths: Slots::new(), paths_up: 0, user: None, name: Name::empty(), sysfs: None }),
             }),
             GFP_KERNEL,
         )?;

@@ -9,7 +9,7 @@
 # Bytes fio writes and verifies while link 1 goes down.
 MP_FIO_SIZE=${MP_FIO_SIZE:-192M}
 
-test_begin multipath 23
+test_begin multipath 25
 trap 'ip link set rnbd1 up 2>/dev/null; cleanup_data' EXIT
 
 clt_load() { modprobe -r rnbd_client rtrs_client rtrs_core 2>/dev/null; modprobe rnbd_client; }
@@ -45,6 +45,17 @@ path_files() { # <dir> <link>
 }
 check "rtrs-sysfs: files of the path on link 0" path_files $P0 0
 check "rtrs-sysfs: files of the path on link 1" path_files $P1 1
+S=/sys/class/rtrs-server/mp/paths
+srv_files() { # <link>
+	local d=$S/ip:10.99.$1.1@ip:10.99.$1.2
+	srv "[ \"\$(cat $d/hca_name)\" = rxe$1 ] && [ \"\$(cat $d/hca_port)\" = 1 ] &&
+		[ \"\$(cat $d/src_addr)\" = ip:10.99.$1.1 ] && [ \"\$(cat $d/dst_addr)\" = ip:10.99.$1.2 ] &&
+		[ \"\$(cat $d/disconnect)\" = 'Usage: echo 1 > disconnect' ] &&
+		grep -qE '^[0-9]+ [0-9]+ [0-9]+ [0-9]+\$' $d/stats/rdma &&
+		[ \"\$(ls $S | wc -l)\" = 2 ]" || { ktap_print_msg "server: $(srv "ls -R /sys/class/rtrs-server/; cat $d/*" 2>&1 | tr '\n' ' ')"; return 1; }
+}
+check "rtrs-sysfs: server files of the path on link 0" srv_files 0
+check "rtrs-sysfs: server files of the path on link 1" srv_files 1
 policy_files() {
 	echo rr >$C/mpath_policy && is $C/mpath_policy "round-robin (RR: 0)" &&
 		echo 2 >$C/mpath_policy && is $C/mpath_policy "min-latency (ML: 2)" &&

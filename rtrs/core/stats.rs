@@ -1,0 +1,91 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! What both sides show of a path in sysfs: its name and addresses as
+//! upstream formats them, and its IO counters (`stats/rdma`).
+
+use core::fmt::Write;
+use core::sync::atomic::{AtomicU64, Ordering};
+use kernel::prelude::*;
+use rdma::cm::SockAddr;
+
+/// Writes `ip:a.b.c.d` (upstream's `sockaddr_to_str` of an IPv4 address).
+pub fn write_addr(out: &mut impl Write, a: &SockAddr) {
+    let [a0, a1, a2, a3] = a.ip;
+    let _ = write!(out, "ip:{}.{}.{}.{}", a0, a1, a2, a3);
+}
+
+/// `<src>@<dst>`, a path's directory name (upstream's `rtrs_addr_to_str`).
+pub fn path_name(src: &SockAddr, dst: &SockAddr) -> Result<KVec<u8>> {
+    let mut v = KVec::new();
+    let mut w = support::VecWriter::new(&mut v);
+    write_addr(&mut w, src);
+    let _ = w.write_str("@");
+    write_addr(&mut w, dst);
+    w.ok()?;
+    Ok(v)
+}
+
+/// One CPU's IO counters: only that CPU adds to them (its own cache
+/// line), readers sum them.
+#[repr(align(64))]
+#[derive(Default)]
+pub struct CpuIo {
+    read_cnt: AtomicU64,
+    read_bytes: AtomicU64,
+    write_cnt: AtomicU64,
+    write_bytes: AtomicU64,
+}
+
+/// A path's requests and bytes read and written, per CPU (upstream's
+/// `stats/rdma`).  No lock; a reset races with counting as upstream's does.
+pub struct IoStats {
+    cpus: KVec<CpuIo>,
+}
+
+impl IoStats {
+    /// Counters for every possible CPU.
+    pub fn new() -> Result<Self> {
+        let n = support::nr_cpu_ids() as usize;
+        let mut cpus = KVec::with_capacity(n, GFP_KERNEL)?;
+        for _ in 0..n {
+            cpus.push(CpuIo::default(), GFP_KERNEL)?;
+        }
+        Ok(Self { cpus })
+    }
+
+    /// Counts one request of `bytes` on this CPU.  Any context.
+    pub fn count(&self, read: bool, bytes: u64) {
+        if let Some(c) = self.cpus.get(support::current_cpu() as usize) {
+            let (n, b) = if read {
+                (&c.read_cnt, &c.read_bytes)
+            } else {
+                (&c.write_cnt, &c.write_bytes)
+            };
+            n.fetch_add(1, Ordering::Relaxed);
+            b.fetch_add(bytes, Ordering::Relaxed);
+        }
+    }
+
+    /// Reads, bytes read, writes, bytes written, over all CPUs.
+    pub fn totals(&self) -> [u64; 4] {
+        let mut t = [0u64; 4];
+        for c in self.cpus.iter() {
+            for (x, v) in
+                t.iter_mut()
+                    .zip([&c.read_cnt, &c.read_bytes, &c.write_cnt, &c.write_bytes])
+            {
+                *x = x.wrapping_add(v.load(Ordering::Relaxed));
+            }
+        }
+        t
+    }
+
+    /// Sets every counter to 0.
+    pub fn reset(&self) {
+        for c in self.cpus.iter() {
+            for v in [&c.read_cnt, &c.read_bytes, &c.write_cnt, &c.write_bytes] {
+                v.store(0, Ordering::Relaxed);
+            }
+        }
+    }
+}
