@@ -157,6 +157,11 @@ impl Tried {
         }
     }
 
+    /// How many paths were tried.
+    pub fn count(&self) -> u32 {
+        self.0.count_ones()
+    }
+
     /// True if no path was tried.
     pub fn is_empty(&self) -> bool {
         self.0 == 0

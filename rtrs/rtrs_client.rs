@@ -99,6 +99,7 @@ use io::*;
 use path::*;
 pub use permit::Permit;
 use permit::*;
+use sess::path_key;
 pub use sess::Sess;
 use sysfs::{PathFiles, PathStats, SessFiles};
 

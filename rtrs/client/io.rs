@@ -141,10 +141,11 @@ impl Reuse for Tx {
         } else {
             Some(this)
         };
-        if let Some(tx) = unplaced {
+        if let Some(mut tx) = unplaced {
             // Cannot happen (a request ends only after its send's owner is
             // back); its pages may still be registered, so the table is
-            // neither unmapped nor reused.
+            // neither unmapped nor reused (but the path is not kept).
+            tx.get_mut().path = None;
             let _ = KBox::into_raw(tx);
             pr_err!(
                 "send completion of request {}, which is not in flight\n",

@@ -283,6 +283,13 @@ impl Path {
             && inv == INV_SEEN | mr.rkey() as u64
             && inv_at >= slot.posted_ns.load(Ordering::Relaxed);
         let pre = slot.state.load(Ordering::Acquire);
+        // Only the path the request went out on may answer it: another
+        // path's key checks and invalidation would leave the request's own
+        // registration valid while its pages go back to the user.
+        if pre & st::IN_FLIGHT != 0 && slot.path.load(Ordering::Relaxed) != path_key(self) {
+            support::peer_err!("answer for request {} on another path\n", msg_id);
+            return self.close();
+        }
         let waits_inv = pre & st::READ != 0 && pre & st::INVALIDATED == 0;
         let revoked = confirmed && waits_inv;
         if revoked {

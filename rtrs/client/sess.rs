@@ -207,7 +207,10 @@ impl Sess {
             path.close();
             return Err(e);
         }
-        path.start()?;
+        if let Err(e) = path.start() {
+            path.close();
+            return Err(e);
+        }
         let files = {
             let g = self.sysfs.lock();
             match g.as_ref() {
@@ -241,6 +244,10 @@ impl Sess {
     /// Lists `path`, for requests too.
     fn add_path(&self, path: &Arc<Path>) -> Result {
         let mut g = self.paths.lock();
+        // Under the lock `close` takes its list of paths in.
+        if self.closing.load(Ordering::Acquire) {
+            return Err(enotconn());
+        }
         let i = g.next_free();
         let live = self.live.get(i).ok_or(EINVAL)?;
         let boxed = KBox::new(path.clone(), GFP_KERNEL)?;
@@ -621,6 +628,12 @@ impl Sess {
         });
         match r {
             Ok(()) => {}
+            // Never posted because the path is closing (its connections
+            // are gone): like a request in flight on it, it goes to another
+            // path, from here or from the path's close work.
+            Err((e, Unposted::Whole(tx))) if e == enotconn() => {
+                self.park_on_closing(id, &path, tx, tried.count());
+            }
             // Never posted: nothing of it is in the device's hands.
             // (Its path stays in the owner: `complete` uncounts it.)
             Err((e, Unposted::Whole(mut tx))) => {
@@ -642,20 +655,42 @@ impl Sess {
             // the path's failure after the drain (`fail_pending`), which
             // unmaps and ends it.
             Err((_, Unposted::Partly(tx))) => {
-                if let Err(tx) = slot.tx.put(tx) {
-                    let _ = KBox::into_raw(tx);
-                }
-                slot.state.fetch_or(st::TX_BACK, Ordering::SeqCst);
-                path.close();
-                // A close work that already drained and failed the path's
-                // requests may have passed this one (its owner was not back
-                // yet): end it here then.  SeqCst here and there: one of the
-                // two sees the other.
-                if path.core.state() == State::Closed
-                    && slot.state.fetch_or(st::DONE, Ordering::AcqRel) & st::DONE == 0
-                {
-                    self.complete(id, Some(econnaborted().to_errno()));
-                }
+                self.park_on_closing(id, &path, tx, tried.count());
+            }
+        }
+    }
+
+    /// Leaves request `id`, whose send `tx` did not go (wholly) out on
+    /// `path`, to `path`'s close work, which drains the path and fails the
+    /// request over (`fail_pending`).  If that work already passed it, the
+    /// request is failed over here, unless it was tried on `depth` paths
+    /// already (each inline failover is a nested call: the stack stays
+    /// bounded), then it fails.
+    fn park_on_closing(
+        self: &Arc<Self>,
+        id: u32,
+        path: &Arc<Path>,
+        tx: KBox<Posted<Tx>>,
+        depth: u32,
+    ) {
+        let Some(slot) = self.slots.get(id as usize) else {
+            return;
+        };
+        if let Err(tx) = slot.tx.put(tx) {
+            let _ = KBox::into_raw(tx);
+        }
+        slot.state.fetch_or(st::TX_BACK, Ordering::SeqCst);
+        path.close();
+        // A close work that already drained and failed the path's requests
+        // may have passed this one (its owner was not back yet): end it
+        // here then.  SeqCst here and there: one of the two sees the other.
+        if path.core.state() == State::Closed
+            && slot.state.fetch_or(st::DONE, Ordering::AcqRel) & st::DONE == 0
+        {
+            if depth < 2 {
+                self.failover(id, path);
+            } else {
+                self.complete(id, Some(econnaborted().to_errno()));
             }
         }
     }
@@ -713,7 +748,12 @@ impl Sess {
         let path = tx.as_mut().and_then(|t| t.get_mut().path.take());
         if state & st::COUNTED != 0 {
             if let Some(p) = &path {
-                p.inflight.fetch_sub(1, Ordering::Relaxed);
+                // Saturating: `reset_all` may have zeroed it meanwhile.
+                let _ = p
+                    .inflight
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                        Some(v.saturating_sub(1))
+                    });
             }
         }
         slot.state.store(0, Ordering::Release);
@@ -816,7 +856,15 @@ impl Sess {
             {
                 continue;
             }
-            if slot.state.fetch_or(st::DONE, Ordering::AcqRel) & st::DONE == 0 {
+            // Claimed only in the state read above: if the request ended
+            // meanwhile and its permit carries another request (which gets
+            // `TX_BACK` only with `DONE`), this fails and leaves it alone.
+            if s & st::DONE == 0
+                && slot
+                    .state
+                    .compare_exchange(s, s | st::DONE, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+            {
                 self.failover(id as u32, path);
                 moved += 1;
             }

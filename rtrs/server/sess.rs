@@ -255,6 +255,18 @@ impl Ctx {
                         return Err(e);
                     }
                 };
+                // One path per pair of addresses (upstream's "Path with same
+                // addr exists"): its sysfs directory is named by them.
+                if sg
+                    .paths
+                    .iter()
+                    .any(|q| q.clt_addr.ip == p.clt_addr.ip && q.srv_addr.ip == p.srv_addr.ip)
+                {
+                    drop(sg);
+                    self.drop_sess_if_empty(&sess);
+                    peer_err!("Path with same addr exists\n");
+                    return Err(EEXIST);
+                }
                 if let Err(e) = sg.paths.insert(p.clone()) {
                     drop(sg);
                     self.drop_sess_if_empty(&sess);

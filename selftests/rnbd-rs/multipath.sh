@@ -10,7 +10,12 @@
 MP_FIO_SIZE=${MP_FIO_SIZE:-192M}
 
 test_begin multipath 25
-trap 'ip link set rnbd1 up 2>/dev/null; cleanup_data' EXIT
+# The permanent neighbour entry (tools/guest/agent.sh) goes with the link.
+link1_up() {
+	ip link set rnbd1 up &&
+		ip neigh replace "$SRV_IP1" dev rnbd1 nud permanent lladdr 52:54:00:99:01:02
+}
+trap 'link1_up 2>/dev/null; cleanup_data' EXIT
 
 clt_load() { modprobe -r rnbd_client rtrs_client rtrs_core 2>/dev/null; modprobe rnbd_client; }
 check "multipath: server: null_blk" srv_nullb
@@ -100,16 +105,11 @@ both_links_carry_io() {
 }
 check "multipath: min-inflight spreads IO over both paths under load" both_links_carry_io
 
-# The permanent neighbour entry (tools/guest/agent.sh) goes with the link.
-link1_up() {
-	ip link set rnbd1 up &&
-		ip neigh replace "$SRV_IP1" dev rnbd1 nud permanent lladdr 52:54:00:99:01:02
-}
 failover_under_fio() {
 	local pid rc
 	fio_verify /dev/rnbd0 "$MP_FIO_SIZE" randrw &
 	pid=$!
-	sleep 8
+	sleep 5
 	kill -0 "$pid" 2>/dev/null || { ktap_print_msg "fio ended before the link went down"; wait "$pid"; return 1; }
 	ktap_print_msg "link 1 down at $(date +%T)"
 	ip link set rnbd1 down
