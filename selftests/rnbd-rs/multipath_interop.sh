@@ -1,0 +1,69 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Multipath interop, sourced by multipath_<clt>_<srv>.sh: a client (ours or
+# upstream C) maps over both links from a server (ours or upstream C), and
+# link 1 goes down under a verifying fio: the requests on that path fail
+# over to link 0 without an error, and the device stays usable.
+#
+# mp_interop_cell <rust|c> <rust|c>
+. "$(dirname "$0")/lib.sh"
+
+MP_FIO_SIZE=${MP_FIO_SIZE:-192M}
+
+# The permanent neighbour entry (tools/guest/agent.sh) goes with the link.
+link1_up() {
+	ip link set rnbd1 up &&
+		ip neigh replace "$SRV_IP1" dev rnbd1 nud permanent lladdr 52:54:00:99:01:02
+}
+
+mp_interop_cell() {
+	local clt=$1 srvside=$2 cell name
+	cell="clt=$clt srv=$srvside"
+	name=multipath_${clt}_${srvside}
+	test_begin "$name" 12
+	trap 'link1_up 2>/dev/null; cleanup_data' EXIT
+	check "multipath $cell: server: null_blk" srv_nullb
+	if [ "$srvside" = rust ]; then
+		check "multipath $cell: server: our rnbd_server loaded" srv "modprobe -r rnbd_server rtrs_server rtrs_core 2>/dev/null; modprobe rnbd_server"
+	else
+		check "multipath $cell: server: C rnbd_server loaded" srv_fn c_rtrs_load server
+	fi
+	if [ "$clt" = rust ]; then
+		check "multipath $cell: client: our rnbd_client loaded" sh -c "modprobe -r rnbd_client rtrs_client rtrs_core 2>/dev/null; modprobe rnbd_client"
+	else
+		check "multipath $cell: client: C rnbd_client loaded" c_rtrs_load client
+	fi
+	map() { echo "sessname=mpi path=ip:$SRV_IP0 path=ip:$SRV_IP1 device_path=/dev/nullb0 access_mode=rw" >/sys/class/rnbd-client/ctl/map_device; }
+	check "multipath $cell: map_device with two paths" map
+	check "multipath $cell: /dev/rnbd0 appears" wait_for 30 test -b /dev/rnbd0
+	two_paths() { [ "$(ls /sys/class/rtrs-client/mpi/paths | wc -l)" = 2 ]; }
+	check "multipath $cell: rtrs-sysfs: the session has two paths" two_paths
+	failover_under_fio() {
+		local pid rc
+		fio_verify /dev/rnbd0 "$MP_FIO_SIZE" randrw &
+		pid=$!
+		sleep 5
+		kill -0 "$pid" 2>/dev/null || { ktap_print_msg "fio ended before the link went down"; wait "$pid"; return 1; }
+		ktap_print_msg "link 1 down at $(date +%T)"
+		ip link set rnbd1 down
+		wait "$pid"
+		rc=$?
+		ktap_print_msg "fio ended at $(date +%T), rc $rc"
+		return $rc
+	}
+	check "failover $cell: fio randrw crc32c verify over $MP_FIO_SIZE while link 1 goes down" failover_under_fio
+	# Field 6 of stats/rdma: requests the path took over (both clients).
+	failovers() {
+		local n
+		n=$(cut -d' ' -f6 "/sys/class/rtrs-client/mpi/paths/ip:$CLT_IP0@ip:$SRV_IP0/stats/rdma") || return 1
+		ktap_print_msg "failovers onto link 0: $n"
+		[ "$n" -gt 0 ]
+	}
+	check "failover $cell: counted on the path of link 0" failovers
+	reads() { dd if=/dev/rnbd0 of=/dev/null bs=1M count=16 iflag=direct status=none; }
+	check "failover $cell: reads still work over link 0" reads
+	check "multipath $cell: link 1 up again" link1_up
+	unmap() { udevadm settle; echo normal >/sys/block/rnbd0/rnbd/unmap_device; }
+	check "multipath $cell: unmap_device normal" wait_for 30 unmap
+	test_end
+}

@@ -1,0 +1,5 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Multipath interop cell clt=rust srv=c (see multipath_interop.sh).
+. "$(dirname "$0")/multipath_interop.sh"
+mp_interop_cell rust c
