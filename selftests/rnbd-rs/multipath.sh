@@ -9,7 +9,7 @@
 # Bytes fio writes and verifies while link 1 goes down.
 MP_FIO_SIZE=${MP_FIO_SIZE:-192M}
 
-test_begin multipath 25
+test_begin multipath 29
 # The permanent neighbour entry (tools/guest/agent.sh) goes with the link.
 link1_up() {
 	ip link set rnbd1 up &&
@@ -105,8 +105,33 @@ both_links_carry_io() {
 }
 check "multipath: min-inflight spreads IO over both paths under load" both_links_carry_io
 
+# Runs "$@" while a 10 s fio randread is running; fails if either fails.
+under_io() {
+	local pid rc
+	fio --name=mpio --filename=/dev/rnbd0 --direct=1 --ioengine=libaio --rw=randread --bs=4k \
+		--iodepth=16 --time_based --runtime=10 --output=/tmp/mpio.log >/dev/null 2>&1 &
+	pid=$!
+	sleep 3
+	"$@"
+	rc=$?
+	wait "$pid" || { ktap_print_msg "fio failed: $(tail -5 /tmp/mpio.log | tr '\n' ' ')"; return 1; }
+	return $rc
+}
+npaths_is() { [ "$(ls $C/paths | wc -l)" = "$1" ]; }
+remove_p1() { echo 1 >$P1/remove_path && npaths_is 1 && [ ! -e $P1 ]; }
+check "multipath: remove_path under IO" under_io remove_p1
+# The server may still hold the old path a moment (EEXIST): retry.
+add_p1() { wait_for 20 sh -c "echo ip:$SRV_IP1 >$C/add_path" && npaths_is 2 && is $P1/state connected; }
+check "multipath: add_path under IO" under_io add_p1
+srv_disconnect_p1() {
+	srv "echo 1 >$S/ip:$CLT_IP1@ip:$SRV_IP1/disconnect" && wait_for 30 test ! -e $P1 && npaths_is 1
+}
+check "multipath: server-side disconnect of a path under IO" under_io srv_disconnect_p1
+check "multipath: add_path again" add_p1
+
 failover_under_fio() {
 	local pid rc
+	echo 1 >$P0/stats/reset_all || return 1
 	fio_verify /dev/rnbd0 "$MP_FIO_SIZE" randrw &
 	pid=$!
 	sleep 5
