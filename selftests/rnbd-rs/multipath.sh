@@ -118,7 +118,7 @@ under_io() {
 	return $rc
 }
 npaths_is() { [ "$(ls $C/paths | wc -l)" = "$1" ]; }
-remove_p1() { echo 1 >$P1/remove_path && npaths_is 1 && [ ! -e $P1 ]; }
+remove_p1() { echo 1 >$P1/remove_path && wait_for 10 test ! -e $P1 && npaths_is 1; }
 check "multipath: remove_path under IO" under_io remove_p1
 # The server may still hold the old path a moment (EEXIST): retry.
 add_p1() { wait_for 20 sh -c "echo ip:$SRV_IP1 >$C/add_path" && npaths_is 2 && is $P1/state connected; }
