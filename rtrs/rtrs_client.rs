@@ -99,6 +99,7 @@ use io::*;
 use path::*;
 pub use permit::Permit;
 use permit::*;
+use rtrs_core::stats::PathShown;
 use sess::path_key;
 pub use sess::Sess;
 use sysfs::{PathFiles, PathStats, SessFiles};

@@ -15,6 +15,8 @@ use rdma::device::{ClientOps, Device, Registration};
 pub mod path;
 #[path = "core/stats.rs"]
 pub mod stats;
+#[path = "core/sysfs.rs"]
+pub mod sysfs;
 #[path = "core/wait.rs"]
 pub mod wait;
 

@@ -60,7 +60,7 @@ use rdma::pages::BlockMr;
 use rdma::pd::Pd;
 use rdma::wr::{Completion, Opcode, Posted, Reuse, Status, WorkCompletion};
 use rtrs_core::path::{self as core_path, PathCore, PathOps, Plain, State};
-use rtrs_core::stats::IoStats;
+use rtrs_core::stats::{IoStats, PathShown};
 use rtrs_core::{wait, Slots};
 use support::code::{econnreset, enotconn};
 use support::pages::PageBlock;

@@ -26,13 +26,8 @@ pub(crate) struct Path {
     pub(crate) idx: AtomicUsize,
     /// Requests in flight on it that the min-inflight policy counted.
     pub(crate) inflight: AtomicU32,
-    /// `<src>@<dst>`, its sysfs directory's name.
-    pub(crate) name: KVec<u8>,
-    pub(crate) src: SockAddr,
-    pub(crate) dst: SockAddr,
-    /// Its device's name and port.
-    pub(crate) hca_name: KVec<u8>,
-    pub(crate) hca_port: u8,
+    /// Its ends and device, for sysfs.
+    pub(crate) shown: PathShown,
     pub(crate) stats: PathStats,
     /// Its sysfs directory, from its start to its close.
     pub(crate) sysfs: AtomicBox<PathFiles>,
@@ -76,10 +71,7 @@ impl Path {
             admin.addr(false).ok_or(EINVAL)?,
             admin.addr(true).ok_or(EINVAL)?,
         );
-        let name = rtrs_core::stats::path_name(&src, &dst)?;
-        let mut hca_name = KVec::new();
-        hca_name.extend_from_slice(pd.device().name().as_bytes(), GFP_KERNEL)?;
-        let hca_port = admin.port_num();
+        let shown = PathShown::new(src, dst, pd.device(), admin.port_num())?;
         let stats = PathStats::new()?;
         let mut cons = KVec::with_capacity(links.len(), GFP_KERNEL)?;
         for l in links {
@@ -104,11 +96,7 @@ impl Path {
                 inv_at,
                 idx: AtomicUsize::new(usize::MAX),
                 inflight: AtomicU32::new(0),
-                name,
-                src,
-                dst,
-                hca_name,
-                hca_port,
+                shown,
                 stats,
                 sysfs: AtomicBox::empty(),
                 core <- core,

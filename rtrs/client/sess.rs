@@ -214,7 +214,7 @@ impl Sess {
         let files = {
             let g = self.sysfs.lock();
             match g.as_ref() {
-                Some(s) => PathFiles::new(&path, s),
+                Some(s) => sysfs::path_files(&path, s),
                 None => Err(ENODEV),
             }
         };

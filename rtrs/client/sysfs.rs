@@ -20,67 +20,40 @@
 use crate::*;
 use core::fmt::Write;
 use rtrs_core::stats::IoStats;
-use support::sysfs::{self, Attr, Attrs, ClassDev, DevClass, DevFiles, Emit, PlainDir};
+use rtrs_core::stats::Shown;
+use rtrs_core::sysfs::{ClassCell, PathDirs, SessDev};
+use support::sysfs::{Attr, Attrs, DevFiles, Emit};
 
-/// The class, from module load to unload; sessions hold a reference while
-/// their device exists.
-pub(crate) static CLASS: RcuBox<Arc<DevClass>> = RcuBox::empty();
+/// The class, from module load to unload.
+pub(crate) static CLASS: ClassCell = ClassCell::new();
 
 /// Registers the class (module load).
 pub(crate) fn register() -> Result {
-    let c = Arc::new(DevClass::new(kernel::c_str!("rtrs-client"))?, GFP_KERNEL)?;
-    CLASS.publish(KBox::new(c, GFP_KERNEL)?).map_err(|_| EBUSY)
+    CLASS.register(kernel::c_str!("rtrs-client"))
 }
 
 /// Unregisters the class (module unload, after every session closed).
 pub(crate) fn unregister() {
-    RcuBox::take_all(core::slice::from_ref(&CLASS), drop);
+    CLASS.unregister();
 }
 
-/// A session's sysfs: dropped in field order (files before their device).
+/// A session's sysfs: dropped in field order (its files before the
+/// device).
 pub(crate) struct SessFiles {
-    paths: PlainDir,
     _files: DevFiles<SessAttrs>,
-    _dev: ClassDev,
-    _class: Arc<DevClass>,
+    dev: SessDev,
 }
 
 impl SessFiles {
     /// Creates `/sys/class/rtrs-client/<name>/` for `sess`.
     pub(crate) fn new(sess: &Arc<Sess>) -> Result<KBox<Self>> {
-        let class = CLASS.read(|c| c.cloned()).ok_or(ENODEV)?;
-        let name = c_name(&sess.name)?;
-        let dev = class.device(cstr(&name)?)?;
-        let files = dev.files(
+        let dev = SessDev::new(&CLASS, &sess.name)?;
+        let files = dev.dev().files(
             &SESS_ATTRS,
             Arc::new(SessAttrs { sess: sess.clone() }, GFP_KERNEL)?,
         )?;
-        let paths = PlainDir::new(dev.kobj(), kernel::c_str!("paths"))?;
-        Ok(KBox::new(
-            Self {
-                paths,
-                _files: files,
-                _dev: dev,
-                _class: class,
-            },
-            GFP_KERNEL,
-        )?)
+        Ok(KBox::new(Self { _files: files, dev }, GFP_KERNEL)?)
     }
-}
-
-/// `name` with a NUL, for a directory name.
-fn c_name(name: &[u8]) -> Result<KVec<u8>> {
-    if name.contains(&0) {
-        return Err(EINVAL);
-    }
-    let mut v = KVec::with_capacity(name.len() + 1, GFP_KERNEL)?;
-    v.extend_from_slice(name, GFP_KERNEL)?;
-    v.push(0, GFP_KERNEL)?;
-    Ok(v)
-}
-
-fn cstr(v: &[u8]) -> Result<&kernel::str::CStr> {
-    kernel::str::CStr::from_bytes_with_nul(v).map_err(|_| EINVAL)
 }
 
 const S_ADD_PATH: usize = 0;
@@ -156,36 +129,23 @@ impl Attrs for SessAttrs {
     }
 }
 
-/// A path's sysfs, dropped in field order (`stats/` before its parent).
-pub(crate) struct PathFiles {
-    _stats: sysfs::Dir,
-    _dir: sysfs::Dir,
-}
+/// A path's sysfs directory.
+pub(crate) type PathFiles = PathDirs;
 
-impl PathFiles {
-    /// Creates `paths/<src>@<dst>/` of `path` under its session's device.
-    pub(crate) fn new(path: &Arc<Path>, sess: &SessFiles) -> Result<KBox<Self>> {
-        let name = c_name(&path.name)?;
-        let dir = sysfs::Dir::new(
-            sess.paths.kobj(),
-            cstr(&name)?,
+/// Creates `paths/<src>@<dst>/` of `path` under its session's device.
+pub(crate) fn path_files(path: &Arc<Path>, sess: &SessFiles) -> Result<KBox<PathFiles>> {
+    PathDirs::new(
+        sess.dev.paths(),
+        &path.shown.name,
+        (
             &PATH_ATTRS,
             Arc::new(PathAttrs { path: path.clone() }, GFP_KERNEL)?,
-        )?;
-        let stats = sysfs::Dir::new(
-            dir.kobj(),
-            kernel::c_str!("stats"),
+        ),
+        (
             &STATS_ATTRS,
             Arc::new(StatsAttrs { path: path.clone() }, GFP_KERNEL)?,
-        )?;
-        Ok(KBox::new(
-            Self {
-                _stats: stats,
-                _dir: dir,
-            },
-            GFP_KERNEL,
-        )?)
-    }
+        ),
+    )
 }
 
 const P_STATE: usize = 0;
@@ -226,17 +186,10 @@ impl Attrs for PathAttrs {
             P_RECONNECT => out.bytes(b"Usage: echo 1 > reconnect\n"),
             P_DISCONNECT => out.bytes(b"Usage: echo 1 > disconnect\n"),
             P_REMOVE => out.bytes(b"Usage: echo 1 > remove_path\n"),
-            P_HCA_NAME => {
-                out.bytes(&p.hca_name);
-                out.bytes(b"\n");
-            }
-            P_HCA_PORT => {
-                let _ = writeln!(out, "{}", p.hca_port);
-            }
-            P_SRC | P_DST => {
-                rtrs_core::stats::write_addr(out, if idx == P_SRC { &p.src } else { &p.dst });
-                out.bytes(b"\n");
-            }
+            P_HCA_NAME => p.shown.show(Shown::HcaName, out),
+            P_HCA_PORT => p.shown.show(Shown::HcaPort, out),
+            P_SRC => p.shown.show(Shown::Clt, out),
+            P_DST => p.shown.show(Shown::Srv, out),
             P_LATENCY => {
                 let _ = writeln!(out, "{} ns", p.core.latency_ns());
             }
@@ -253,7 +206,7 @@ impl Attrs for PathAttrs {
         if !mpath::is_one(input) {
             pr_err!(
                 "{}: unknown value: '{}'\n",
-                kernel::str::BStr::from_bytes(&p.name),
+                kernel::str::BStr::from_bytes(&p.shown.name),
                 kernel::str::BStr::from_bytes(input)
             );
             return Err(EINVAL);

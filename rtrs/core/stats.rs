@@ -89,3 +89,75 @@ impl IoStats {
         }
     }
 }
+
+/// What sysfs shows of a path's ends and device, read at its setup.
+pub struct PathShown {
+    /// The directory name: `<client>@<server>` on both sides.
+    pub name: KVec<u8>,
+    /// The client's address.
+    pub clt: SockAddr,
+    /// The server's address.
+    pub srv: SockAddr,
+    /// The RDMA device's name.
+    pub hca_name: KVec<u8>,
+    /// Its port.
+    pub hca_port: u8,
+}
+
+impl PathShown {
+    /// A path between `clt` and `srv` through port `port` of `dev`.
+    pub fn new(
+        clt: SockAddr,
+        srv: SockAddr,
+        dev: rdma::device::Device<'_>,
+        port: u8,
+    ) -> Result<Self> {
+        let mut hca_name = KVec::new();
+        hca_name.extend_from_slice(dev.name().as_bytes(), GFP_KERNEL)?;
+        Ok(Self {
+            name: path_name(&clt, &srv)?,
+            clt,
+            srv,
+            hca_name,
+            hca_port: port,
+        })
+    }
+
+    /// Shows file `which` of a path directory: `hca_name`, `hca_port`,
+    /// `clt_addr` or `srv_addr`, each with its newline.
+    pub fn show(&self, which: Shown, out: &mut impl Write) {
+        let _ = match which {
+            Shown::HcaName => {
+                for &b in self.hca_name.iter() {
+                    let _ = out.write_char(char::from(b));
+                }
+                out.write_str("\n")
+            }
+            Shown::HcaPort => writeln!(out, "{}", self.hca_port),
+            Shown::Clt | Shown::Srv => {
+                write_addr(
+                    out,
+                    if which == Shown::Clt {
+                        &self.clt
+                    } else {
+                        &self.srv
+                    },
+                );
+                out.write_str("\n")
+            }
+        };
+    }
+}
+
+/// A file [`PathShown::show`] serves.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Shown {
+    /// `hca_name`.
+    HcaName,
+    /// `hca_port`.
+    HcaPort,
+    /// The client's address.
+    Clt,
+    /// The server's address.
+    Srv,
+}

@@ -36,13 +36,8 @@ pub(crate) struct Path {
     /// Drops the last reference in process context: see [`LastRef`].
     #[pin]
     pub(crate) release_w: Work<Path, RELEASE>,
-    /// `<client>@<server>`, its sysfs directory's name.
-    pub(crate) name: KVec<u8>,
-    pub(crate) clt_addr: SockAddr,
-    pub(crate) srv_addr: SockAddr,
-    /// Its device's name and port.
-    pub(crate) hca_name: KVec<u8>,
-    pub(crate) hca_port: u8,
+    /// Its ends and device, for sysfs.
+    pub(crate) shown: PathShown,
     /// Requests and bytes (`stats/rdma`).
     pub(crate) io_stats: IoStats,
     /// Its sysfs directory, from its info request to its close.
@@ -355,10 +350,10 @@ impl Path {
             // Its directory, in the session's device (made with the first
             // path).  The close work removes both under this lock too.
             if g.sysfs.is_none() {
-                g.sysfs = Some(sysfs::SessFiles::new(name)?);
+                g.sysfs = Some(sysfs::sess_files(name)?);
             }
             let files = match g.sysfs.as_ref() {
-                Some(s) => sysfs::PathFiles::new(self, s)?,
+                Some(s) => sysfs::path_files(self, s)?,
                 None => return Err(EINVAL),
             };
             if self.sysfs.put(files).is_err() {
@@ -492,12 +487,12 @@ impl Reuse for IoRecv {
 impl Path {
     pub(crate) fn new(sess: &Arc<Sess>, id: &IdRef<'_>, req: &ConnReq) -> Result<Arc<Self>> {
         let dev = id.device().ok_or(ENODEV)?;
-        let clt_addr = id.addr(true).ok_or(EINVAL)?;
-        let srv_addr = id.addr(false).ok_or(EINVAL)?;
-        let name = rtrs_core::stats::path_name(&clt_addr, &srv_addr)?;
-        let mut hca_name = KVec::new();
-        hca_name.extend_from_slice(dev.name().as_bytes(), GFP_KERNEL)?;
-        let hca_port = id.port_num();
+        let shown = PathShown::new(
+            id.addr(true).ok_or(EINVAL)?,
+            id.addr(false).ok_or(EINVAL)?,
+            dev,
+            id.port_num(),
+        )?;
         let io_stats = IoStats::new()?;
         let pd = Pd::new(dev)?;
         let p = sess.params;
@@ -539,11 +534,7 @@ impl Path {
                 setup <- new_mutex!(PathSetup { name: Name::empty(), deadline: None }),
                 close_w <- new_work!("rtrs_server::Path::close"),
                 release_w <- new_work!("rtrs_server::Path::release"),
-                name,
-                clt_addr,
-                srv_addr,
-                hca_name,
-                hca_port,
+                shown,
                 io_stats,
                 sysfs: AtomicBox::empty(),
                 _alive: Counted::new(&sess.ctx.paths),

@@ -226,61 +226,60 @@ impl Ctx {
             return Err(econnreset());
         }
         let found = sg.paths.iter().find(|p| p.uuid == req.sess_uuid).cloned();
-        let path = match found {
-            Some(p) => {
-                if p.state() != State::Connecting {
-                    peer_err!("Session in wrong state\n");
-                    return Err(econnreset());
+        let path =
+            match found {
+                Some(p) => {
+                    if p.state() != State::Connecting {
+                        peer_err!("Session in wrong state\n");
+                        return Err(econnreset());
+                    }
+                    if p.con_num != con_num || p.core.has_con(cid) != Some(false) {
+                        peer_err!("Incorrect request: {}, {}\n", cid, con_num);
+                        return Err(econnreset());
+                    }
+                    p
                 }
-                if p.con_num != con_num || p.core.has_con(cid) != Some(false) {
-                    peer_err!("Incorrect request: {}, {}\n", cid, con_num);
-                    return Err(econnreset());
-                }
-                p
-            }
-            None => {
-                if sg.paths.len() >= self.params.max_paths as usize {
-                    peer_err!(
-                        "Rejecting path: the session has {} paths (max_paths)\n",
-                        sg.paths.len()
-                    );
-                    return Err(econnreset());
-                }
-                let p = match Path::new(&sess, id, &req) {
-                    Ok(p) => p,
-                    Err(e) => {
+                None => {
+                    if sg.paths.len() >= self.params.max_paths as usize {
+                        peer_err!(
+                            "Rejecting path: the session has {} paths (max_paths)\n",
+                            sg.paths.len()
+                        );
+                        return Err(econnreset());
+                    }
+                    let p = match Path::new(&sess, id, &req) {
+                        Ok(p) => p,
+                        Err(e) => {
+                            drop(sg);
+                            self.drop_sess_if_empty(&sess);
+                            peer_err!("RTRS server session allocation failed: {:?}\n", e);
+                            return Err(e);
+                        }
+                    };
+                    // One path per pair of addresses (upstream's "Path with same
+                    // addr exists"): its sysfs directory is named by them.
+                    if sg.paths.iter().any(|q| {
+                        q.shown.clt.ip == p.shown.clt.ip && q.shown.srv.ip == p.shown.srv.ip
+                    }) {
                         drop(sg);
                         self.drop_sess_if_empty(&sess);
-                        peer_err!("RTRS server session allocation failed: {:?}\n", e);
+                        peer_err!("Path with same addr exists\n");
+                        return Err(EEXIST);
+                    }
+                    if let Err(e) = sg.paths.insert(p.clone()) {
+                        drop(sg);
+                        self.drop_sess_if_empty(&sess);
                         return Err(e);
                     }
-                };
-                // One path per pair of addresses (upstream's "Path with same
-                // addr exists"): its sysfs directory is named by them.
-                if sg
-                    .paths
-                    .iter()
-                    .any(|q| q.clt_addr.ip == p.clt_addr.ip && q.srv_addr.ip == p.srv_addr.ip)
-                {
-                    drop(sg);
-                    self.drop_sess_if_empty(&sess);
-                    peer_err!("Path with same addr exists\n");
-                    return Err(EEXIST);
+                    // From here the close work owns the teardown.
+                    if let Err(e) = p.arm_setup_deadline() {
+                        drop(sg);
+                        p.close();
+                        return Err(e);
+                    }
+                    p
                 }
-                if let Err(e) = sg.paths.insert(p.clone()) {
-                    drop(sg);
-                    self.drop_sess_if_empty(&sess);
-                    return Err(e);
-                }
-                // From here the close work owns the teardown.
-                if let Err(e) = p.arm_setup_deadline() {
-                    drop(sg);
-                    p.close();
-                    return Err(e);
-                }
-                p
-            }
-        };
+            };
         drop(sg);
         path.add_con(id, cid).inspect_err(|_| path.close())
     }

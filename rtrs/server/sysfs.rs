@@ -16,93 +16,48 @@
 
 use crate::*;
 use core::fmt::Write;
-use support::rcu::RcuBox;
-use support::sysfs::{self, Attr, Attrs, ClassDev, DevClass, Emit, PlainDir};
+use rtrs_core::stats::Shown;
+use rtrs_core::sysfs::{ClassCell, PathDirs, SessDev};
+use support::sysfs::{Attr, Attrs, Emit};
 
 /// The class, from module load to unload.
-static CLASS: RcuBox<Arc<DevClass>> = RcuBox::empty();
+static CLASS: ClassCell = ClassCell::new();
 
 /// Registers the class (module load).
 pub(crate) fn register() -> Result {
-    let c = Arc::new(DevClass::new(kernel::c_str!("rtrs-server"))?, GFP_KERNEL)?;
-    CLASS.publish(KBox::new(c, GFP_KERNEL)?).map_err(|_| EBUSY)
+    CLASS.register(kernel::c_str!("rtrs-server"))
 }
 
 /// Unregisters the class (module unload: no server is left).
 pub(crate) fn unregister() {
-    RcuBox::take_all(core::slice::from_ref(&CLASS), drop);
+    CLASS.unregister();
 }
 
-/// A session's device, dropped in field order.
-pub(crate) struct SessFiles {
-    paths: PlainDir,
-    _dev: ClassDev,
-    _class: Arc<DevClass>,
+/// A session's device (it has `paths/` only: no handler).
+pub(crate) type SessFiles = SessDev;
+
+/// `/sys/class/rtrs-server/<name>/paths/`.
+pub(crate) fn sess_files(name: &[u8]) -> Result<KBox<SessFiles>> {
+    Ok(KBox::new(SessDev::new(&CLASS, name)?, GFP_KERNEL)?)
 }
 
-/// `name` with a NUL.
-fn c_name(name: &[u8]) -> Result<KVec<u8>> {
-    if name.contains(&0) {
-        return Err(EINVAL);
-    }
-    let mut v = KVec::with_capacity(name.len() + 1, GFP_KERNEL)?;
-    v.extend_from_slice(name, GFP_KERNEL)?;
-    v.push(0, GFP_KERNEL)?;
-    Ok(v)
-}
+/// A path's directory.
+pub(crate) type PathFiles = PathDirs;
 
-fn cstr(v: &[u8]) -> Result<&kernel::str::CStr> {
-    kernel::str::CStr::from_bytes_with_nul(v).map_err(|_| EINVAL)
-}
-
-impl SessFiles {
-    /// `/sys/class/rtrs-server/<name>/paths/`.
-    pub(crate) fn new(name: &[u8]) -> Result<KBox<Self>> {
-        let class = CLASS.read(|c| c.cloned()).ok_or(ENODEV)?;
-        let n = c_name(name)?;
-        let dev = class.device(cstr(&n)?)?;
-        let paths = PlainDir::new(dev.kobj(), kernel::c_str!("paths"))?;
-        Ok(KBox::new(
-            Self {
-                paths,
-                _dev: dev,
-                _class: class,
-            },
-            GFP_KERNEL,
-        )?)
-    }
-}
-
-/// A path's directory, dropped in field order (`stats/` first).
-pub(crate) struct PathFiles {
-    _stats: sysfs::Dir,
-    _dir: sysfs::Dir,
-}
-
-impl PathFiles {
-    /// `paths/<client>@<server>/` of `path` in its session's device.
-    pub(crate) fn new(path: &Arc<Path>, sess: &SessFiles) -> Result<KBox<Self>> {
-        let n = c_name(&path.name)?;
-        let dir = sysfs::Dir::new(
-            sess.paths.kobj(),
-            cstr(&n)?,
+/// `paths/<client>@<server>/` of `path` in its session's device.
+pub(crate) fn path_files(path: &Arc<Path>, sess: &SessFiles) -> Result<KBox<PathFiles>> {
+    PathDirs::new(
+        sess.paths(),
+        &path.shown.name,
+        (
             &PATH_ATTRS,
             Arc::new(PathAttrs { path: path.clone() }, GFP_KERNEL)?,
-        )?;
-        let stats = sysfs::Dir::new(
-            dir.kobj(),
-            kernel::c_str!("stats"),
+        ),
+        (
             &STATS_ATTRS,
             Arc::new(StatsAttrs { path: path.clone() }, GFP_KERNEL)?,
-        )?;
-        Ok(KBox::new(
-            Self {
-                _stats: stats,
-                _dir: dir,
-            },
-            GFP_KERNEL,
-        )?)
-    }
+        ),
+    )
 }
 
 const P_DISCONNECT: usize = 0;
@@ -136,25 +91,11 @@ impl Attrs for PathAttrs {
         let p = &self.path;
         match idx {
             P_DISCONNECT => out.bytes(b"Usage: echo 1 > disconnect\n"),
-            P_HCA_NAME => {
-                out.bytes(&p.hca_name);
-                out.bytes(b"\n");
-            }
-            P_HCA_PORT => {
-                let _ = writeln!(out, "{}", p.hca_port);
-            }
+            P_HCA_NAME => p.shown.show(Shown::HcaName, out),
+            P_HCA_PORT => p.shown.show(Shown::HcaPort, out),
             // The client's address is the path's source, as upstream shows.
-            P_SRC | P_DST => {
-                rtrs_core::stats::write_addr(
-                    out,
-                    if idx == P_SRC {
-                        &p.clt_addr
-                    } else {
-                        &p.srv_addr
-                    },
-                );
-                out.bytes(b"\n");
-            }
+            P_SRC => p.shown.show(Shown::Clt, out),
+            P_DST => p.shown.show(Shown::Srv, out),
             _ => return Err(EINVAL),
         }
         Ok(())
@@ -168,14 +109,14 @@ impl Attrs for PathAttrs {
         if !proto::mpath::is_one(input) {
             pr_err!(
                 "{}: invalid value: '{}'\n",
-                kernel::str::BStr::from_bytes(&p.name),
+                kernel::str::BStr::from_bytes(&p.shown.name),
                 kernel::str::BStr::from_bytes(input)
             );
             return Err(EINVAL);
         }
         pr_info!(
             "disconnect for path {} requested\n",
-            kernel::str::BStr::from_bytes(&p.name)
+            kernel::str::BStr::from_bytes(&p.shown.name)
         );
         // Queues the close work and returns: that work drops this
         // directory, which waits for this call.
