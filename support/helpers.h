@@ -47,10 +47,12 @@ struct rrs_kobj_vt {
 	ssize_t (*store)(void *ctx, unsigned int idx, const char *buf, size_t n);
 	void (*release)(void *ctx);
 };
+/* Lock classes of attributes (see sysfs.c): one per kind of directory. */
+#define RRS_ATTR_CLASSES 4
 struct rrs_kobj *rrs_kobj_create(struct kobject *parent, const char *name,
 				 const char *const *names, const u16 *modes,
 				 unsigned int n, void *ctx,
-				 const struct rrs_kobj_vt *vt);
+				 const struct rrs_kobj_vt *vt, unsigned int cls);
 void rrs_kobj_destroy(struct rrs_kobj *k);
 struct rrs_dev_files;
 struct rrs_dev_files *rrs_dev_files_create(struct device *dev,

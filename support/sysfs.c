@@ -78,10 +78,19 @@ static const struct kobj_type rrs_ktype = {
 	.release = rrs_release,
 };
 
+/*
+ * Lock classes of the attributes' active references, chosen by the caller:
+ * sysfs_attr_init() would give every attribute made here one class, so
+ * lockdep would tie a directory removed in one module's work item to a
+ * store of another module that waits for that work.  Static, as lockdep
+ * wants its keys.
+ */
+static struct lock_class_key rrs_attr_keys[RRS_ATTR_CLASSES];
+
 struct rrs_kobj *rrs_kobj_create(struct kobject *parent, const char *name,
 				 const char *const *names, const u16 *modes,
 				 unsigned int n, void *ctx,
-				 const struct rrs_kobj_vt *vt)
+				 const struct rrs_kobj_vt *vt, unsigned int cls)
 {
 	struct rrs_kobj *k;
 	unsigned int i;
@@ -100,6 +109,9 @@ struct rrs_kobj *rrs_kobj_create(struct kobject *parent, const char *name,
 	}
 	for (i = 0; i < n; i++) {
 		sysfs_attr_init(&k->kattrs[i].attr);
+#ifdef CONFIG_DEBUG_LOCK_ALLOC
+		k->kattrs[i].attr.key = &rrs_attr_keys[cls < RRS_ATTR_CLASSES ? cls : 0];
+#endif
 		k->kattrs[i].attr.name = names[i];
 		k->kattrs[i].attr.mode = modes[i];
 		k->kattrs[i].show = (modes[i] & 0444) ? rrs_show : NULL;

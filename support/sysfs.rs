@@ -203,6 +203,20 @@ unsafe impl Send for Dir {}
 // SAFETY: as above.
 unsafe impl Sync for Dir {}
 
+/// The lock class of a directory's attributes, for lockdep: directories
+/// removed in different contexts (a store, a module's work item) get
+/// different classes, so that lockdep does not tie one to the other.
+#[derive(Clone, Copy)]
+#[repr(u32)]
+pub enum AttrClass {
+    /// Everything else.
+    Default = 0,
+    /// Directories removed by a transport's work items (paths).
+    TransportPath = 1,
+    /// Their `stats/`.
+    TransportStats = 2,
+}
+
 impl Dir {
     /// Creates `parent/name` with `attrs`, served by `handler`.
     pub fn new<T: Attrs>(
@@ -210,6 +224,17 @@ impl Dir {
         name: &CStr,
         attrs: &'static [Attr],
         handler: Arc<T>,
+    ) -> Result<Self> {
+        Self::new_in(parent, name, attrs, handler, AttrClass::Default)
+    }
+
+    /// [`Dir::new`] with the attributes in lock class `cls`.
+    pub fn new_in<T: Attrs>(
+        parent: KobjRef<'_>,
+        name: &CStr,
+        attrs: &'static [Attr],
+        handler: Arc<T>,
+        cls: AttrClass,
     ) -> Result<Self> {
         let (names, modes) = attr_arrays(attrs)?;
         let ctx = Arc::into_raw(handler);
@@ -225,6 +250,7 @@ impl Dir {
                 attrs.len() as u32,
                 ctx.cast_mut().cast(),
                 vt,
+                cls as u32,
             )
         };
         match crate::from_err_ptr(k) {

@@ -8,7 +8,7 @@ use kernel::prelude::*;
 use kernel::str::CStr;
 use kernel::sync::Arc;
 use support::rcu::RcuBox;
-use support::sysfs::{Attr, Attrs, ClassDev, DevClass, Dir, KobjRef, PlainDir};
+use support::sysfs::{Attr, AttrClass, Attrs, ClassDev, DevClass, Dir, KobjRef, PlainDir};
 
 /// A module's device class, registered at load and unregistered at unload;
 /// a session's device holds a reference while it exists.  For a `static`.
@@ -106,12 +106,19 @@ impl PathDirs {
         stats_attrs: (&'static [Attr], Arc<S>),
     ) -> Result<KBox<Self>> {
         let n = c_name(name)?;
-        let dir = Dir::new(parent, cstr(&n)?, attrs.0, attrs.1)?;
-        let stats = Dir::new(
+        let dir = Dir::new_in(
+            parent,
+            cstr(&n)?,
+            attrs.0,
+            attrs.1,
+            AttrClass::TransportPath,
+        )?;
+        let stats = Dir::new_in(
             dir.kobj(),
             kernel::c_str!("stats"),
             stats_attrs.0,
             stats_attrs.1,
+            AttrClass::TransportStats,
         )?;
         Ok(KBox::new(
             Self {

@@ -65,13 +65,13 @@ policy_files() {
 	echo rr >$C/mpath_policy && is $C/mpath_policy "round-robin (RR: 0)" &&
 		echo 2 >$C/mpath_policy && is $C/mpath_policy "min-latency (ML: 2)" &&
 		echo MIN-INFLIGHT >$C/mpath_policy && is $C/mpath_policy "min-inflight (MI: 1)" &&
-		fails_with "Invalid argument" sh -c "echo 3 >$C/mpath_policy" &&
-		fails_with "Invalid argument" sh -c "echo rrr >$C/mpath_policy" &&
-		fails_with "Invalid argument" sh -c "echo 10000 >$C/max_reconnect_attempts" &&
-		fails_with "Numerical result out of range" sh -c "echo 99999999999 >$C/max_reconnect_attempts" &&
+		fails_with "Invalid argument" bash -c "echo 3 >$C/mpath_policy" &&
+		fails_with "Invalid argument" bash -c "echo rrr >$C/mpath_policy" &&
+		fails_with "Invalid argument" bash -c "echo 10000 >$C/max_reconnect_attempts" &&
+		fails_with "Numerical result out of range" bash -c "echo 99999999999 >$C/max_reconnect_attempts" &&
 		echo 5 >$C/max_reconnect_attempts && is $C/max_reconnect_attempts 5 &&
-		fails_with "Invalid argument" sh -c "echo 0 >$P0/stats/reset_all" &&
-		fails_with "Invalid argument" sh -c "echo 2 >$P0/disconnect"
+		fails_with "Invalid argument" bash -c "echo 0 >$P0/stats/reset_all" &&
+		fails_with "Invalid argument" bash -c "echo 2 >$P0/disconnect"
 }
 check "policy: mpath_policy and max_reconnect_attempts take upstream's spellings and refuse others" policy_files
 
