@@ -85,7 +85,9 @@ static const struct kobj_type rrs_ktype = {
  * store of another module that waits for that work.  Static, as lockdep
  * wants its keys.
  */
+#ifdef CONFIG_DEBUG_LOCK_ALLOC
 static struct lock_class_key rrs_attr_keys[RRS_ATTR_CLASSES];
+#endif
 
 struct rrs_kobj *rrs_kobj_create(struct kobject *parent, const char *name,
 				 const char *const *names, const u16 *modes,
