@@ -200,6 +200,18 @@ cleanup_data() {
 # from a work item).
 srv_nullb() { srv modprobe null_blk nr_devices=1 memory_backed=1 discard=1 gb=1 bs=512 irqmode=0 && srv test -b /dev/nullb0; }
 
+# link_up <n>: brings link n of this (client) guest up again after a test
+# took it down: its permanent neighbour entry (tools/guest/agent.sh) went
+# with it, and its soft-RoCE device is made anew: after the netdev went down
+# while connection-manager messages were being sent, rxe's CM stopped
+# answering on that device (every later connect over it timed out, for the
+# upstream C client as for ours) until the device was re-created.
+link_up() {
+	ip link set "rnbd$1" up &&
+		ip neigh replace "10.99.$1.2" dev "rnbd$1" nud permanent lladdr "$(printf '52:54:00:99:%02x:02' "$1")" &&
+		rdma link delete "rxe$1" && rdma link add "rxe$1" type rxe netdev "rnbd$1"
+}
+
 # The rnbd devices of this guest: none, how many, exactly n.
 no_dev() { ! ls /sys/block | grep -q "^rnbd"; }
 ndevs() { ls /sys/block | grep -c "^rnbd"; }

@@ -10,11 +10,7 @@
 MP_FIO_SIZE=${MP_FIO_SIZE:-192M}
 
 test_begin multipath 29
-# The permanent neighbour entry (tools/guest/agent.sh) goes with the link.
-link1_up() {
-	ip link set rnbd1 up &&
-		ip neigh replace "$SRV_IP1" dev rnbd1 nud permanent lladdr 52:54:00:99:01:02
-}
+link1_up() { link_up 1; }
 trap 'link1_up 2>/dev/null; cleanup_data' EXIT
 
 clt_load() { modprobe -r rnbd_client rtrs_client rtrs_core 2>/dev/null; modprobe rnbd_client; }

@@ -10,11 +10,7 @@
 
 MP_FIO_SIZE=${MP_FIO_SIZE:-192M}
 
-# The permanent neighbour entry (tools/guest/agent.sh) goes with the link.
-link1_up() {
-	ip link set rnbd1 up &&
-		ip neigh replace "$SRV_IP1" dev rnbd1 nud permanent lladdr 52:54:00:99:01:02
-}
+link1_up() { link_up 1; }
 
 mp_interop_cell() {
 	local clt=$1 srvside=$2 cell name
