@@ -33,18 +33,21 @@ BUSY="awk '/^cpu /{print \$2 + \$3 + \$4 + \$7 + \$8 + \$9}' /proc/stat"
 PERF_REC="perf record -N -q -a -g -F 999 -e cpu-clock -o /tmp/bench.perf -- sleep"
 perf_start() {
 	[ -n "$PROF" ] || return 0
-	rm -f /tmp/bench.perf; srv rm -f /tmp/bench.perf
-	setsid $PERF_REC "$RT" >/dev/null 2>&1 </dev/null &
-	srv "setsid $PERF_REC $RT >/dev/null 2>&1 </dev/null &"
+	rm -f /tmp/bench.perf /tmp/bench.perf.log; srv rm -f /tmp/bench.perf /tmp/bench.perf.log
+	setsid $PERF_REC "$RT" >/tmp/bench.perf.log 2>&1 </dev/null &
+	srv "setsid $PERF_REC $RT >/tmp/bench.perf.log 2>&1 </dev/null &"
 }
 # perf_report <file>: self time by module, then by symbol (>= 0.5%).
 PERF_REP="perf report -N -i /tmp/bench.perf --stdio --no-children --percent-limit 0.5"
+# A failed record or report leaves its messages in the file instead of
+# ending the benchmark.
 perf_report() {
 	local f=$1
 	{
-		$PERF_REP --sort dso 2>/dev/null | grep -v '^#' | grep -v '^$'
+		cat /tmp/bench.perf.log 2>/dev/null
+		$PERF_REP --sort dso 2>&1 | grep -v '^#' | grep -v '^$' || true
 		echo
-		$PERF_REP -g none --sort sym,dso 2>/dev/null | grep -v '^#' | grep -v '^$'
+		$PERF_REP -g none --sort sym,dso 2>&1 | grep -v '^#' | grep -v '^$' || true
 	} >"$f"
 }
 perf_finish() { # <target> <job> <rep>
