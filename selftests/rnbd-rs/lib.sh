@@ -212,6 +212,23 @@ link_up() {
 		rdma link delete "rxe$1" && rdma link add "rxe$1" type rxe netdev "rnbd$1"
 }
 
+# verify_while_link_down <dev> <size> <n>: fio_verify (randrw) of <size>
+# over <dev>, with link n taken down 5 s into it; fails if fio does (or
+# ended before the link went down).
+verify_while_link_down() {
+	local pid rc
+	fio_verify "$1" "$2" randrw &
+	pid=$!
+	sleep 5
+	kill -0 "$pid" 2>/dev/null || { ktap_print_msg "fio ended before the link went down"; wait "$pid"; return 1; }
+	ktap_print_msg "link $3 down at $(date +%T)"
+	ip link set "rnbd$3" down
+	wait "$pid"
+	rc=$?
+	ktap_print_msg "fio ended at $(date +%T), rc $rc"
+	return $rc
+}
+
 # The rnbd devices of this guest: none, how many, exactly n.
 no_dev() { ! ls /sys/block | grep -q "^rnbd"; }
 ndevs() { ls /sys/block | grep -c "^rnbd"; }

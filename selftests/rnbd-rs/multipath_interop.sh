@@ -34,20 +34,7 @@ mp_interop_cell() {
 	check "multipath $cell: /dev/rnbd0 appears" wait_for 30 test -b /dev/rnbd0
 	two_paths() { [ "$(ls /sys/class/rtrs-client/mpi/paths | wc -l)" = 2 ]; }
 	check "multipath $cell: rtrs-sysfs: the session has two paths" two_paths
-	failover_under_fio() {
-		local pid rc
-		fio_verify /dev/rnbd0 "$MP_FIO_SIZE" randrw &
-		pid=$!
-		sleep 5
-		kill -0 "$pid" 2>/dev/null || { ktap_print_msg "fio ended before the link went down"; wait "$pid"; return 1; }
-		ktap_print_msg "link 1 down at $(date +%T)"
-		ip link set rnbd1 down
-		wait "$pid"
-		rc=$?
-		ktap_print_msg "fio ended at $(date +%T), rc $rc"
-		return $rc
-	}
-	check "failover $cell: fio randrw crc32c verify over $MP_FIO_SIZE while link 1 goes down" failover_under_fio
+	check "failover $cell: fio randrw crc32c verify over $MP_FIO_SIZE while link 1 goes down" verify_while_link_down /dev/rnbd0 "$MP_FIO_SIZE" 1
 	# Field 6 of stats/rdma: requests the path took over (both clients).
 	failovers() {
 		local n
