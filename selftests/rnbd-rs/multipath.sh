@@ -128,7 +128,14 @@ check "multipath: add_path again" add_p1
 failover_under_fio() { echo 1 >$P0/stats/reset_all && verify_while_link_down /dev/rnbd0 "$MP_FIO_SIZE" 1; }
 check "failover: fio randrw crc32c verify over $MP_FIO_SIZE while link 1 goes down" failover_under_fio
 check "failover: the path on link 1 failed over its requests" logged_in clt "failed over"
-failovers_counted() { local n; n=$(cut -d' ' -f6 $P0/stats/rdma); ktap_print_msg "failovers onto link 0: $n"; [ "$n" -gt 0 ]; }
+failovers_counted() {
+	local n t
+	n=$(cut -d' ' -f6 $P0/stats/rdma)
+	# How long from the link's going down to the failover (kernel log times).
+	t=$(log_since_mark clt | grep -E "rxe1: set down|failed over" | tail -2 | sed -n 's/^\[ *\([0-9.]*\)\].*/\1/p' | tr '\n' ' ')
+	ktap_print_msg "failovers onto link 0: $n; link down at / requests failed over at (s): $t"
+	[ "$n" -gt 0 ]
+}
 check "failover: counted in the surviving path's stats/rdma" failovers_counted
 # Until paths reconnect, a failed path leaves the session.
 check "failover: the failed path's directory is gone" wait_for 30 test ! -e $P1
