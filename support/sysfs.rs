@@ -468,9 +468,9 @@ impl DevClass {
     /// Creates the device `name` of this class.  It must be dropped before
     /// the class.
     pub fn device(&self, name: &CStr) -> Result<ClassDev> {
+        let (cls, name) = (self.cls.as_ptr(), name.as_char_ptr());
         // SAFETY: live class; `name` is copied.
-        let dev =
-            unsafe { bindings::rrs_class_device_create(self.cls.as_ptr(), name.as_char_ptr()) };
+        let dev = unsafe { bindings::rrs_class_device_create(cls, name) };
         // INVARIANT: created just above; `drop` unregisters it.
         Ok(ClassDev {
             dev: crate::from_err_ptr(dev)?,
