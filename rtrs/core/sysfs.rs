@@ -43,7 +43,7 @@ impl Default for ClassCell {
 }
 
 /// `name` with a NUL, for a sysfs name; `EINVAL` if it holds a NUL.
-pub fn c_name(name: &[u8]) -> Result<KVec<u8>> {
+fn c_name(name: &[u8]) -> Result<KVec<u8>> {
     if name.contains(&0) {
         return Err(EINVAL);
     }
