@@ -114,6 +114,7 @@ extern "C" {
     fn rrs_rq_info(rq: *mut RawRequest, i: *mut RawInfo);
     fn rrs_rq_start(rq: *mut RawRequest);
     fn rrs_rq_end(rq: *mut RawRequest, err: i32);
+    fn rrs_rq_requeue(rq: *mut RawRequest);
     fn rrs_rq_map_sg(
         rq: *mut RawRequest,
         sgl: *mut core::ffi::c_void,
@@ -410,6 +411,17 @@ impl Rq {
         self.ended = true;
         // SAFETY: live started request, ended once (we consume `self`).
         unsafe { rrs_rq_end(self.ptr.as_ptr(), err) };
+    }
+
+    /// Gives the request back to blk-mq, which hands it to `queue_rq`
+    /// again later (from its requeue work): for a request that could not
+    /// be sent and should wait rather than fail.  Any context.  The caller
+    /// is done with the pages it described ([`Rq::map_sg`]).
+    pub fn requeue(mut self) {
+        self.ended = true;
+        // SAFETY: live started request, handed back once (we consume
+        // `self`); blk-mq owns it again after the call.
+        unsafe { rrs_rq_requeue(self.ptr.as_ptr()) };
     }
 }
 

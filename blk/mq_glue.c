@@ -188,6 +188,13 @@ void rrs_rq_end(struct request *rq, int err)
 }
 EXPORT_SYMBOL_GPL(rrs_rq_end);
 
+/* Any context: blk-mq queues it again later (its requeue work). */
+void rrs_rq_requeue(struct request *rq)
+{
+	blk_mq_requeue_request(rq, true);
+}
+EXPORT_SYMBOL_GPL(rrs_rq_requeue);
+
 /* Rust checked len <= the block and == blk_rq_bytes(). */
 /*
  * Fills @sgl (@cap entries) with @rq's data segments; returns their number

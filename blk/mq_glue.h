@@ -64,6 +64,7 @@ void rrs_disk_set_capacity(struct gendisk *d, u64 sectors);
 void rrs_rq_info(struct request *rq, struct rrs_rq_info *i);
 void rrs_rq_start(struct request *rq);
 void rrs_rq_end(struct request *rq, int err);
+void rrs_rq_requeue(struct request *rq);
 int rrs_rq_map_sg(struct request *rq, struct scatterlist *sgl,
 		  unsigned int cap, u32 *bytes);
 int rrs_register_blkdev(const char *name);

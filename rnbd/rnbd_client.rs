@@ -33,7 +33,7 @@
 
 use blk_mq::{Disk, DiskParams, Major, Queue, Rq, RqSlot, TagSet};
 
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use kernel::prelude::*;
 use kernel::str::CStr;
 use kernel::sync::{new_condvar, new_mutex, Arc, CondVar, Mutex};
@@ -45,8 +45,10 @@ use proto::wire::{Le16, Le32, Le64};
 use rtrs_client::SockAddr;
 use rtrs_client::{Dir as IoDir, Permit, Sess, SessEvents};
 use rtrs_core::Slots;
+use support::rcu::RcuBox;
 use support::sync::{AtomicBox, WaitQueue};
 use support::sysfs::{Attr, Attrs, Class, DevFiles, Dir, Emit, Link, PlainDir};
+use support::wq::OwnedQueue;
 
 module! {
     type: RnbdClient,
@@ -78,7 +80,19 @@ struct Events {
     rqs: KVec<RqSlot>,
     /// The control message in flight on each permit, whose sender waits.
     ctls: KVec<AtomicBox<Arc<CtlWait>>>,
-    connected: AtomicBool,
+    /// Bit 0: the session is usable (no `disconnected` since its open or
+    /// its last remap); above it, the number of `disconnected` events, so
+    /// that a remap that raced with a new one does not mark it usable.
+    link: AtomicU32,
+    /// Its session, for the remap after a reconnect: set once the session
+    /// exists, taken when it is dropped (it refers back to this).
+    sess: RcuBox<Arc<Session>>,
+    /// When the last `disconnected` came (ms, `support::now_ms`): IO waits
+    /// `fast_io_fail_tmo` from then.
+    down_ms: AtomicU64,
+    /// Where IO waiting for the session (or its device) to be usable
+    /// again sleeps: woken by a remap and by an unmap.
+    up_wq: WaitQueue,
 }
 
 impl Events {
@@ -94,7 +108,10 @@ impl Events {
             Self {
                 rqs,
                 ctls,
-                connected: AtomicBool::new(true),
+                link: AtomicU32::new(LINK_UP),
+                sess: RcuBox::empty(),
+                down_ms: AtomicU64::new(0),
+                up_wq: WaitQueue::new()?,
             },
             GFP_KERNEL,
         )?)
@@ -108,6 +125,11 @@ impl SessEvents for Events {
             // The permit goes back before the request ends, so that the
             // next request queued from the completion finds it.
             drop(permit);
+            // No path took it (the session lost its last one): it waits in
+            // `queue_rq` for a path instead, as `fast_io_fail_tmo` says.
+            if lost_path(status) && rnbd_clt_fast_io_fail_tmo() != 0 {
+                return rq.requeue();
+            }
             return rq.end(status);
         }
         match self.ctls.get(id).and_then(|s| s.take()) {
@@ -117,8 +139,58 @@ impl SessEvents for Events {
     }
 
     fn disconnected(&self) {
-        self.connected.store(false, Ordering::Release);
+        self.down_ms.store(support::now_ms(), Ordering::Release);
+        let _ = self
+            .link
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+                Some((v | LINK_UP).wrapping_add(1))
+            });
         pr_info!("session disconnected\n");
+    }
+
+    /// Remaps the devices (upstream's `remap_devs`) from a work item: the
+    /// control messages wait for answers, which RTRS must stay free to
+    /// deliver (or fail).
+    fn reconnected(&self) {
+        let Some(s) = self.sess.read(|s| s.cloned()) else {
+            return;
+        };
+        pr_info!("session {}: reconnected\n", Show(&s.name));
+        let state = s.state.clone();
+        let r = state.wq.queue().try_spawn(GFP_KERNEL, move || {
+            let _ = s.remap(&s.state.clone(), None);
+        });
+        if r.is_err() {
+            pr_err!("remap after a reconnect not queued: out of memory\n");
+        }
+    }
+}
+
+/// [`Events::link`]'s usable bit.
+const LINK_UP: u32 = 1;
+
+unsafe extern "C" {
+    /// `fast_io_fail_tmo` (params_client.c): seconds IO waits for a path,
+    /// 0 (fail at once, as upstream) or -1 (forever).
+    safe fn rnbd_clt_fast_io_fail_tmo() -> i32;
+}
+
+/// A request's status that says no path could take it (RTRS's
+/// `ENOTCONN`, or `ECONNABORTED` after failovers ran out).
+fn lost_path(status: i32) -> bool {
+    status == support::code::enotconn().to_errno()
+        || status == support::code::econnaborted().to_errno()
+}
+
+impl Events {
+    /// The session is usable: no `disconnected` since its last remap.
+    fn is_up(&self) -> bool {
+        self.link.load(Ordering::Acquire) & LINK_UP != 0
+    }
+
+    /// Marks the session unusable (its server stopped answering).
+    fn set_down(&self) {
+        self.disconnected();
     }
 }
 
@@ -163,6 +235,7 @@ impl CtlWait {
 /// A session and its tag set.
 struct Session {
     name: KVec<u8>,
+    state: Arc<State>,
     rtrs: Arc<Sess>,
     events: Arc<Events>,
     ts: Arc<TagSet<DevQueue>>,
@@ -249,7 +322,7 @@ impl Session {
                         Show(&self.name),
                         CTL_TIMEOUT_MS
                     );
-                    self.events.connected.store(false, Ordering::Release);
+                    self.events.set_down();
                     self.rtrs.close();
                 }
                 return Err(e);
@@ -259,6 +332,103 @@ impl Session {
             return Err(Error::from_errno(status));
         }
         Ok(rsp)
+    }
+
+    /// Drops the session's events' reference to it (a cycle).  Sleeps.
+    fn forget(&self) {
+        RcuBox::take_all(core::slice::from_ref(&self.events.sess), drop);
+    }
+
+    /// Opens the session's devices on the server again after a reconnect
+    /// (upstream's `remap_devs`), or only `only` (`remap_device`), and marks
+    /// the session usable if no disconnect came meanwhile.  A device whose
+    /// open fails stays closed (its IO fails) until a later remap.  Sleeps.
+    fn remap(self: &Arc<Self>, state: &State, only: Option<&Arc<Dev>>) -> Result {
+        let _ops = state.ops.lock();
+        let link = self.events.link.load(Ordering::Acquire);
+        let down = link & LINK_UP == 0;
+        if !down && only.is_none() {
+            return Ok(());
+        }
+        if down {
+            self.sess_info().inspect_err(|e| {
+                pr_err!(
+                    "session {}: remap: sess_info failed: {:?}\n",
+                    Show(&self.name),
+                    e
+                );
+            })?;
+        }
+        let devs = {
+            let mut v = KVec::new();
+            for d in state.inner.lock().devs.iter() {
+                if Arc::ptr_eq(&d.sess, self) && d.state.load(Ordering::Acquire) == ST_MAPPED {
+                    v.push(d.clone(), GFP_KERNEL)?;
+                }
+            }
+            v
+        };
+        // After a disconnect every device's id is stale (the server may
+        // have restarted): none is usable until it is opened again.
+        if down {
+            for d in devs.iter() {
+                d.remote.online.store(false, Ordering::Release);
+            }
+        }
+        let mut res = Ok(());
+        for d in devs.iter() {
+            if only.is_some_and(|o| !Arc::ptr_eq(d, o)) {
+                continue;
+            }
+            if only.is_none() {
+                pr_info!(
+                    "</dev/rnbd{}> session reconnected, remapping device\n",
+                    d.idx
+                );
+            }
+            match self.reopen(d) {
+                Ok(()) => pr_info!(
+                    "</dev/rnbd{}> Device online, device remapped successfully\n",
+                    d.idx
+                ),
+                Err(e) => {
+                    pr_err!("</dev/rnbd{}> remap_device: {:?}\n", d.idx, e);
+                    res = Err(e);
+                }
+            }
+        }
+        if down {
+            let _ = self.events.link.compare_exchange(
+                link,
+                link | LINK_UP,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+        }
+        self.events.up_wq.wake_all();
+        res
+    }
+
+    /// Opens `dev` on the server again; takes its new id and size.
+    fn reopen(&self, dev: &Dev) -> Result {
+        let msg = wire::Open::new(dev.access_mode, &dev.pathname).ok_or(EINVAL)?;
+        let rsp = self.ctl(&msg.to_bytes(), wire::OpenRsp::SIZE)?;
+        let r = wire::OpenRsp::parse(&rsp[..wire::OpenRsp::SIZE]).map_err(|e| {
+            support::peer_err!("remap: unexpected open response: {:?}\n", e);
+            EINVAL
+        })?;
+        let lim = r
+            .limits(self.rtrs.max_io_size(), kernel::page::PAGE_SIZE as u32)
+            .map_err(|e| {
+                support::peer_err!("remap: the server's device limits are invalid: {:?}\n", e);
+                EINVAL
+            })?;
+        if let Some(disk) = dev.disk.lock().as_ref() {
+            disk.set_capacity(lim.nsectors);
+        }
+        dev.remote.id.store(r.device_id.get(), Ordering::Release);
+        dev.remote.online.store(true, Ordering::Release);
+        Ok(())
     }
 
     fn sess_info(&self) -> Result {
@@ -271,11 +441,58 @@ impl Session {
     }
 }
 
+/// A device's identity on the server, which a remap changes.
+struct Remote {
+    /// The server's device id (from its open answer).
+    id: AtomicU32,
+    /// The server opened it since the session's last reconnect.
+    online: AtomicBool,
+    /// It is being unmapped: IO waiting for it to be usable fails.
+    gone: AtomicBool,
+}
+
 /// The blk-mq side of one device.
 struct DevQueue {
     sess: Arc<Session>,
-    device_id: u32,
+    remote: Arc<Remote>,
     read_only: bool,
+}
+
+impl DevQueue {
+    /// The session has a path and the server opened the device since.
+    fn usable(&self) -> bool {
+        self.sess.events.is_up() && self.remote.online.load(Ordering::Acquire)
+    }
+
+    /// Waits until the device is usable again, for at most
+    /// `fast_io_fail_tmo` seconds after the session lost its last path
+    /// (0: not at all, -1: no limit), or until it is unmapped.  Returns
+    /// whether it is usable.  Sleeps (the queue is blocking).
+    fn wait_usable(&self) -> bool {
+        let tmo = rnbd_clt_fast_io_fail_tmo();
+        if tmo == 0 || self.remote.gone.load(Ordering::Acquire) {
+            return false;
+        }
+        let ev = &self.sess.events;
+        let limit = match u64::try_from(tmo) {
+            Ok(t) => {
+                let deadline = ev
+                    .down_ms
+                    .load(Ordering::Acquire)
+                    .saturating_add(t.saturating_mul(1000));
+                let left = deadline.saturating_sub(support::now_ms());
+                if left == 0 {
+                    return false;
+                }
+                Some(left.min(u64::from(u32::MAX)) as u32)
+            }
+            Err(_) => None,
+        };
+        ev.up_wq.wait_until(limit, || {
+            self.usable() || self.remote.gone.load(Ordering::Acquire)
+        });
+        self.usable()
+    }
 }
 
 impl Queue for DevQueue {
@@ -285,7 +502,7 @@ impl Queue for DevQueue {
             pr_err!("Unknown request type\n");
             return rq.end(EIO.to_errno());
         };
-        if !self.sess.events.connected.load(Ordering::Acquire) {
+        if !self.usable() && !self.wait_usable() {
             return rq.end(EIO.to_errno());
         }
         if self.read_only && op.modifies() {
@@ -307,7 +524,7 @@ impl Queue for DevQueue {
         }
         let mut m = wire::MsgIo::zeroed();
         m.hdr = MsgHdr::new(MsgType::Io);
-        m.device_id = Le32::new(self.device_id);
+        m.device_id = Le32::new(self.remote.id.load(Ordering::Acquire));
         m.sector = Le64::new(i.sector);
         m.rw = Le32::new(
             OpFlags {
@@ -351,7 +568,7 @@ struct Dev {
     pathname: KVec<u8>,
     access_mode: AccessMode,
     nr_poll_queues: u32,
-    device_id: u32,
+    remote: Arc<Remote>,
     state: AtomicU8,
     #[pin]
     disk: Mutex<Option<Disk<DevQueue>>>,
@@ -360,9 +577,15 @@ struct Dev {
 }
 
 impl Dev {
+    /// Usable: its session is, and the server opened it since the last
+    /// reconnect.
+    fn is_online(&self) -> bool {
+        self.sess.events.is_up() && self.remote.online.load(Ordering::Acquire)
+    }
+
     fn state_str(&self) -> &'static str {
         match self.state.load(Ordering::Acquire) {
-            ST_MAPPED if !self.sess.events.connected.load(Ordering::Acquire) => "closed",
+            ST_MAPPED if !self.is_online() => "closed",
             ST_MAPPED => "open",
             ST_DISCONNECTED => "closed",
             ST_UNMAPPED => "unmapped",
@@ -461,12 +684,16 @@ impl Attrs for DevAttrs {
                     pr_err!("</dev/rnbd{}> remap_device: Invalid value\n", d.idx);
                     return Err(EINVAL);
                 }
-                // Reconnecting a path arrives with multipath; while the
-                // session is up there is nothing to remap.
-                if d.sess.events.connected.load(Ordering::Acquire) {
-                    Ok(())
-                } else {
-                    Err(support::code::enotconn())
+                // Upstream's errnos: EALREADY while open, ENODEV once
+                // unmapped, EBUSY while being mapped.
+                match d.state.load(Ordering::Acquire) {
+                    ST_MAPPED if d.is_online() => Err(ealready()),
+                    ST_MAPPED => {
+                        pr_info!("</dev/rnbd{}> Remapping device.\n", d.idx);
+                        d.sess.remap(&self.state, Some(d))
+                    }
+                    ST_UNMAPPED => Err(ENODEV),
+                    _ => Err(EBUSY),
                 }
             }
             _ => Err(EACCES),
@@ -479,6 +706,8 @@ impl Attrs for DevAttrs {
 struct State {
     owner: &'static ThisModule,
     major: Major,
+    /// Remaps after reconnects; flushed at module unload.
+    wq: Arc<OwnedQueue>,
     /// Serialises map and the second half of unmap (see [`State::unmap`]).
     #[pin]
     ops: Mutex<()>,
@@ -652,6 +881,7 @@ impl State {
             let s = Arc::new(
                 Session {
                     name: nm,
+                    state: self.clone(),
                     rtrs: rtrs.clone(),
                     events: events.clone(),
                     ts,
@@ -661,6 +891,9 @@ impl State {
             )?;
             s.sess_info()?;
             self.inner.lock().sessions.push(s.clone(), GFP_KERNEL)?;
+            if let Ok(b) = KBox::new(s.clone(), GFP_KERNEL) {
+                let _ = events.sess.publish(b);
+            }
             Ok(s)
         })();
         if setup.is_err() {
@@ -680,6 +913,7 @@ impl State {
             }
             g.sessions = kept;
         }
+        sess.forget();
         sess.rtrs.close();
     }
 
@@ -705,6 +939,14 @@ impl State {
             EINVAL
         })?;
         let device_id = r.device_id.get();
+        let remote = Arc::new(
+            Remote {
+                id: AtomicU32::new(device_id),
+                online: AtomicBool::new(true),
+                gone: AtomicBool::new(false),
+            },
+            GFP_KERNEL,
+        )?;
         let close_remote = |sess: &Arc<Session>| {
             let mut c = wire::Close::zeroed();
             c.hdr = MsgHdr::new(MsgType::Close);
@@ -749,6 +991,7 @@ impl State {
             let g = self.inner.lock();
             g.devs.next_free()
         } as u32;
+        let dev_remote = remote.clone();
         let dev = Arc::pin_init(
             pin_init!(Dev {
                 idx,
@@ -756,7 +999,7 @@ impl State {
                 pathname: pn,
                 access_mode: mode,
                 nr_poll_queues,
-                device_id,
+                remote: dev_remote,
                 state: AtomicU8::new(0),
                 disk <- new_mutex!(None),
                 sysfs <- new_mutex!(None),
@@ -778,7 +1021,7 @@ impl State {
             let q = Arc::new(
                 DevQueue {
                     sess: sess.clone(),
-                    device_id,
+                    remote: remote.clone(),
                     read_only: mode == AccessMode::Ro,
                 },
                 GFP_KERNEL,
@@ -898,6 +1141,10 @@ impl State {
             // finishes and the unmap can be retried, or removes it.
             return Err(EBUSY);
         }
+        // IO waiting for a path fails now (the disk's deletion below waits
+        // for it).
+        dev.remote.gone.store(true, Ordering::Release);
+        dev.sess.events.up_wq.wake_all();
         let sysfs = dev.sysfs.lock().take();
         if let Some((dir, link)) = sysfs {
             drop(link);
@@ -911,10 +1158,10 @@ impl State {
         let disk = dev.disk.lock().take();
         drop(disk);
         let sess = dev.sess.clone();
-        if sess.events.connected.load(Ordering::Acquire) {
+        if dev.is_online() {
             let mut c = wire::Close::zeroed();
             c.hdr = MsgHdr::new(MsgType::Close);
-            c.device_id = Le32::new(dev.device_id);
+            c.device_id = Le32::new(dev.remote.id.load(Ordering::Acquire));
             if let Err(e) = sess.ctl(&c.to_bytes(), 0) {
                 support::peer_warn!(
                     "</dev/rnbd{}> close on the server failed: {:?}\n",
@@ -978,10 +1225,12 @@ impl kernel::Module for RnbdClient {
             min
         );
         let major = Major::register(kernel::c_str!("rnbd"))?;
+        let wq = OwnedQueue::new(kernel::c_str!("rnbd_client_wq"))?;
         let state = Arc::pin_init(
             pin_init!(State {
                 owner: module,
                 major,
+                wq,
                 ops <- new_mutex!(()),
                 unmapped <- new_condvar!(),
                 inner <- new_mutex!(Inner { sessions: KVec::new(), devs: Slots::new(), class: None, ctl: None, devices: None }),
@@ -1043,9 +1292,12 @@ impl Drop for RnbdClient {
         }
         let sessions = core::mem::take(&mut st.inner.lock().sessions);
         for s in sessions.iter() {
+            s.forget();
             s.rtrs.close();
         }
         drop(sessions);
+        // A remap queued by a reconnect before the sessions closed.
+        st.wq.flush();
         let (devices, class) = {
             let mut g = st.inner.lock();
             (g.devices.take(), g.class.take())

@@ -13,7 +13,11 @@
 //!   copied: a write is one RDMA WRITE WITH IMM whose SGEs are the pages
 //!   and the header (or, past the device's SGE limit, one registration of
 //!   the pages); a read registers the pages and the server writes into them.
-//! - `Path`: one path (this version connects one): a PD, one MR per permit
+//! - `PathSlot`: one path as configured (destination, sysfs directory,
+//!   statistics), from its add to its removal; reconnects with a new
+//!   `Path` after its current one failed (30 s later, as upstream RNBD's
+//!   delay; `max_reconnect_attempts`), or when `reconnect` is written.
+//! - `Path`: one connection of a path slot: a PD, one MR per permit
 //!   for the registrations, the server's chunk addresses and keys, and
 //!   `con_num` connections (cid 0 is the admin connection, then one per
 //!   CPU).
@@ -32,7 +36,8 @@
 //!
 //! This file holds the public API ([`Sess`], [`Permit`], [`SessEvents`],
 //! [`Dir`], [`SockAddr`], the limits); one file per object under `client/`:
-//! `sess.rs` (a session and a request from submission to end), `permit.rs`
+//! `sess.rs` (a session and a request from submission to end), `slot.rs`
+//! (a configured path and its reconnects), `permit.rs`
 //! (the lock-free permit and request table), `path.rs` (a path: connect,
 //! info exchange, heartbeat, close), `con.rs` (establishing a connection),
 //! `io.rs` (the completions of a request's work requests).
@@ -79,6 +84,7 @@ use support::code::{
 };
 use support::rcu::RcuBox;
 use support::sync::{AtomicBox, WaitQueue};
+use support::timer::{Tick, Timer};
 use support::wq::OwnedQueue;
 
 #[path = "client/con.rs"]
@@ -91,6 +97,8 @@ mod path;
 mod permit;
 #[path = "client/sess.rs"]
 mod sess;
+#[path = "client/slot.rs"]
+mod slot;
 #[path = "client/sysfs.rs"]
 mod sysfs;
 
@@ -102,6 +110,7 @@ use permit::*;
 use rtrs_core::stats::PathShown;
 use sess::path_key;
 pub use sess::Sess;
+use slot::*;
 use sysfs::{PathFiles, PathStats, SessFiles};
 
 module! {
@@ -139,8 +148,14 @@ pub trait SessEvents: Send + Sync + 'static {
     /// softirq of a completion, or within `request` itself): it must not
     /// sleep, and the caller of `request` must not hold a lock this takes.
     fn io_done(&self, permit: Permit, status: i32);
-    /// The last path went down; requests in flight failed.
+    /// The last path went down; requests in flight failed.  Called with a
+    /// session lock held: it must not call into the session.
     fn disconnected(&self);
+    /// A path came up while none was (after `disconnected`): the server
+    /// may have lost what the user set up on it (e.g. after a restart).
+    /// Process context, with a session lock held: it must not call into the
+    /// session (hand the work to a work item).
+    fn reconnected(&self);
 }
 
 /// Direction of a request.

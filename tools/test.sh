@@ -45,6 +45,28 @@ hcheck() {
 	fi
 }
 both_links() { "$T/vm.sh" exec clt -t 120 -- "ping -c1 -W10 10.99.0.2 && ping -c1 -W10 10.99.1.2"; }
+# The server-restart test: tools/guest/restart-clt.sh in the client guest.
+rs_clt() { "$T/vm.sh" exec clt -t 600 -- "bash $RNBD_TOP/tools/guest/restart-clt.sh $*"; }
+rs_srv_load() { "$T/vm.sh" exec srv -t 300 -- "modprobe null_blk nr_devices=1 memory_backed=1 gb=1 bs=512 irqmode=0 && modprobe rnbd_server"; }
+# restart_cycle <fast_io_fail_tmo>: the server exports null_blk to our
+# client (a session over both links, mapped anew unless it is), fio runs,
+# the server guest is killed hard and started again, its modules loaded:
+# the client reconnects on its own and remaps (7 checks).
+restart_cycle() {
+	hcheck "reconnect: server exports null_blk (our modules)" rs_srv_load
+	if [ "$1" = 300 ]; then
+		hcheck "reconnect: client maps over both links, fast_io_fail_tmo=$1" rs_clt map "$1"
+	else
+		hcheck "reconnect: fast_io_fail_tmo=$1" "$T/vm.sh" exec clt -t 60 -- "echo $1 >/sys/module/rnbd_client/parameters/fast_io_fail_tmo"
+	fi
+	hcheck "reconnect: fio running on /dev/rnbd0" rs_clt fio-start
+	hcheck "srv killed hard" "$T/vm.sh" kill srv
+	hcheck "srv is gone" srv_gone
+	hcheck "srv restarts" "$T/vm.sh" start srv
+	hcheck "both links work again, clt untouched" both_links
+	hcheck "reconnect (fast_io_fail_tmo=$1): server exports again" rs_srv_load
+	hcheck "reconnect (fast_io_fail_tmo=$1): the client reconnects and remaps on its own (device open)" rs_clt open 150
+}
 srv_gone() { [ "$("$T/vm.sh" status | grep -c 'srv running')" = 0 ]; }
 no_vm_left() { ! pgrep -f -- '-name rnbdrs-' >/dev/null; }
 
@@ -105,15 +127,17 @@ if "$T/vm.sh" start; then
 		grep -E '^(not )?ok |^# ' "$f" | sed 's/^/# /'
 	done
 	# The harness itself: links, hard kill and restart of one guest, and
-	# the VMs gone after the stop (6 checks, KTAP).
+	# the VMs gone after the stop; with it, our client through server
+	# restarts under IO (KTAP).
 	echo "TAP version 13"
-	echo "1..6"
+	echo "1..23"
 	hn=0
 	hcheck "clt reaches srv over both links" both_links
-	hcheck "srv killed hard" "$T/vm.sh" kill srv
-	hcheck "srv is gone" srv_gone
-	hcheck "srv restarts" "$T/vm.sh" start srv
-	hcheck "both links work again, clt untouched" both_links
+	restart_cycle 300
+	hcheck "reconnect (fast_io_fail_tmo=300): fio ran through the server's restart without an error" rs_clt fio-ok 10
+	restart_cycle 0
+	hcheck "reconnect (fast_io_fail_tmo=0): fio failed with an IO error while the server was down, as upstream" rs_clt fio-failed 5
+	hcheck "reconnect: unmap and unload" rs_clt unmap
 	ours=$(grep -E '^(not )?ok [0-9]+ selftests: ' "$OUT/kselftest.tap" | grep -vE "$REF_RE")
 	ref=$(grep -E '^(not )?ok [0-9]+ selftests: ' "$OUT/kselftest.tap" | grep -E "$REF_RE")
 	kp=$(grep -cE '^ok ' <<<"$ours")

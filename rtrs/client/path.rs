@@ -8,6 +8,8 @@ use crate::*;
 #[pin_data]
 pub(crate) struct Path {
     pub(crate) sess: Arc<Sess>,
+    /// The configured path this is the current connection of.
+    pub(crate) slot: Arc<PathSlot>,
     pub(crate) con_num: u16,
     pub(crate) pd: Arc<Pd>,
     /// MR of each permit, for its requests' registrations.
@@ -22,15 +24,16 @@ pub(crate) struct Path {
     pub(crate) inv_seen: KVec<AtomicU64>,
     /// Per connection: when `inv_seen` was recorded (ns).
     pub(crate) inv_at: KVec<AtomicU64>,
-    /// Its slot in the session's path table, once listed.
-    pub(crate) idx: AtomicUsize,
     /// Requests in flight on it that the min-inflight policy counted.
     pub(crate) inflight: AtomicU32,
-    /// Its ends and device, for sysfs.
-    pub(crate) shown: PathShown,
-    pub(crate) stats: PathStats,
-    /// Its sysfs directory, from its start to its close.
-    pub(crate) sysfs: AtomicBox<PathFiles>,
+    /// Counted in its session's connected paths (`Sess::up`, under its
+    /// lock).
+    pub(crate) counted: AtomicBool,
+    /// Its close work counted it down (under `Sess::up`): it is not
+    /// counted up any more.
+    pub(crate) downed: AtomicBool,
+    /// Its close work ended (`PathSlot::gone` is notified).
+    pub(crate) done: AtomicBool,
     /// State, connections (cid 0 is the admin connection) and heartbeat.
     #[pin]
     pub(crate) core: PathCore<Path>,
@@ -50,7 +53,8 @@ pub(crate) struct AtomicU64Pair {
 rtrs_core::close_work!(Path, close_w);
 
 impl Path {
-    pub(crate) fn new(sess: &Arc<Sess>, pd: Arc<Pd>, links: KVec<Link>) -> Result<Arc<Self>> {
+    pub(crate) fn new(slot: &Arc<PathSlot>, pd: Arc<Pd>, links: KVec<Link>) -> Result<Arc<Self>> {
+        let sess = &slot.sess;
         let n = sess.depth as usize;
         let mut mrs = KVec::with_capacity(n, GFP_KERNEL)?;
         let mut raddr = KVec::with_capacity(n, GFP_KERNEL)?;
@@ -65,14 +69,9 @@ impl Path {
             )?;
         }
         let con_num = links.len() as u16;
-        // What its admin connection is bound to, for sysfs.
-        let admin = links.first().ok_or(EINVAL)?;
-        let (src, dst) = (
-            admin.addr(false).ok_or(EINVAL)?,
-            admin.addr(true).ok_or(EINVAL)?,
-        );
-        let shown = PathShown::new(src, dst, pd.device(), admin.port_num())?;
-        let stats = PathStats::new()?;
+        if con_num < 2 {
+            return Err(EINVAL);
+        }
         let mut cons = KVec::with_capacity(links.len(), GFP_KERNEL)?;
         for l in links {
             cons.push(KBox::new(l, GFP_KERNEL)?, GFP_KERNEL)?;
@@ -87,6 +86,7 @@ impl Path {
         let p = Arc::pin_init(
             pin_init!(Path {
                 sess: sess.clone(),
+                slot: slot.clone(),
                 con_num,
                 send_sge: io_send_sge(pd.device()),
                 pd,
@@ -94,11 +94,10 @@ impl Path {
                 raddr,
                 inv_seen,
                 inv_at,
-                idx: AtomicUsize::new(usize::MAX),
                 inflight: AtomicU32::new(0),
-                shown,
-                stats,
-                sysfs: AtomicBox::empty(),
+                counted: AtomicBool::new(false),
+                downed: AtomicBool::new(false),
+                done: AtomicBool::new(false),
                 core <- core,
                 close_w <- new_work!("rtrs_client::Path::close"),
             }),
@@ -125,16 +124,6 @@ impl Path {
                 r.rkey.load(Ordering::Acquire),
             )
         })
-    }
-
-    /// Waits until the path is closed and unlisted (its close work ran up to
-    /// its sysfs directory's removal).  Sleeps.
-    pub(crate) fn wait_closed(self: &Arc<Self>) {
-        let sess = &self.sess;
-        let mut g = sess.paths.lock();
-        let _ = wait::until(&sess.path_gone, &mut g, None, |paths| {
-            !paths.iter().any(|p| Arc::ptr_eq(p, self))
-        });
     }
 
     /// Posts receives, exchanges the info messages, starts the heartbeat.
@@ -187,7 +176,10 @@ impl Path {
         if !self.core.set_connected() {
             return Err(enotconn());
         }
-        self.stats.reconnects_ok.fetch_add(1, Ordering::Relaxed);
+        self.slot
+            .stats
+            .reconnects_ok
+            .fetch_add(1, Ordering::Relaxed);
         PathCore::start_heartbeat(self, &self.sess.wq)
     }
 
@@ -246,7 +238,7 @@ impl Path {
     /// whose key the server can still write with.
     pub(crate) fn io_rsp(self: &Arc<Self>, cid: u16, msg_id: u32, errno: i32, with_inval: bool) {
         let sess = &self.sess;
-        self.stats.count_migration(cid, self.con_num);
+        self.slot.stats.count_migration(cid, self.con_num);
         // The key the server revoked just before this answer, if any.
         let inv = self
             .inv_seen
@@ -360,22 +352,15 @@ impl Path {
         drop(links);
         self.core.set_closed();
         let sess = self.sess.clone();
+        // The last connected path tells the user (`disconnected`) before
+        // its requests fail, as upstream: a user that queues requests
+        // without a path then knows why they come back.
+        let was_up = sess.path_down(&self);
         // Its requests go to another path (or fail) while it is still
         // listed: none of them ends after its slot is free for a new path.
         sess.fail_pending(&self);
-        let last = {
-            let mut g = sess.paths.lock();
-            sess.remove_path(&mut g, &self);
-            let last = g.iter().all(|p| p.core.state() != State::Connected);
-            last
-        };
-        sess.path_gone.notify_all();
-        // After the wake-up: a sysfs store waiting for this path to go
-        // returns, and this drop (which waits for it) goes on.
-        drop(self.sysfs.take());
-        if last && !sess.closing.load(Ordering::Acquire) {
-            sess.events.disconnected();
-        }
+        // An established path that failed reconnects later.
+        self.slot.closed(&self, was_up);
     }
 }
 

@@ -27,19 +27,23 @@ pub struct Sess {
     pub(crate) free: KVec<AtomicU64>,
     /// Where permit waiters sleep; woken when a permit is freed.
     pub(crate) permit_wait: WaitQueue,
-    /// The paths, for opening, closing and adding them; a request does not
-    /// take this lock (see `live`).
+    /// The paths as configured, for opening, closing, adding and removing
+    /// them; a request does not take this lock (see `live`).
     #[pin]
-    pub(crate) paths: Mutex<Slots<Arc<Path>>>,
-    /// The paths again, slot for slot as in `paths`, for requests to pick
-    /// one under RCU: no lock and no shared cache line written (but the
-    /// chosen path's reference count).  Published and unpublished under
-    /// `paths`' lock.
+    pub(crate) paths: Mutex<Slots<Arc<PathSlot>>>,
+    /// The current connection of each path, slot for slot as in `paths`,
+    /// for requests to pick one under RCU: no lock and no shared cache line
+    /// written (but the chosen path's reference count).  Published and
+    /// unpublished under the path slot's lock.
     pub(crate) live: KVec<RcuBox<Arc<Path>>>,
     /// One past the highest slot of `live` ever used: where readers stop.
     pub(crate) live_end: AtomicUsize,
+    /// Connected paths (upstream's `paths_up`); its lock serialises the
+    /// user's `disconnected` and `reconnected` events.
     #[pin]
-    pub(crate) path_gone: CondVar,
+    pub(crate) up: Mutex<u32>,
+    /// `open` returned: a path coming up when none was is a reconnect.
+    pub(crate) opened: AtomicBool,
     pub(crate) closing: AtomicBool,
     /// The server port of the session's paths (`add_path` uses it).
     pub(crate) port: u16,
@@ -159,7 +163,8 @@ impl Sess {
                 paths <- new_mutex!(Slots::new()),
                 live,
                 live_end: AtomicUsize::new(0),
-                path_gone <- new_condvar!(),
+                up <- new_mutex!(0),
+                opened: AtomicBool::new(false),
                 closing: AtomicBool::new(false),
                 port: dsts[0].port,
                 max_reconnect: AtomicI32::new(-1),
@@ -184,9 +189,9 @@ impl Sess {
         let mut first = Some((pd, links));
         for (n, dst) in dsts.iter().enumerate() {
             let r = match first.take() {
-                Some((pd, links)) => sess.start_path(pd, links),
+                Some((pd, links)) => PathSlot::open(&sess, *dst, true, pd, links),
                 None => connect_path(*dst, paths_uuid, false, Some(&geo))
-                    .and_then(|(pd, links, _)| sess.start_path(pd, links)),
+                    .and_then(|(pd, links, _)| PathSlot::open(&sess, *dst, false, pd, links)),
             };
             if let Err(e) = r {
                 pr_err!("path {} to the server did not come up: {:?}\n", n, e);
@@ -194,42 +199,8 @@ impl Sess {
                 return Err(e);
             }
         }
+        sess.opened.store(true, Ordering::Release);
         Ok(sess)
-    }
-
-    /// Makes a path of the connections `links`, lists it, starts it and
-    /// gives it its sysfs directory.
-    fn start_path(self: &Arc<Self>, pd: Arc<Pd>, links: KVec<Link>) -> Result {
-        let path = Path::new(self, pd, links)?;
-        if let Err(e) = self.add_path(&path) {
-            // The path's connections refer back to it: only its close
-            // work breaks that cycle.
-            path.close();
-            return Err(e);
-        }
-        if let Err(e) = path.start() {
-            path.close();
-            return Err(e);
-        }
-        let files = {
-            let g = self.sysfs.lock();
-            match g.as_ref() {
-                Some(s) => sysfs::path_files(&path, s),
-                None => Err(ENODEV),
-            }
-        };
-        let r = files.and_then(|f| path.sysfs.put(f).map_err(|_| EBUSY));
-        if let Err(e) = r {
-            pr_err!("path sysfs directory not created: {:?}\n", e);
-            path.close();
-            return Err(e);
-        }
-        // A close that ran meanwhile did not see the directory.
-        if path.core.state() >= State::Closing {
-            path.wait_closed();
-            drop(path.sysfs.take());
-        }
-        Ok(())
     }
 
     /// Connects and starts one more path, to `dst` (`add_path`).  Sleeps.
@@ -238,46 +209,45 @@ impl Sess {
             return Err(enotconn());
         }
         let (pd, links, _) = connect_path(dst, self.paths_uuid, false, Some(&self.geo))?;
-        self.start_path(pd, links)
+        PathSlot::open(self, dst, false, pd, links).map(|_| ())
     }
 
-    /// Lists `path`, for requests too.
-    fn add_path(&self, path: &Arc<Path>) -> Result {
+    /// Unlists the retired `slot`.
+    pub(crate) fn unlist(&self, slot: &Arc<PathSlot>) {
         let mut g = self.paths.lock();
-        // Under the lock `close` takes its list of paths in.
-        if self.closing.load(Ordering::Acquire) {
-            return Err(enotconn());
-        }
-        let i = g.next_free();
-        let live = self.live.get(i).ok_or(EINVAL)?;
-        let boxed = KBox::new(path.clone(), GFP_KERNEL)?;
-        g.insert(path.clone())?;
-        path.idx.store(i, Ordering::Release);
-        if live.publish(boxed).is_err() {
-            // The slot was free in `paths`, so it is in `live` (both
-            // change together, under the lock).
-            pr_err!("path slot {} still published\n", i);
-            g.remove(i);
-            return Err(EINVAL);
-        }
-        self.live_end.fetch_max(i + 1, Ordering::Release);
-        Ok(())
+        g.take_where(|s| Arc::ptr_eq(s, slot), drop);
     }
 
-    /// Unlists `path` (the caller holds a reference); waits until no
-    /// request can pick it any more (an RCU grace period).  Sleeps.
-    pub(crate) fn remove_path(&self, g: &mut Slots<Arc<Path>>, path: &Arc<Path>) {
-        let Some(i) = g
-            .iter_indexed()
-            .find(|(_, p)| Arc::ptr_eq(p, path))
-            .map(|(i, _)| i)
-        else {
-            return;
-        };
-        g.remove(i);
-        if let Some(live) = self.live.get(i..=i) {
-            RcuBox::take_all(live, drop);
+    /// Counts the started `path` as connected; the first path connected
+    /// after none was (once `open` returned) tells the user (upstream's
+    /// `RTRS_CLT_LINK_EV_RECONNECTED`).  False if its close work counted it
+    /// down already: it did not come up.
+    pub(crate) fn path_up(&self, path: &Path) -> bool {
+        let mut g = self.up.lock();
+        if path.downed.load(Ordering::Relaxed) {
+            return false;
         }
+        path.counted.store(true, Ordering::Relaxed);
+        *g = g.saturating_add(1);
+        if *g == 1 && self.opened.load(Ordering::Acquire) && !self.closing.load(Ordering::Acquire) {
+            self.events.reconnected();
+        }
+        true
+    }
+
+    /// Counts the closed `path` down if it was counted up; the last one
+    /// tells the user (`disconnected`).  Returns whether it was up.
+    pub(crate) fn path_down(&self, path: &Path) -> bool {
+        let mut g = self.up.lock();
+        path.downed.store(true, Ordering::Relaxed);
+        if !path.counted.swap(false, Ordering::Relaxed) {
+            return false;
+        }
+        *g = g.saturating_sub(1);
+        if *g == 0 && !self.closing.load(Ordering::Acquire) {
+            self.events.disconnected();
+        }
+        true
     }
 
     /// The path for a request's next attempt, by the session's policy,
@@ -354,10 +324,7 @@ impl Sess {
 
     /// True while some path is connected.
     pub fn is_connected(&self) -> bool {
-        self.paths
-            .lock()
-            .iter()
-            .any(|p| p.core.state() == State::Connected)
+        *self.up.lock() > 0
     }
 
     /// A free permit, taken; `None` if none is free.  Any context, no lock:
@@ -574,7 +541,7 @@ impl Sess {
         if counted {
             path.inflight.fetch_add(1, Ordering::Relaxed);
         }
-        path.stats.count_io(
+        path.slot.stats.count_io(
             dir,
             u64::from(data_len) + usr.len() as u64,
             !tried.is_empty(),
@@ -891,21 +858,14 @@ impl Sess {
         }
         self.closing.store(true, Ordering::Release);
         self.permit_wait.wake_all();
-        let paths: KVec<Arc<Path>> = {
-            let g = self.paths.lock();
-            let mut v = KVec::new();
-            for p in g.iter() {
-                let _ = v.push(p.clone(), GFP_KERNEL);
+        // Each retirement waits for its path's close work and unlists it.
+        loop {
+            let next = self.paths.lock().iter().next().cloned();
+            match next {
+                Some(slot) => slot.retire(),
+                None => break,
             }
-            v
-        };
-        for p in paths.iter() {
-            p.close();
         }
-        drop(paths);
-        let mut g = self.paths.lock();
-        let _ = wait::until(&self.path_gone, &mut g, None, |paths| paths.is_empty());
-        drop(g);
         let files = self.sysfs.lock().take();
         drop(files);
         self.wq.flush();

@@ -12,10 +12,11 @@
 //!     reconnects,rdma,reset_all}
 //! ```
 //!
-//! Every handler runs in process context and holds its session or path;
-//! the session's files go at its close, a path's when its close work ends
-//! (that drop waits for running handlers, so no handler waits for the close
-//! work beyond the path's `Closed` state, which comes first).
+//! Every handler runs in process context and holds its session or path
+//! slot; the session's files go at its close, a path's at its retirement
+//! (`remove_path` or the session's close: that drop waits for running
+//! handlers, and `remove_path` removes its own file first).  A path's
+//! directory stays while it is disconnected or reconnecting.
 
 use crate::*;
 use core::fmt::Write;
@@ -132,18 +133,18 @@ impl Attrs for SessAttrs {
 /// A path's sysfs directory.
 pub(crate) type PathFiles = PathDirs;
 
-/// Creates `paths/<src>@<dst>/` of `path` under its session's device.
-pub(crate) fn path_files(path: &Arc<Path>, sess: &SessFiles) -> Result<KBox<PathFiles>> {
+/// Creates `paths/<src>@<dst>/` of `slot` under its session's device.
+pub(crate) fn path_files(slot: &Arc<PathSlot>, sess: &SessFiles) -> Result<KBox<PathFiles>> {
     PathDirs::new(
         sess.dev.paths(),
-        &path.shown.name,
+        &slot.shown.name,
         (
             &PATH_ATTRS,
-            Arc::new(PathAttrs { path: path.clone() }, GFP_KERNEL)?,
+            Arc::new(PathAttrs { slot: slot.clone() }, GFP_KERNEL)?,
         ),
         (
             &STATS_ATTRS,
-            Arc::new(StatsAttrs { path: path.clone() }, GFP_KERNEL)?,
+            Arc::new(StatsAttrs { slot: slot.clone() }, GFP_KERNEL)?,
         ),
     )
 }
@@ -171,14 +172,14 @@ static PATH_ATTRS: [Attr; 9] = [
 ];
 
 struct PathAttrs {
-    path: Arc<Path>,
+    slot: Arc<PathSlot>,
 }
 
 impl Attrs for PathAttrs {
     fn show(&self, idx: usize, out: &mut Emit<'_>) -> Result {
-        let p = &self.path;
+        let p = &self.slot;
         match idx {
-            P_STATE => out.bytes(if p.core.state() == State::Connected {
+            P_STATE => out.bytes(if p.is_connected() {
                 b"connected\n"
             } else {
                 b"disconnected\n"
@@ -191,7 +192,8 @@ impl Attrs for PathAttrs {
             P_SRC => p.shown.show(Shown::Clt, out),
             P_DST => p.shown.show(Shown::Srv, out),
             P_LATENCY => {
-                let _ = writeln!(out, "{} ns", p.core.latency_ns());
+                let ns = p.connected().map_or(0, |c| c.core.latency_ns());
+                let _ = writeln!(out, "{} ns", ns);
             }
             _ => return Err(EINVAL),
         }
@@ -199,7 +201,7 @@ impl Attrs for PathAttrs {
     }
 
     fn store(&self, idx: usize, input: &[u8]) -> Result {
-        let p = &self.path;
+        let p = &self.slot;
         if !matches!(idx, P_RECONNECT | P_DISCONNECT | P_REMOVE) {
             return Err(EINVAL);
         }
@@ -211,15 +213,25 @@ impl Attrs for PathAttrs {
             );
             return Err(EINVAL);
         }
-        if idx == P_RECONNECT {
-            // Until paths reconnect, a closed path is gone.
-            pr_err!("reconnect: not supported yet\n");
-            return Err(support::code::eopnotsupp());
+        match idx {
+            P_RECONNECT => p.reconnect_now(),
+            P_DISCONNECT => {
+                p.disconnect();
+                Ok(())
+            }
+            _ => {
+                // Its own directory goes: this file first, since removing
+                // it waits for the running store, which is this one.
+                if let Some(f) = p.sysfs.take() {
+                    f.remove_self(P_REMOVE);
+                    if let Err(f) = p.sysfs.put(f) {
+                        drop(f);
+                    }
+                }
+                p.retire();
+                Ok(())
+            }
         }
-        // Until paths reconnect, a disconnected path is removed as well.
-        p.close();
-        p.wait_closed();
-        Ok(())
     }
 }
 
@@ -238,12 +250,12 @@ static STATS_ATTRS: [Attr; 5] = [
 ];
 
 struct StatsAttrs {
-    path: Arc<Path>,
+    slot: Arc<PathSlot>,
 }
 
 impl Attrs for StatsAttrs {
     fn show(&self, idx: usize, out: &mut Emit<'_>) -> Result {
-        let st = &self.path.stats;
+        let st = &self.slot.stats;
         match idx {
             T_MIGR_FROM | T_MIGR_TO => {
                 for c in st.cpus.iter() {
@@ -276,7 +288,9 @@ impl Attrs for StatsAttrs {
                     rb,
                     wc,
                     wb,
-                    self.path.inflight.load(Ordering::Relaxed),
+                    self.slot
+                        .connected()
+                        .map_or(0, |c| c.inflight.load(Ordering::Relaxed)),
                     failovers
                 );
             }
@@ -292,7 +306,7 @@ impl Attrs for StatsAttrs {
         if !mpath::is_one(input) {
             return Err(EINVAL);
         }
-        let st = &self.path.stats;
+        let st = &self.slot.stats;
         match idx {
             T_MIGR_FROM | T_MIGR_TO => st.reset_migration(),
             T_RECONNECTS => st.reset_reconnects(),
@@ -301,7 +315,9 @@ impl Attrs for StatsAttrs {
                 st.reset_migration();
                 st.reset_reconnects();
                 st.reset_rdma();
-                self.path.inflight.store(0, Ordering::Relaxed);
+                if let Some(c) = self.slot.connected() {
+                    c.inflight.store(0, Ordering::Relaxed);
+                }
             }
             _ => return Err(EINVAL),
         }

@@ -93,10 +93,16 @@ impl SessDev {
 /// A path's directory and its `stats/`, dropped in field order.
 pub struct PathDirs {
     _stats: Dir,
-    _dir: Dir,
+    dir: Dir,
 }
 
 impl PathDirs {
+    /// Removes the path directory's attribute `idx` from within its own
+    /// store, so that the directories can then be dropped there.
+    pub fn remove_self(&self, idx: usize) -> bool {
+        self.dir.remove_self(idx)
+    }
+
     /// Creates `<parent>/<name>/` with `attrs` and `<name>/stats/` with
     /// `stats_attrs`.
     pub fn new<A: Attrs, S: Attrs>(
@@ -120,12 +126,6 @@ impl PathDirs {
             stats_attrs.1,
             AttrClass::TransportStats,
         )?;
-        Ok(KBox::new(
-            Self {
-                _stats: stats,
-                _dir: dir,
-            },
-            GFP_KERNEL,
-        )?)
+        Ok(KBox::new(Self { _stats: stats, dir }, GFP_KERNEL)?)
     }
 }

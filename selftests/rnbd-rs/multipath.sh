@@ -3,13 +3,16 @@
 # Multipath, ours on both sides: a session over both links (two path=
 # tokens) carries IO on both; when link 1 goes down under a verifying fio,
 # the requests in flight on its path go to the other path (failover) and
-# fio sees neither an error nor a mismatch.
+# fio sees neither an error nor a mismatch.  A failed path stays listed,
+# disconnected, and reconnects on its own (31 s later, as upstream's RNBD)
+# or when told to; with no path left the device is closed, and the first
+# path back remaps it.
 . "$(dirname "$0")/lib.sh"
 
 # Bytes fio writes and verifies while link 1 goes down.
 MP_FIO_SIZE=${MP_FIO_SIZE:-192M}
 
-test_begin multipath 29
+test_begin multipath 37
 link1_up() { link_up 1; }
 trap 'link1_up 2>/dev/null; cleanup_data' EXIT
 
@@ -114,16 +117,28 @@ under_io() {
 	return $rc
 }
 npaths_is() { [ "$(ls $C/paths | wc -l)" = "$1" ]; }
+state_is() { [ "$(cat "$1/state")" = "$2" ]; }
+disc_p1() { echo 1 >$P1/disconnect && is $P1/state disconnected && npaths_is 2; }
+check "reconnect: disconnect of a path under IO leaves it listed, disconnected" under_io disc_p1
+reconn_p1() { echo 1 >$P1/reconnect && is $P1/state connected && is $P1/stats/reconnects "1 0"; }
+check "reconnect: reconnect of the disconnected path under IO" under_io reconn_p1
 remove_p1() { echo 1 >$P1/remove_path && wait_for 10 test ! -e $P1 && npaths_is 1; }
 check "multipath: remove_path under IO" under_io remove_p1
 # The server may still hold the old path a moment (EEXIST): retry.
 add_p1() { wait_for 20 sh -c "echo ip:$SRV_IP1 >$C/add_path" && npaths_is 2 && is $P1/state connected; }
 check "multipath: add_path under IO" under_io add_p1
 srv_disconnect_p1() {
-	srv "echo 1 >$S/ip:$CLT_IP1@ip:$SRV_IP1/disconnect" && wait_for 30 test ! -e $P1 && npaths_is 1
+	srv "echo 1 >$S/ip:$CLT_IP1@ip:$SRV_IP1/disconnect" && wait_for 30 state_is $P1 disconnected && npaths_is 2
 }
 check "multipath: server-side disconnect of a path under IO" under_io srv_disconnect_p1
-check "multipath: add_path again" add_p1
+# auto_reconnect <what>: the path on link 1 connected again within 120 s.
+auto_reconnect() {
+	local t0
+	t0=$(date +%s)
+	wait_for 120 state_is $P1 connected || return 1
+	ktap_print_msg "the path on link 1 reconnected on its own $(($(date +%s) - t0)) s after $1"
+}
+check "reconnect: the path the server disconnected reconnects on its own" auto_reconnect "the server's disconnect"
 
 failover_under_fio() { echo 1 >$P0/stats/reset_all && verify_while_link_down /dev/rnbd0 "$MP_FIO_SIZE" 1; }
 check "failover: fio randrw crc32c verify over $MP_FIO_SIZE while link 1 goes down" failover_under_fio
@@ -137,13 +152,29 @@ failovers_counted() {
 	[ "$n" -gt 0 ]
 }
 check "failover: counted in the surviving path's stats/rdma" failovers_counted
-# Until paths reconnect, a failed path leaves the session.
-check "failover: the failed path's directory is gone" wait_for 30 test ! -e $P1
+check "failover: the failed path stays listed, disconnected" state_is $P1 disconnected
 state_open() { [ "$(cat /sys/block/rnbd0/rnbd/state)" = open ]; }
 check "failover: device state stays open" state_open
 reads() { dd if=/dev/rnbd0 of=/dev/null bs=1M count=16 iflag=direct status=none; }
 check "failover: reads still work over link 0" reads
 check "multipath: link 1 up again" link1_up
+check "reconnect: the path on link 1 reconnects on its own after the link came back" auto_reconnect "the link came up"
+all_down() {
+	echo 1 >$P0/disconnect && echo 1 >$P1/disconnect && is /sys/block/rnbd0/rnbd/state closed
+}
+check "reconnect: with both paths disconnected the device is closed" all_down
+check "reconnect: IO fails with EIO while no path is connected" \
+	fails_with "Input/output error" dd if=/dev/rnbd0 of=/dev/null bs=4k count=1 iflag=direct
+back_up() {
+	local t0
+	t0=$(date +%s)
+	echo 1 >$P0/reconnect && wait_for 30 state_open || return 1
+	ktap_print_msg "device open again $(($(date +%s) - t0)) s after the reconnect was written"
+}
+check "reconnect: the first path back remaps the device (state open)" back_up
+check "reconnect: reads work after the remap" reads
+check "reconnect: remap_device of an open device fails with EALREADY" \
+	fails_with "Operation already in progress" bash -c "echo 1 >/sys/block/rnbd0/rnbd/remap_device"
 unmap() { udevadm settle; echo normal >/sys/block/rnbd0/rnbd/unmap_device; }
 check "multipath: unmap_device normal" wait_for 30 unmap
 check "multipath: client modules unload" modprobe -r rnbd_client rtrs_client rtrs_core
