@@ -51,7 +51,7 @@ rs_srv_load() { "$T/vm.sh" exec srv -t 300 -- "modprobe null_blk nr_devices=1 me
 # restart_cycle <fast_io_fail_tmo>: the server exports null_blk to our
 # client (a session over both links, mapped anew unless it is), fio runs,
 # the server guest is killed hard and started again, its modules loaded:
-# the client reconnects on its own and remaps (7 checks).
+# the client reconnects on its own and remaps (10 checks).
 restart_cycle() {
 	hcheck "reconnect: server exports null_blk (our modules)" rs_srv_load
 	if [ "$1" = 300 ]; then
@@ -64,6 +64,7 @@ restart_cycle() {
 	hcheck "srv is gone" srv_gone
 	hcheck "srv restarts" "$T/vm.sh" start srv
 	hcheck "both links work again, clt untouched" both_links
+	hcheck "reconnect (fast_io_fail_tmo=$1): the client saw the server go (missed heartbeats; device closed)" rs_clt closed 120
 	hcheck "reconnect (fast_io_fail_tmo=$1): server exports again" rs_srv_load
 	hcheck "reconnect (fast_io_fail_tmo=$1): the client reconnects and remaps on its own (device open)" rs_clt open 150
 }
@@ -130,7 +131,7 @@ if "$T/vm.sh" start; then
 	# the VMs gone after the stop; with it, our client through server
 	# restarts under IO (KTAP).
 	echo "TAP version 13"
-	echo "1..23"
+	echo "1..25"
 	hn=0
 	hcheck "clt reaches srv over both links" both_links
 	restart_cycle 300

@@ -12,7 +12,7 @@
 # Bytes fio writes and verifies while link 1 goes down.
 MP_FIO_SIZE=${MP_FIO_SIZE:-192M}
 
-test_begin multipath 37
+test_begin multipath 40
 link1_up() { link_up 1; }
 trap 'link1_up 2>/dev/null; cleanup_data' EXIT
 
@@ -163,8 +163,34 @@ all_down() {
 	echo 1 >$P0/disconnect && echo 1 >$P1/disconnect && is /sys/block/rnbd0/rnbd/state closed
 }
 check "reconnect: with both paths disconnected the device is closed" all_down
-check "reconnect: IO fails with EIO while no path is connected" \
-	fails_with "Input/output error" dd if=/dev/rnbd0 of=/dev/null bs=4k count=1 iflag=direct
+# A read while no path is connected waits (fast_io_fail_tmo, 30 s by
+# default) and completes once a path is back and the device remapped.
+queued_read() {
+	local pid t0
+	dd if=/dev/rnbd0 of=/dev/null bs=4k count=1 iflag=direct status=none &
+	pid=$!
+	sleep 3
+	kill -0 $pid 2>/dev/null || { ktap_print_msg "the read did not wait"; wait $pid; return 1; }
+	t0=$(date +%s)
+	echo 1 >$P0/reconnect && wait $pid || return 1
+	ktap_print_msg "the queued read completed $(($(date +%s) - t0)) s after the reconnect was written"
+}
+check "queue: a read without a path waits, and completes after the reconnect" queued_read
+check "reconnect: both paths disconnected again" all_down
+eio_after_tmo() {
+	local t0 t
+	echo 2 >/sys/module/rnbd_client/parameters/fast_io_fail_tmo || return 1
+	sleep 3
+	t0=$(date +%s%N)
+	fails_with "Input/output error" dd if=/dev/rnbd0 of=/dev/null bs=4k count=1 iflag=direct || return 1
+	t=$((($(date +%s%N) - t0) / 1000000))
+	ktap_print_msg "EIO after $t ms (fast_io_fail_tmo=2, 3 s after the disconnect)"
+	echo 30 >/sys/module/rnbd_client/parameters/fast_io_fail_tmo && [ "$t" -lt 1000 ]
+}
+check "queue: past fast_io_fail_tmo, IO fails at once with EIO" eio_after_tmo
+check "queue: fast_io_fail_tmo refuses -2 and 86401" \
+	eval 'fails_with "Invalid argument" bash -c "echo -2 >/sys/module/rnbd_client/parameters/fast_io_fail_tmo" &&
+		fails_with "Invalid argument" bash -c "echo 86401 >/sys/module/rnbd_client/parameters/fast_io_fail_tmo"'
 back_up() {
 	local t0
 	t0=$(date +%s)

@@ -6,6 +6,7 @@
 #
 #   restart-clt.sh map <fast_io_fail_tmo>   load our client, map, wait for rnbd0
 #   restart-clt.sh fio-start                fio randrw in the background
+#   restart-clt.sh closed <s>               wait until rnbd0 is closed (no path)
 #   restart-clt.sh open <s>                 wait until rnbd0 is open again
 #   restart-clt.sh fio-ok <s>               let fio run <s> more, stop it: no error
 #   restart-clt.sh fio-failed <s>           fio ended by itself with an IO error
@@ -42,6 +43,14 @@ fio-start)
 	sleep 5
 	fio_running && echo "fio running (pid $(cat $PID))"
 	;;
+closed)
+	t0=$SECONDS
+	while [ "$(state)" != closed ]; do
+		[ $((SECONDS - t0)) -lt "$2" ] || { echo "state '$(state)' after $2 s"; exit 1; }
+		sleep 1
+	done
+	echo "closed $((SECONDS - t0)) s after the server was back: $(dmesg | grep -E 'HB missed|session disconnected' | tail -2 | tr '\n' ' ')"
+	;;
 open)
 	t0=$SECONDS
 	while [ "$(state)" != open ]; do
@@ -76,7 +85,7 @@ unmap)
 	echo normal >/sys/block/rnbd0/rnbd/unmap_device && modprobe -r rnbd_client rtrs_client rtrs_core
 	;;
 *)
-	echo "usage: $0 map|fio-start|open|fio-ok|fio-failed|unmap" >&2
+	echo "usage: $0 map|fio-start|closed|open|fio-ok|fio-failed|unmap" >&2
 	exit 2
 	;;
 esac
