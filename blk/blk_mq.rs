@@ -414,7 +414,7 @@ impl Rq {
     }
 
     /// Gives the request back to blk-mq, which hands it to `queue_rq`
-    /// again later (from its requeue work): for a request that could not
+    /// again 10 ms later (from its requeue work): for a request that could not
     /// be sent and should wait rather than fail.  Any context.  The caller
     /// is done with the pages it described ([`Rq::map_sg`]).
     pub fn requeue(mut self) {

@@ -188,10 +188,15 @@ void rrs_rq_end(struct request *rq, int err)
 }
 EXPORT_SYMBOL_GPL(rrs_rq_end);
 
-/* Any context: blk-mq queues it again later (its requeue work). */
+/*
+ * Any context: blk-mq queues it again 10 ms later (its requeue work), as
+ * upstream rnbd's BLK_STS_RESOURCE delay: no busy loop while the cause
+ * lasts.
+ */
 void rrs_rq_requeue(struct request *rq)
 {
-	blk_mq_requeue_request(rq, true);
+	blk_mq_requeue_request(rq, false);
+	blk_mq_delay_kick_requeue_list(rq->q, 10);
 }
 EXPORT_SYMBOL_GPL(rrs_rq_requeue);
 

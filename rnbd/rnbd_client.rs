@@ -93,6 +93,9 @@ struct Events {
     /// Where IO waiting for the session (or its device) to be usable
     /// again sleeps: woken by a remap and by an unmap.
     up_wq: WaitQueue,
+    /// The session was closed for good (its server stopped answering a
+    /// control message): nothing will reconnect it, IO fails at once.
+    dead: AtomicBool,
 }
 
 impl Events {
@@ -112,6 +115,7 @@ impl Events {
                 sess: RcuBox::empty(),
                 down_ms: AtomicU64::new(0),
                 up_wq: WaitQueue::new()?,
+                dead: AtomicBool::new(false),
             },
             GFP_KERNEL,
         )?)
@@ -323,6 +327,8 @@ impl Session {
                         CTL_TIMEOUT_MS
                     );
                     self.events.set_down();
+                    self.events.dead.store(true, Ordering::Release);
+                    self.events.up_wq.wake_all();
                     self.rtrs.close();
                 }
                 return Err(e);
@@ -350,6 +356,10 @@ impl Session {
         if !down && only.is_none() {
             return Ok(());
         }
+        // After a disconnect every device must be opened again: a
+        // `remap_device` of one remaps them all (the reconnect's own remap
+        // then finds the session usable and has nothing to do).
+        let only = if down { None } else { only };
         if down {
             self.sess_info().inspect_err(|e| {
                 pr_err!(
@@ -449,6 +459,8 @@ struct Remote {
     online: AtomicBool,
     /// It is being unmapped: IO waiting for it to be usable fails.
     gone: AtomicBool,
+    /// Its mapping finished (IO may wait for a path from then on).
+    mapped: AtomicBool,
 }
 
 /// The blk-mq side of one device.
@@ -470,10 +482,16 @@ impl DevQueue {
     /// whether it is usable.  Sleeps (the queue is blocking).
     fn wait_usable(&self) -> bool {
         let tmo = rnbd_clt_fast_io_fail_tmo();
-        if tmo == 0 || self.remote.gone.load(Ordering::Acquire) {
+        let ev = &self.sess.events;
+        // Not while the device is being mapped: `map` holds `State::ops`,
+        // which the remap that would end the wait needs.
+        if tmo == 0
+            || !self.remote.mapped.load(Ordering::Acquire)
+            || self.remote.gone.load(Ordering::Acquire)
+            || ev.dead.load(Ordering::Acquire)
+        {
             return false;
         }
-        let ev = &self.sess.events;
         let limit = match u64::try_from(tmo) {
             Ok(t) => {
                 let deadline = ev
@@ -489,7 +507,9 @@ impl DevQueue {
             Err(_) => None,
         };
         ev.up_wq.wait_until(limit, || {
-            self.usable() || self.remote.gone.load(Ordering::Acquire)
+            self.usable()
+                || self.remote.gone.load(Ordering::Acquire)
+                || ev.dead.load(Ordering::Acquire)
         });
         self.usable()
     }
@@ -944,6 +964,7 @@ impl State {
                 id: AtomicU32::new(device_id),
                 online: AtomicBool::new(true),
                 gone: AtomicBool::new(false),
+                mapped: AtomicBool::new(false),
             },
             GFP_KERNEL,
         )?;
@@ -1070,6 +1091,7 @@ impl State {
             *dev.sysfs.lock() = Some((dir, link));
             *dev.disk.lock() = Some(disk);
             dev.state.store(ST_MAPPED, Ordering::Release);
+            dev.remote.mapped.store(true, Ordering::Release);
             sess.users.fetch_add(1, Ordering::AcqRel);
             pr_info!(
                 "</dev/rnbd{}> map_device: Device mapped as rnbd{} (nsectors: {}, logical_block_size: {}, physical_block_size: {}, max_write_zeroes_sectors: {}, max_discard_sectors: {}, discard_granularity: {}, discard_alignment: {}, secure_discard: {}, max_segments: {}, max_hw_sectors: {}, wc: {}, fua: {})\n",

@@ -244,7 +244,10 @@ impl Sess {
             return false;
         }
         *g = g.saturating_sub(1);
-        if *g == 0 && !self.closing.load(Ordering::Acquire) {
+        // Not while `open` runs, as upstream (nor `reconnected`): its user
+        // has no session yet, and one that went down and up again there
+        // would be left unusable.
+        if *g == 0 && self.opened.load(Ordering::Acquire) && !self.closing.load(Ordering::Acquire) {
             self.events.disconnected();
         }
         true

@@ -164,7 +164,15 @@ impl PathSlot {
             }
         };
         match files.and_then(|f| slot.sysfs.put(f).map_err(|_| EBUSY)) {
-            Ok(()) => Ok(slot),
+            Ok(()) => {
+                // A retirement (the session's close) that ran meanwhile
+                // did not see the directory: it goes here then.
+                if slot.st.lock().mode == Mode::Removed {
+                    drop(slot.sysfs.take());
+                    return Err(enotconn());
+                }
+                Ok(slot)
+            }
             Err(e) => {
                 pr_err!("path sysfs directory not created: {:?}\n", e);
                 slot.retire();
@@ -180,8 +188,13 @@ impl PathSlot {
         let path = Path::new(self, pd, links)?;
         let listed = {
             let mut g = self.st.lock();
-            let ok = g.mode != Mode::Removed
+            // Not after a `disconnect` or a removal meanwhile, and not a
+            // connection whose close work already ran (its connections can
+            // fail it from their events before it is listed; `closed`
+            // marks it done under this lock).
+            let ok = g.mode == Mode::Auto
                 && g.cur.is_none()
+                && !path.done.load(Ordering::Acquire)
                 && !self.sess.closing.load(Ordering::Acquire);
             if ok {
                 match KBox::new(path.clone(), GFP_KERNEL) {
