@@ -144,12 +144,19 @@ impl SessEvents for Events {
 
     fn disconnected(&self) {
         self.down_ms.store(support::now_ms(), Ordering::Release);
-        let _ = self
+        let was = self
             .link
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
                 Some((v | LINK_UP).wrapping_add(1))
-            });
+            })
+            .unwrap_or(0);
         pr_info!("session disconnected\n");
+        // Upstream's KOBJ_OFFLINE for each device that was open.
+        if was & LINK_UP != 0 {
+            if let Some(s) = self.sess.read(|s| s.cloned()) {
+                s.offline_uevents();
+            }
+        }
     }
 
     /// Remaps the devices (upstream's `remap_devs`) from a work item: the
@@ -340,6 +347,29 @@ impl Session {
         Ok(rsp)
     }
 
+    /// Sends `OFFLINE` for each of its mapped devices (upstream's
+    /// `set_dev_states_to_disconnected`).  Process context.
+    fn offline_uevents(&self) {
+        let devs = {
+            let mut v = KVec::new();
+            for d in self.state.inner.lock().devs.iter() {
+                if core::ptr::eq(&*d.sess, self)
+                    && d.state.load(Ordering::Acquire) == ST_MAPPED
+                    && v.push(d.clone(), GFP_KERNEL).is_err()
+                {
+                    break;
+                }
+            }
+            v
+        };
+        for d in devs.iter() {
+            pr_err!("</dev/rnbd{}> Device disconnected.\n", d.idx);
+            if let Some(k) = d.disk.lock().as_ref().and_then(|disk| disk.kobj()) {
+                k.uevent(false);
+            }
+        }
+    }
+
     /// Drops the session's events' reference to it (a cycle).  Sleeps.
     fn forget(&self) {
         RcuBox::take_all(core::slice::from_ref(&self.events.sess), drop);
@@ -433,11 +463,15 @@ impl Session {
                 support::peer_err!("remap: the server's device limits are invalid: {:?}\n", e);
                 EINVAL
             })?;
-        if let Some(disk) = dev.disk.lock().as_ref() {
-            disk.set_capacity(lim.nsectors);
-        }
         dev.remote.id.store(r.device_id.get(), Ordering::Release);
         dev.remote.online.store(true, Ordering::Release);
+        if let Some(disk) = dev.disk.lock().as_ref() {
+            disk.set_capacity(lim.nsectors);
+            // Upstream's KOBJ_ONLINE after a remap.
+            if let Some(k) = disk.kobj() {
+                k.uevent(true);
+            }
+        }
         Ok(())
     }
 
@@ -1069,6 +1103,10 @@ impl State {
                     GFP_KERNEL,
                 )?,
             )?;
+            // Upstream's KOBJ_ONLINE once the device's files are there.
+            if let Some(k) = disk.kobj() {
+                k.uevent(true);
+            }
             // ctl/devices/<path with '/' as '!'>@<session>
             let mut ln = KVec::with_capacity(path.len() + sess.name.len() + 2, GFP_KERNEL)?;
             for &c in path {

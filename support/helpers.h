@@ -62,6 +62,7 @@ struct rrs_dev_files *rrs_dev_files_create(struct device *dev,
 					   const struct rrs_kobj_vt *vt);
 void rrs_dev_files_destroy(struct rrs_dev_files *o);
 struct kobject *rrs_kobj_kobj(struct rrs_kobj *k);
+void rrs_kobj_uevent(struct kobject *k, bool online);
 bool rrs_kobj_remove_self(struct rrs_kobj *k, unsigned int idx);
 struct kobject *rrs_dir_create(struct kobject *parent, const char *name);
 void rrs_dir_destroy(struct kobject *kobj);

@@ -161,6 +161,13 @@ struct kobject *rrs_kobj_kobj(struct rrs_kobj *k)
 }
 EXPORT_SYMBOL_GPL(rrs_kobj_kobj);
 
+/* KOBJ_ONLINE (@online) or KOBJ_OFFLINE for @k.  Process context. */
+void rrs_kobj_uevent(struct kobject *k, bool online)
+{
+	kobject_uevent(k, online ? KOBJ_ONLINE : KOBJ_OFFLINE);
+}
+EXPORT_SYMBOL_GPL(rrs_kobj_uevent);
+
 struct kobject *rrs_dir_create(struct kobject *parent, const char *name)
 {
 	return kobject_create_and_add(name, parent);

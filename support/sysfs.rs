@@ -36,6 +36,13 @@ impl KobjRef<'_> {
         self.ptr.as_ptr().cast()
     }
 
+    /// Sends the `ONLINE` (`online`) or `OFFLINE` uevent of the object.
+    /// Process context.
+    pub fn uevent(&self, online: bool) {
+        // SAFETY: live kobject (type invariant).
+        unsafe { bindings::rrs_kobj_uevent(self.ptr.as_ptr(), online) };
+    }
+
     /// # Safety
     ///
     /// `ptr` must be a live kobject for `'a`.

@@ -12,7 +12,7 @@
 # Bytes fio writes and verifies while link 1 goes down.
 MP_FIO_SIZE=${MP_FIO_SIZE:-192M}
 
-test_begin multipath 40
+test_begin multipath 41
 link1_up() { link_up 1; }
 trap 'link1_up 2>/dev/null; cleanup_data' EXIT
 
@@ -162,6 +162,9 @@ check "reconnect: the path on link 1 reconnects on its own after the link came b
 all_down() {
 	echo 1 >$P0/disconnect && echo 1 >$P1/disconnect && is /sys/block/rnbd0/rnbd/state closed
 }
+udevadm monitor --kernel --subsystem-match=block >/tmp/mp-uevents.log 2>&1 &
+UEV_PID=$!
+sleep 1
 check "reconnect: with both paths disconnected the device is closed" all_down
 # A read while no path is connected waits (fast_io_fail_tmo, 30 s by
 # default) and completes once a path is back and the device remapped.
@@ -176,6 +179,15 @@ queued_read() {
 	ktap_print_msg "the queued read completed $(($(date +%s) - t0)) s after the reconnect was written"
 }
 check "queue: a read without a path waits, and completes after the reconnect" queued_read
+# udevadm monitor: "KERNEL[t] offline /devices/virtual/block/rnbd0 (block)".
+uevents() {
+	sleep 1
+	kill $UEV_PID
+	grep -qE '^KERNEL.* offline +/devices/virtual/block/rnbd0 ' /tmp/mp-uevents.log &&
+		grep -qE '^KERNEL.* online +/devices/virtual/block/rnbd0 ' /tmp/mp-uevents.log ||
+		{ ktap_print_msg "uevents seen: $(grep -c KERNEL /tmp/mp-uevents.log): $(grep rnbd0 /tmp/mp-uevents.log | tr '\n' ';')"; return 1; }
+}
+check "uevents: OFFLINE when the session lost its last path, ONLINE after the remap (as upstream)" uevents
 check "reconnect: both paths disconnected again" all_down
 eio_after_tmo() {
 	local t0 t
