@@ -20,6 +20,15 @@ PID=/tmp/rs-fio.pid
 
 state() { cat /sys/block/rnbd0/rnbd/state 2>/dev/null; }
 fio_running() { [ -s $PID ] && kill -0 "$(cat $PID)" 2>/dev/null; }
+# wait_state <state> <s>: until rnbd0's state is <state>; sets $waited.
+wait_state() {
+	local t0=$SECONDS
+	while [ "$(state)" != "$1" ]; do
+		[ $((SECONDS - t0)) -lt "$2" ] || { echo "state '$(state)' after $2 s"; return 1; }
+		sleep 1
+	done
+	waited=$((SECONDS - t0))
+}
 # "err= N" of fio's job line (N is the first error's errno).
 fio_err() { sed -n 's/.*: err= *\([0-9]*\).*/\1/p' $LOG | head -1; }
 
@@ -44,20 +53,12 @@ fio-start)
 	fio_running && echo "fio running (pid $(cat $PID))"
 	;;
 closed)
-	t0=$SECONDS
-	while [ "$(state)" != closed ]; do
-		[ $((SECONDS - t0)) -lt "$2" ] || { echo "state '$(state)' after $2 s"; exit 1; }
-		sleep 1
-	done
-	echo "closed $((SECONDS - t0)) s after the server was back: $(dmesg | grep -E 'HB missed|session disconnected' | tail -2 | tr '\n' ' ')"
+	wait_state closed "$2" || exit 1
+	echo "closed $waited s after the server was back: $(dmesg | grep -E 'HB missed|session disconnected' | tail -2 | tr '\n' ' ')"
 	;;
 open)
-	t0=$SECONDS
-	while [ "$(state)" != open ]; do
-		[ $((SECONDS - t0)) -lt "$2" ] || { echo "state '$(state)' after $2 s"; exit 1; }
-		sleep 1
-	done
-	echo "open $((SECONDS - t0)) s after the server's modules were loaded; paths: $(for p in $C/paths/*; do
+	wait_state open "$2" || exit 1
+	echo "open $waited s after the server's modules were loaded; paths: $(for p in $C/paths/*; do
 		echo -n "$(basename "$p") $(cat "$p/state") reconnects $(cat "$p/stats/reconnects"); "
 	done)"
 	;;
