@@ -12,7 +12,7 @@
 # Bytes fio writes and verifies while link 1 goes down.
 MP_FIO_SIZE=${MP_FIO_SIZE:-192M}
 
-test_begin multipath 42
+test_begin multipath 41
 link1_up() { link_up 1; }
 trap 'link1_up 2>/dev/null; cleanup_data' EXIT
 
@@ -159,26 +159,6 @@ reads() { dd if=/dev/rnbd0 of=/dev/null bs=1M count=16 iflag=direct status=none;
 check "failover: reads still work over link 0" reads
 check "multipath: link 1 up again" link1_up
 check "reconnect: the path on link 1 reconnects on its own after the link came back" auto_reconnect "the link came up"
-# Link 1 flaps twice more under one fio verify: each time its requests fail
-# over, the path reconnects on its own, and fio sees no error.
-flaps_under_fio() {
-	local pid n=0 rc
-	fio_verify /dev/rnbd0 900M randrw &
-	pid=$!
-	while [ $n -lt 2 ]; do
-		sleep 5
-		kill -0 $pid 2>/dev/null || break
-		ip link set rnbd1 down && sleep 3 && link_up 1 || break
-		wait_for 120 state_is $P1 connected || break
-		n=$((n + 1))
-		ktap_print_msg "flap $n: link 1 down, up, the path reconnected at $(date +%T)"
-	done
-	wait $pid
-	rc=$?
-	ktap_print_msg "$n flaps of link 1 under fio verify, fio rc $rc"
-	[ $rc = 0 ] && [ $n = 2 ]
-}
-check "failover: fio verify through two more flaps of link 1, reconnecting each time" flaps_under_fio
 all_down() {
 	echo 1 >$P0/disconnect && echo 1 >$P1/disconnect && is /sys/block/rnbd0/rnbd/state closed
 }
