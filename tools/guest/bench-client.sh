@@ -7,7 +7,7 @@
 # that tools/bench.sh can give CPU time per IO, which TCG does not hide.
 #
 # BENCH_PROFILE=1: each fio run is also sampled by perf (cpu-clock, 999 Hz,
-# all CPUs, call graphs) in both guests; each guest reports its own samples
+# all CPUs, no call graphs: their report took minutes under TCG) in both guests; each guest reports its own samples
 # (it alone has its kallsyms) as text, top symbols by self time and by module,
 # into prof/<target>.<job>.<rep>.{clt,srv}.txt under the shared directory,
 # which tools/bench.sh copies next to the results.  The sampling costs CPU,
@@ -30,7 +30,7 @@ BUSY="awk '/^cpu /{print \$2 + \$3 + \$4 + \$7 + \$8 + \$9}' /proc/stat"
 # Profiling (BENCH_PROFILE): perf record in the background for the fio run's
 # duration, in this guest and in the server guest (setsid, output to a file,
 # so that the agent's command returns at once); perf_wait waits for both.
-PERF_REC="perf record -N -q -a -g -F 999 -e cpu-clock -o /tmp/bench.perf -- sleep"
+PERF_REC="perf record -N -q -a -F 999 -e cpu-clock -o /tmp/bench.perf -- sleep"
 perf_start() {
 	[ -n "$PROF" ] || return 0
 	rm -f /tmp/bench.perf /tmp/bench.perf.log; srv rm -f /tmp/bench.perf /tmp/bench.perf.log
@@ -38,7 +38,7 @@ perf_start() {
 	srv "setsid $PERF_REC $RT >/tmp/bench.perf.log 2>&1 </dev/null &"
 }
 # perf_report <file>: self time by module, then by symbol (>= 0.5%).
-PERF_REP="perf report -N -i /tmp/bench.perf --stdio --no-children --percent-limit 0.5"
+PERF_REP="perf report -i /tmp/bench.perf --stdio --no-children --percent-limit 0.5"
 # A failed record or report leaves its messages in the file instead of
 # ending the benchmark.
 perf_report() {
@@ -47,7 +47,7 @@ perf_report() {
 		cat /tmp/bench.perf.log 2>/dev/null
 		$PERF_REP --sort dso 2>&1 | grep -v '^#' | grep -v '^$' || true
 		echo
-		$PERF_REP -g none --sort sym,dso 2>&1 | grep -v '^#' | grep -v '^$' || true
+		$PERF_REP --sort sym,dso 2>&1 | grep -v '^#' | grep -v '^$' || true
 	} >"$f"
 }
 perf_finish() { # <target> <job> <rep>
