@@ -9,12 +9,11 @@
 //! - a name of 255 bytes is refused (upstream cut it to 254 without a word);
 //! - `dest_port` applies to every path, wherever it stands in the string
 //!   (upstream applied it only to the paths written after it);
-//! - an IPv6 scope must be numeric (`%2`).
 //!
 //! Also here: [`parse_ulong`], the number written to a mapped device's
 //! `resize` file (upstream `kstrtoul(buf, 0, ...)`).
 
-use crate::addr::{parse_addr, parse_i32, parse_path, AddrError, PathAddr};
+use crate::addr::{parse_addr, parse_i32, parse_path, AddrError, PathAddr, ScopeFn};
 use crate::rnbd::AccessMode;
 
 /// Longest session name and device path kept (upstream copies them into
@@ -99,15 +98,15 @@ impl MapError<'_> {
 /// failed: `rtrs_addr_to_sockaddr()` turns any error of the source into
 /// `EINVAL` but returns the destination's own, which is `EPROTONOSUPPORT`
 /// when it starts with neither `ip:` nor `gid:`.
-fn path(v: &[u8]) -> Result<PathAddr, MapError<'_>> {
-    parse_path(v).map_err(|e| {
+fn path<'a>(v: &'a [u8], scope: ScopeFn<'_>) -> Result<PathAddr, MapError<'a>> {
+    parse_path(v, scope).map_err(|e| {
         // The same separator `parse_path` (and upstream) picks.
         let sep = v
             .iter()
             .position(|&c| c == b',')
             .or_else(|| v.iter().position(|&c| c == b'@'));
         let src_ok = match sep {
-            Some(i) => v.get(..i).is_some_and(|s| parse_addr(s).is_ok()),
+            Some(i) => v.get(..i).is_some_and(|s| parse_addr(s, scope).is_ok()),
             None => true,
         };
         if src_ok && e == AddrError::Prefix {
@@ -136,8 +135,13 @@ fn value<'a>(tok: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
     tok.strip_prefix(key)?.strip_prefix(b"=")
 }
 
-/// Parses a map_device string; `nr_cpus` bounds `nr_poll_queues`.
-pub fn parse_map(buf: &[u8], nr_cpus: u32) -> Result<MapOptions<'_>, MapError<'_>> {
+/// Parses a map_device string; `nr_cpus` bounds `nr_poll_queues`, `scope`
+/// resolves the interface names of IPv6 scopes.
+pub fn parse_map<'a>(
+    buf: &'a [u8],
+    nr_cpus: u32,
+    scope: ScopeFn<'_>,
+) -> Result<MapOptions<'a>, MapError<'a>> {
     let mut o = MapOptions {
         sessname: b"",
         paths: [None; MAX_PATHS],
@@ -164,7 +168,7 @@ pub fn parse_map(buf: &[u8], nr_cpus: u32) -> Result<MapOptions<'_>, MapError<'_
             if o.npaths >= MAX_PATHS {
                 return Err(MapError::TooManyPaths);
             }
-            o.paths[o.npaths] = Some(path(v)?);
+            o.paths[o.npaths] = Some(path(v, scope)?);
             o.npaths += 1;
         } else if let Some(v) = value(tok, b"device_path").filter(|v| !v.is_empty()) {
             if v.len() > NAME_LEN_MAX {
@@ -246,13 +250,14 @@ pub fn parse_ulong(buf: &[u8]) -> Result<u64, i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::addr::Addr;
+    use crate::addr::{Addr, NO_NAMES};
 
     #[test]
     fn upstream_examples() {
         let o = parse_map(
             b"sessname=s1 path=ip:10.99.0.2 device_path=/dev/nullb0\n",
             2,
+            NO_NAMES,
         )
         .unwrap();
         assert_eq!(o.sessname, b"s1");
@@ -265,7 +270,7 @@ mod tests {
 
         let o = parse_map(
             b"  dest_port=1235 sessname=s path=ip:10.0.0.1@ip:10.0.0.2  path=ip:10.0.1.2 device_path=d access_mode=ro nr_poll_queues=-1",
-            4,
+            4, NO_NAMES,
         )
         .unwrap();
         assert_eq!(o.npaths, 2);
@@ -273,9 +278,19 @@ mod tests {
         assert_eq!(o.access_mode, AccessMode::Ro);
         assert_eq!(o.nr_poll_queues, 4);
         // No path: the session must exist, which the caller checks.
-        assert_eq!(parse_map(b"sessname=s device_path=d", 1).unwrap().npaths, 0);
+        assert_eq!(
+            parse_map(b"sessname=s device_path=d", 1, NO_NAMES)
+                .unwrap()
+                .npaths,
+            0
+        );
         // A C string: what follows a NUL is not seen.
-        let o = parse_map(b"sessname=s device_path=d\0 colour=blue path=x", 1).unwrap();
+        let o = parse_map(
+            b"sessname=s device_path=d\0 colour=blue path=x",
+            1,
+            NO_NAMES,
+        )
+        .unwrap();
         assert_eq!(
             (o.sessname, o.device_path, o.npaths),
             (&b"s"[..], &b"d"[..], 0)
@@ -288,9 +303,9 @@ mod tests {
         let mut s = std::vec::Vec::from(&b"sessname="[..]);
         s.extend_from_slice(&long);
         s.extend_from_slice(b" device_path=d");
-        assert_eq!(parse_map(&s, 1), Err(MapError::SessnameTooLong));
+        assert_eq!(parse_map(&s, 1, NO_NAMES), Err(MapError::SessnameTooLong));
         assert_eq!(
-            parse_map(&s[1..], 1),
+            parse_map(&s[1..], 1, NO_NAMES),
             Err(MapError::Unknown(&s[1..9 + 255]))
         );
         let cases: &[(&[u8], MapError<'_>)] = &[
@@ -343,7 +358,7 @@ mod tests {
         ];
         for (input, want) in cases {
             assert_eq!(
-                parse_map(input, 2),
+                parse_map(input, 2, NO_NAMES),
                 Err(*want),
                 "{:?}",
                 core::str::from_utf8(input)
@@ -351,7 +366,7 @@ mod tests {
         }
         let seven = b"sessname=s device_path=d path=ip:1.1.1.1 path=ip:1.1.1.1 path=ip:1.1.1.1 \
 path=ip:1.1.1.1 path=ip:1.1.1.1 path=ip:1.1.1.1 path=ip:1.1.1.1";
-        assert_eq!(parse_map(seven, 2), Err(MapError::TooManyPaths));
+        assert_eq!(parse_map(seven, 2, NO_NAMES), Err(MapError::TooManyPaths));
         assert_eq!(MapError::TooManyPaths.errno(), 12);
         assert_eq!(MapError::Missing.errno(), 22);
     }
@@ -364,7 +379,9 @@ path=ip:1.1.1.1 path=ip:1.1.1.1 path=ip:1.1.1.1 path=ip:1.1.1.1";
             let mut s = std::vec::Vec::from(&b"sessname=s path="[..]);
             s.extend_from_slice(p);
             s.extend_from_slice(b" device_path=d");
-            parse_map(&s, 2).map(|_| ()).map_err(|e| e.errno())
+            parse_map(&s, 2, NO_NAMES)
+                .map(|_| ())
+                .map_err(|e| e.errno())
         };
         for p in [
             &b"10.99.0.2"[..],

@@ -17,24 +17,78 @@ use core::ptr::NonNull;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
-/// An IPv4 address and port.
+pub use proto::addr::Addr;
+
+/// An IPv4 or IPv6 address (with its scope) and a port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SockAddr {
-    /// Address, network order bytes (`[10, 0, 0, 1]` is 10.0.0.1).
-    pub ip: [u8; 4],
+    /// The address.
+    pub ip: Addr,
     /// Port, host order.
     pub port: u16,
 }
 
+/// A `struct sockaddr` of either family, as rdma_cm takes it (it reads the
+/// family, then the size that family has).
+#[repr(C)]
+union RawAddr {
+    v4: bindings::sockaddr_in,
+    v6: bindings::sockaddr_in6,
+}
+
 impl SockAddr {
-    fn raw(&self) -> bindings::sockaddr_in {
-        bindings::sockaddr_in {
-            sin_family: bindings::AF_INET as _,
-            sin_port: self.port.to_be(),
-            sin_addr: bindings::in_addr {
-                s_addr: u32::from_ne_bytes(self.ip),
+    /// The wildcard address of IPv6 with `port`: bound by a listener, it
+    /// takes IPv4 connections too (rdma_cm's default, `bindv6only` 0), as
+    /// upstream's server listens.
+    pub fn any6(port: u16) -> Self {
+        SockAddr {
+            ip: Addr::V6([0; 16], 0),
+            port,
+        }
+    }
+
+    fn raw(&self) -> RawAddr {
+        match self.ip {
+            Addr::V4(ip) => RawAddr {
+                v4: bindings::sockaddr_in {
+                    sin_family: bindings::AF_INET as _,
+                    sin_port: self.port.to_be(),
+                    sin_addr: bindings::in_addr {
+                        s_addr: u32::from_ne_bytes(ip),
+                    },
+                    ..Default::default()
+                },
             },
-            ..Default::default()
+            Addr::V6(ip, scope) => {
+                let mut v6 = bindings::sockaddr_in6 {
+                    sin6_family: bindings::AF_INET6 as _,
+                    sin6_port: self.port.to_be(),
+                    sin6_scope_id: scope,
+                    ..Default::default()
+                };
+                v6.sin6_addr.in6_u.u6_addr8 = ip;
+                RawAddr { v6 }
+            }
+        }
+    }
+}
+
+/// A path's two ends as the user gave them: the destination, and the local
+/// address to bind, if any (else the routing table picks it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Endpoints {
+    /// Local address; its port is not used.
+    pub src: Option<SockAddr>,
+    /// Destination.
+    pub dst: SockAddr,
+}
+
+impl Endpoints {
+    /// A parsed `[src@]dst` path with the destination `port`.
+    pub fn new(p: &proto::addr::PathAddr, port: u16) -> Self {
+        Endpoints {
+            src: p.src.map(|ip| SockAddr { ip, port: 0 }),
+            dst: SockAddr { ip: p.dst, port },
         }
     }
 }
@@ -617,23 +671,31 @@ pub struct IdRef<'a> {
     connect_request: bool,
 }
 
-/// The local or peer IPv4 address of `id`.
+/// The local or peer address of `id`.
 ///
 /// # Safety
 ///
 /// `id` must be a live rdma_cm id.
 unsafe fn id_addr(id: *mut bindings::rdma_cm_id, peer: bool) -> Option<SockAddr> {
-    let mut ip = [0u8; 4];
+    let mut ip = [0u8; 16];
     let mut port = 0u16;
-    // SAFETY: `id` is live (caller); `ip` has the 4 bytes and `port` the
-    // room the helper writes.
-    let r = unsafe { bindings::rrs_cm_id_addr_in(id, peer.into(), ip.as_mut_ptr(), &mut port) };
-    (r == 0).then_some(SockAddr { ip, port })
+    let mut scope = 0u32;
+    // SAFETY: `id` is live (caller); `ip` has the 16 bytes, `port` and
+    // `scope` the room the helper writes.
+    let r = unsafe {
+        bindings::rrs_cm_id_addr(id, peer.into(), ip.as_mut_ptr(), &mut port, &mut scope)
+    };
+    let ip = match r {
+        4 => Addr::V4([ip[0], ip[1], ip[2], ip[3]]),
+        6 => Addr::V6(ip, scope),
+        _ => return None,
+    };
+    Some(SockAddr { ip, port })
 }
 
 impl IdRef<'_> {
-    /// The local (`peer` false) or the peer's address; `None` if it is not
-    /// IPv4.
+    /// The local (`peer` false) or the peer's address; `None` if it is
+    /// neither IPv4 nor IPv6.
     pub fn addr(&self, peer: bool) -> Option<SockAddr> {
         // SAFETY: the id is live during the event.
         unsafe { id_addr(self.id.as_ptr(), peer) }
@@ -787,15 +849,21 @@ impl<T: Handler> CmId<T> {
         unsafe { &*self.handler }
     }
 
-    /// Starts resolving `dst`; ends with `AddrResolved` or `AddrError`.
-    pub fn resolve_addr(&self, dst: SockAddr, timeout_ms: u32) -> Result {
-        let mut sa = dst.raw();
-        // SAFETY: live id; `sa` is copied by the call.
+    /// Starts resolving `dst`, from `src` if given; ends with
+    /// `AddrResolved` or `AddrError`.
+    pub fn resolve_addr(&self, src: Option<SockAddr>, dst: SockAddr, timeout_ms: u32) -> Result {
+        let mut s = src.map(|a| a.raw());
+        let mut d = dst.raw();
+        let sp = s
+            .as_mut()
+            .map_or(core::ptr::null_mut(), |s| (s as *mut RawAddr).cast());
+        // SAFETY: live id; both addresses are copied by the call (a null
+        // source lets the routing table pick one).
         crate::to_result(unsafe {
             bindings::rdma_resolve_addr(
                 self.raw(),
-                core::ptr::null_mut(),
-                (&mut sa as *mut bindings::sockaddr_in).cast(),
+                sp,
+                (&mut d as *mut RawAddr).cast(),
                 timeout_ms as _,
             )
         })
@@ -807,12 +875,13 @@ impl<T: Handler> CmId<T> {
         crate::to_result(unsafe { bindings::rdma_resolve_route(self.raw(), timeout_ms as _) })
     }
 
-    /// Binds to a local address (0.0.0.0 for all).
+    /// Binds to a local address ([`SockAddr::any6`] for all of both
+    /// families).
     pub fn bind(&self, addr: SockAddr) -> Result {
         let mut sa = addr.raw();
         // SAFETY: live id; `sa` is copied by the call.
         crate::to_result(unsafe {
-            bindings::rdma_bind_addr(self.raw(), (&mut sa as *mut bindings::sockaddr_in).cast())
+            bindings::rdma_bind_addr(self.raw(), (&mut sa as *mut RawAddr).cast())
         })
     }
 
@@ -829,7 +898,8 @@ impl<T: Handler> CmId<T> {
     }
 
     /// The local (`peer` false) or the peer's address, once the route is
-    /// resolved or a request arrived; `None` if it is not IPv4.
+    /// resolved or a request arrived; `None` if it is neither IPv4 nor
+    /// IPv6.
     pub fn addr(&self, peer: bool) -> Option<SockAddr> {
         // SAFETY: live id.
         unsafe { id_addr(self.raw(), peer) }

@@ -145,22 +145,36 @@ struct ib_qp *rrs_cm_id_qp(struct rdma_cm_id *id)
 EXPORT_SYMBOL_GPL(rrs_cm_id_qp);
 
 /*
- * The id's local (dst = 0) or peer address, if IPv4: the address in network
- * order into ip[4] and the port in host order; -EAFNOSUPPORT otherwise.
+ * The id's local (dst = 0) or peer address: the address in network order
+ * into ip[16] (IPv4 in its first 4 bytes), the port in host order, the IPv6
+ * scope id; returns 4 or 6, or -EAFNOSUPPORT for another family (AF_IB).
  */
-int rrs_cm_id_addr_in(struct rdma_cm_id *id, int dst, u8 *ip, u16 *port)
+int rrs_cm_id_addr(struct rdma_cm_id *id, int dst, u8 *ip, u16 *port, u32 *scope)
 {
 	struct sockaddr *sa = dst ? (struct sockaddr *)&id->route.addr.dst_addr :
 				    (struct sockaddr *)&id->route.addr.src_addr;
-	struct sockaddr_in *in = (struct sockaddr_in *)sa;
 
-	if (sa->sa_family != AF_INET)
-		return -EAFNOSUPPORT;
-	memcpy(ip, &in->sin_addr.s_addr, 4);
-	*port = ntohs(in->sin_port);
-	return 0;
+	switch (sa->sa_family) {
+	case AF_INET: {
+		struct sockaddr_in *in = (struct sockaddr_in *)sa;
+
+		memcpy(ip, &in->sin_addr.s_addr, 4);
+		*port = ntohs(in->sin_port);
+		*scope = 0;
+		return 4;
+	}
+	case AF_INET6: {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)sa;
+
+		memcpy(ip, &in6->sin6_addr, 16);
+		*port = ntohs(in6->sin6_port);
+		*scope = in6->sin6_scope_id;
+		return 6;
+	}
+	}
+	return -EAFNOSUPPORT;
 }
-EXPORT_SYMBOL_GPL(rrs_cm_id_addr_in);
+EXPORT_SYMBOL_GPL(rrs_cm_id_addr);
 
 u8 rrs_cm_id_port_num(struct rdma_cm_id *id)
 {

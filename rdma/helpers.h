@@ -39,7 +39,7 @@ void rrs_sg_set_dma(struct scatterlist *sg, u64 dma_addr, unsigned int len);
 u32 rrs_pd_local_dma_lkey(struct ib_pd *pd);
 struct ib_device *rrs_cm_id_device(struct rdma_cm_id *id);
 struct ib_qp *rrs_cm_id_qp(struct rdma_cm_id *id);
-int rrs_cm_id_addr_in(struct rdma_cm_id *id, int dst, u8 *ip, u16 *port);
+int rrs_cm_id_addr(struct rdma_cm_id *id, int dst, u8 *ip, u16 *port, u32 *scope);
 u8 rrs_cm_id_port_num(struct rdma_cm_id *id);
 
 u64 rrs_ib_dma_map_page(struct ib_device *dev, struct page *page, size_t size,

@@ -38,11 +38,10 @@ use kernel::prelude::*;
 use kernel::str::CStr;
 use kernel::sync::{new_condvar, new_mutex, Arc, CondVar, Mutex};
 use kernel::time::{ktime_ms_delta, Ktime};
-use proto::addr::Addr;
 use proto::map::{parse_map, MapError};
 use proto::rnbd::{self as wire, AccessMode, MsgHdr, MsgType, Op, OpFlags};
 use proto::wire::{Le16, Le32, Le64};
-use rtrs_client::SockAddr;
+use rtrs_client::Endpoints;
 use rtrs_client::{Dir as IoDir, Permit, Sess, SessEvents};
 use rtrs_core::Slots;
 use support::rcu::RcuBox;
@@ -850,7 +849,7 @@ impl State {
     }
 
     fn map(self: &Arc<Self>, input: &[u8]) -> Result {
-        let o = parse_map(input, support::nr_cpu_ids()).map_err(|e| {
+        let o = parse_map(input, support::nr_cpu_ids(), &support::ifindex).map_err(|e| {
             map_err_log(&e);
             Error::from_errno(-e.errno())
         })?;
@@ -882,23 +881,7 @@ impl State {
                 // Every path= given (at most 6, `parse_map` checked).
                 let mut dsts = KVec::new();
                 for p in o.paths() {
-                    if p.src.is_some() {
-                        pr_warn!("map_device: source addresses are not supported yet, ignored\n");
-                    }
-                    let ip = match p.dst {
-                        Addr::V4(ip) => ip,
-                        Addr::V6(..) => {
-                            pr_err!("map_device: IPv6 paths are not supported yet\n");
-                            return Err(EINVAL);
-                        }
-                    };
-                    dsts.push(
-                        SockAddr {
-                            ip,
-                            port: o.dest_port,
-                        },
-                        GFP_KERNEL,
-                    )?;
+                    dsts.push(Endpoints::new(p, o.dest_port), GFP_KERNEL)?;
                 }
                 if dsts.is_empty() {
                     // Upstream's words and errno (find_and_get_or_create_sess).
@@ -918,7 +901,7 @@ impl State {
         r
     }
 
-    fn open_session(self: &Arc<Self>, name: &[u8], dsts: &[SockAddr]) -> Result<Arc<Session>> {
+    fn open_session(self: &Arc<Self>, name: &[u8], dsts: &[Endpoints]) -> Result<Arc<Session>> {
         let events = Events::new()?;
         let rtrs = Sess::open(name, dsts, events.clone()).inspect_err(|e| {
             pr_err!(

@@ -35,7 +35,7 @@
 //! # Files
 //!
 //! This file holds the public API ([`Sess`], [`Permit`], [`SessEvents`],
-//! [`Dir`], [`SockAddr`], the limits); one file per object under `client/`:
+//! [`Dir`], [`Endpoints`], the limits); one file per object under `client/`:
 //! `sess.rs` (a session and a request from submission to end), `slot.rs`
 //! (a configured path and its reconnects), `permit.rs`
 //! (the lock-free permit and request table), `path.rs` (a path: connect,
@@ -65,9 +65,10 @@ use kernel::workqueue::{new_work, Work};
 use proto::mpath::{self, Policy, Tried};
 use proto::rtrs::{self as wire, ConnReq, ConnRsp, Geometry, Imm, InfoReq, InfoRsp, SgDesc};
 use proto::wire::{Le16, Le32, Le64};
-/// A path's address (IPv4 and port), as [`Sess::open`] takes it: RTRS's
-/// own name for it, so that its users need no RDMA crate.
-pub use rdma::cm::SockAddr;
+/// A path's addresses (IPv4 or IPv6, port; source and destination), as
+/// [`Sess::open`] takes them: RTRS's own names for them, so that its users
+/// need no RDMA crate.
+pub use rdma::cm::{Addr, Endpoints, SockAddr};
 use rdma::cm::{
     Chain, CmId, ConnParam, Data, Event, EventKind, Handler, IdRef, SendOp, Unposted, MAX_SEND_SGE,
 };

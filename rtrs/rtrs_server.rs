@@ -240,7 +240,7 @@ impl Server {
             GFP_KERNEL,
         )?;
         let listener = CmId::new(Arc::new(Listener { ctx: ctx.clone() }, GFP_KERNEL)?)?;
-        listener.bind(SockAddr { ip: [0; 4], port })?;
+        listener.bind(SockAddr::any6(port))?;
         listener.listen(64)?;
         Ok(Self {
             listener: Some(listener),

@@ -8,6 +8,7 @@
 #include <linux/gfp.h>
 #include <linux/jiffies.h>
 #include <linux/mm.h>
+#include <linux/netdevice.h>
 #include <linux/random.h>
 #include <linux/rcupdate.h>
 #include <linux/slab.h>
@@ -197,6 +198,29 @@ void rrs_waitq_wake_all(struct rrs_waitq *q)
 		wake_up_all(&q->wq);
 }
 EXPORT_SYMBOL_GPL(rrs_waitq_wake_all);
+
+/*
+ * The index of the network interface named name[0..len) in the initial
+ * namespace (where RTRS resolves its addresses, as upstream), or -ENODEV.
+ */
+int rrs_ifindex_by_name(const u8 *name, size_t len)
+{
+	char buf[IFNAMSIZ];
+	struct net_device *dev;
+	int idx;
+
+	if (len >= IFNAMSIZ)
+		return -ENODEV;
+	memcpy(buf, name, len);
+	buf[len] = '\0';
+	dev = dev_get_by_name(&init_net, buf);
+	if (!dev)
+		return -ENODEV;
+	idx = dev->ifindex;
+	dev_put(dev);
+	return idx;
+}
+EXPORT_SYMBOL_GPL(rrs_ifindex_by_name);
 
 /* get_random_bytes() is exported, but its header is not in bindings.h. */
 void rrs_get_random_bytes(void *buf, size_t len)

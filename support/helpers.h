@@ -25,6 +25,7 @@ void rrs_dwork_cancel_sync(struct rrs_dwork *d);
 u32 rrs_raw_smp_processor_id(void);
 u32 rrs_nr_cpu_ids(void);
 void rrs_get_random_bytes(void *buf, size_t len);
+int rrs_ifindex_by_name(const u8 *name, size_t len);
 u64 rrs_now_ms(void);
 void rrs_msleep(unsigned int ms);
 void rrs_rcu_read_lock(void);

@@ -99,6 +99,15 @@ pub fn random_bytes(buf: &mut [u8]) {
     unsafe { bindings::rrs_get_random_bytes(buf.as_mut_ptr().cast(), buf.len()) }
 }
 
+/// The index of the network interface `name` in the initial namespace
+/// (an IPv6 scope given by name, as upstream resolves it); `None` if there is
+/// none.  An RCU lookup: any context.
+pub fn ifindex(name: &[u8]) -> Option<u32> {
+    // SAFETY: `name` is valid for reads of its length; the helper copies it.
+    let r = unsafe { bindings::rrs_ifindex_by_name(name.as_ptr(), name.len()) };
+    u32::try_from(r).ok()
+}
+
 /// Monotonic milliseconds since boot (jiffies resolution).
 pub fn now_ms() -> u64 {
     // SAFETY: reads the jiffies counter, no preconditions.

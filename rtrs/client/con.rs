@@ -127,12 +127,12 @@ impl ConEvents {
     }
 }
 
-/// Connects a path to `dst`: its admin connection, which tells the server's
+/// Connects a path to `ends`: its admin connection, which tells the server's
 /// geometry (it must be `geo` if given: a session's paths share one), then
 /// one connection per CPU.  `first`: the path creates the server's session
 /// (`first_conn`), else it joins the session `paths_uuid` names.
 pub(crate) fn connect_path(
-    dst: SockAddr,
+    ends: Endpoints,
     paths_uuid: [u8; 16],
     first: bool,
     geo: Option<&Geometry>,
@@ -143,7 +143,7 @@ pub(crate) fn connect_path(
     let req = |cid: u16| ConnReq::new(cid, con_num, 0, path_uuid, paths_uuid, first).to_bytes();
     // The geometry is checked when the answer arrives (`ConEvents`), by
     // `ConnRsp::geometry`: every size derived from it is bounded.
-    let (admin, g, pd) = connect(dst, &req(0), None, None)?;
+    let (admin, g, pd) = connect(ends, &req(0), None, None)?;
     let g = g.ok_or(EINVAL)?;
     if geo.is_some_and(|want| *want != g) {
         support::peer_err!("the server's geometry differs on this path: {:?}\n", g);
@@ -152,7 +152,7 @@ pub(crate) fn connect_path(
     let mut links = KVec::with_capacity(con_num as usize, GFP_KERNEL)?;
     links.push(admin, GFP_KERNEL)?;
     for cid in 1..con_num {
-        let (l, _, _) = connect(dst, &req(cid), Some(&g), Some(&pd))?;
+        let (l, _, _) = connect(ends, &req(cid), Some(&g), Some(&pd))?;
         links.push(l, GFP_KERNEL)?;
     }
     Ok((pd, links, g))
@@ -161,7 +161,7 @@ pub(crate) fn connect_path(
 /// Connects one connection; for cid 0 (`geo` is `None`) also returns the
 /// server's geometry and the PD every other connection shares.
 pub(crate) fn connect(
-    dst: SockAddr,
+    ends: Endpoints,
     req: &[u8; ConnReq::SIZE],
     geo: Option<&Geometry>,
     pd: Option<&Arc<Pd>>,
@@ -175,7 +175,7 @@ pub(crate) fn connect(
             GFP_KERNEL,
         )?;
         let mut id = CmId::new(ctl.clone())?;
-        id.resolve_addr(dst, CONNECT_STEP_MS)?;
+        id.resolve_addr(ends.src, ends.dst, CONNECT_STEP_MS)?;
         ctl.wait(C_ADDR)?;
         let dev = id.device().ok_or(ENODEV)?;
         let pd = match pd {

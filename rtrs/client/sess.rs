@@ -69,7 +69,7 @@ impl Sess {
     /// `dsts` (one to [`MAX_PATHS`] destinations, tried in turn) and
     /// returns it once all are up; if any fails, none stays (as upstream's
     /// `rtrs_clt_open`).  Sleeps.
-    pub fn open(name: &[u8], dsts: &[SockAddr], events: Arc<dyn SessEvents>) -> Result<Arc<Self>> {
+    pub fn open(name: &[u8], dsts: &[Endpoints], events: Arc<dyn SessEvents>) -> Result<Arc<Self>> {
         if name.is_empty()
             || name.len() >= wire::NAME_MAX
             || dsts.is_empty()
@@ -166,7 +166,7 @@ impl Sess {
                 up <- new_mutex!(0),
                 opened: AtomicBool::new(false),
                 closing: AtomicBool::new(false),
-                port: dsts[0].port,
+                port: dsts[0].dst.port,
                 max_reconnect: AtomicI32::new(-1),
                 sysfs <- new_mutex!(None),
                 policy: AtomicU8::new(Policy::MinInflight as u8),
@@ -203,13 +203,13 @@ impl Sess {
         Ok(sess)
     }
 
-    /// Connects and starts one more path, to `dst` (`add_path`).  Sleeps.
-    pub(crate) fn add_path_to(self: &Arc<Self>, dst: SockAddr) -> Result {
+    /// Connects and starts one more path, to `ends` (`add_path`).  Sleeps.
+    pub(crate) fn add_path_to(self: &Arc<Self>, ends: Endpoints) -> Result {
         if self.closing.load(Ordering::Acquire) {
             return Err(enotconn());
         }
-        let (pd, links, _) = connect_path(dst, self.paths_uuid, false, Some(&self.geo))?;
-        PathSlot::open(self, dst, false, pd, links).map(|_| ())
+        let (pd, links, _) = connect_path(ends, self.paths_uuid, false, Some(&self.geo))?;
+        PathSlot::open(self, ends, false, pd, links).map(|_| ())
     }
 
     /// Unlists the retired `slot`.

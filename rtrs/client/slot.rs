@@ -56,7 +56,7 @@ pub(crate) struct SlotSt {
 pub(crate) struct PathSlot {
     pub(crate) sess: Arc<Sess>,
     pub(crate) idx: usize,
-    pub(crate) dst: SockAddr,
+    pub(crate) ends: Endpoints,
     /// Its connections may create the server's session (upstream's
     /// `for_new_clt`: the session's first path), e.g. after a server
     /// restart.
@@ -87,12 +87,12 @@ impl Tick for ReconnectTick {
 }
 
 impl PathSlot {
-    /// Lists a new slot for `dst` in `sess` and makes the connections
+    /// Lists a new slot for `ends` in `sess` and makes the connections
     /// `links` its first connection; the slot is retired if that does not
     /// start.  Sleeps.
     pub(crate) fn open(
         sess: &Arc<Sess>,
-        dst: SockAddr,
+        ends: Endpoints,
         first: bool,
         pd: Arc<Pd>,
         links: KVec<Link>,
@@ -118,7 +118,7 @@ impl PathSlot {
                 pin_init!(PathSlot {
                     sess: sess.clone(),
                     idx,
-                    dst,
+                    ends,
                     first,
                     shown,
                     stats,
@@ -234,7 +234,7 @@ impl PathSlot {
             return Err(enotconn());
         }
         let (pd, links, _) = connect_path(
-            self.dst,
+            self.ends,
             self.sess.paths_uuid,
             self.first,
             Some(&self.sess.geo),

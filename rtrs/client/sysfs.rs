@@ -92,18 +92,8 @@ impl Attrs for SessAttrs {
         match idx {
             S_ADD_PATH => {
                 let line = input.split(|&c| c == b'\n').next().unwrap_or(input);
-                let p = proto::addr::parse_path(line).map_err(|_| EINVAL)?;
-                if p.src.is_some() {
-                    pr_warn!("add_path: source addresses are not supported yet, ignored\n");
-                }
-                let ip = match p.dst {
-                    proto::addr::Addr::V4(ip) => ip,
-                    proto::addr::Addr::V6(..) => {
-                        pr_err!("add_path: IPv6 paths are not supported yet\n");
-                        return Err(EINVAL);
-                    }
-                };
-                s.add_path_to(SockAddr { ip, port: s.port })
+                let p = proto::addr::parse_path(line, &support::ifindex).map_err(|_| EINVAL)?;
+                s.add_path_to(Endpoints::new(&p, s.port))
             }
             S_MAX_RECONNECT => {
                 let v = mpath::parse_max_reconnect_attempts(input).map_err(|e| {

@@ -8,10 +8,11 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::prelude::*;
 use rdma::cm::SockAddr;
 
-/// Writes `ip:a.b.c.d` (upstream's `sockaddr_to_str` of an IPv4 address).
+/// Writes `ip:<address>` as upstream's `sockaddr_to_str` (`%pI4`,
+/// `%pI6c`).
 pub fn write_addr(out: &mut impl Write, a: &SockAddr) {
-    let [a0, a1, a2, a3] = a.ip;
-    let _ = write!(out, "ip:{}.{}.{}.{}", a0, a1, a2, a3);
+    let _ = out.write_str("ip:");
+    let _ = a.ip.write_to(out);
 }
 
 /// `<src>@<dst>`, a path's directory name (upstream's `rtrs_addr_to_str`).

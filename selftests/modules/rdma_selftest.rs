@@ -76,7 +76,10 @@ fn params() -> Result<Params> {
         .ok_or(EINVAL)?;
     Ok(Params {
         server,
-        addr: SockAddr { ip, port },
+        addr: SockAddr {
+            ip: rdma::cm::Addr::V4(ip),
+            port,
+        },
         len,
     })
 }
@@ -474,7 +477,7 @@ fn run_client(p: &Params) -> Result<CmId<ClientHandler>> {
         GFP_KERNEL,
     )?;
     let mut id = CmId::new(Arc::new(ClientHandler(client.clone()), GFP_KERNEL)?)?;
-    id.resolve_addr(p.addr, 5000)?;
+    id.resolve_addr(None, p.addr, 5000)?;
     client.wait(ADDR_RESOLVED, 10_000)?;
     let dev = id.device().ok_or(ENODEV)?;
     pr_info!("server reachable through {}\n", dev.name());

@@ -18,6 +18,12 @@ SRV_IP0=10.99.0.2
 SRV_IP1=10.99.1.2
 CLT_IP0=10.99.0.1
 CLT_IP1=10.99.1.1
+# IPv6 addresses of the same links (tools/guest/agent.sh), as the kernel
+# prints them (%pI6c).
+SRV_IP6_0=fd99::2
+SRV_IP6_1=fd99:1::2
+CLT_IP6_0=fd99::1
+CLT_IP6_1=fd99:1::1
 TEST_NAME=
 TEST_MARK=
 TEST_FAILED=0

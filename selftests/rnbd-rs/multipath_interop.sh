@@ -1,9 +1,11 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # Multipath interop, sourced by multipath_<clt>_<srv>.sh: a client (ours or
-# upstream C) maps over both links from a server (ours or upstream C), and
-# link 1 goes down under a verifying fio: the requests on that path fail
-# over to link 0 without an error, and the device stays usable.
+# upstream C) maps over both links from a server (ours or upstream C), link
+# 0 over IPv4 with its source address given (`src@dst`), link 1 over IPv6;
+# both sides name the paths as upstream does.  Link 1 goes down under a
+# verifying fio: the requests on that path fail over to link 0 without an
+# error, and the device stays usable.
 #
 # mp_interop_cell <rust|c> <rust|c>
 . "$(dirname "$0")/lib.sh"
@@ -16,7 +18,7 @@ mp_interop_cell() {
 	local clt=$1 srvside=$2 cell name
 	cell="clt=$clt srv=$srvside"
 	name=multipath_${clt}_${srvside}
-	test_begin "$name" 12
+	test_begin "$name" 14
 	trap 'link1_up 2>/dev/null; cleanup_data' EXIT
 	check "multipath $cell: server: null_blk" srv_nullb
 	if [ "$srvside" = rust ]; then
@@ -29,11 +31,29 @@ mp_interop_cell() {
 	else
 		check "multipath $cell: client: C rnbd_client loaded" c_rtrs_load client
 	fi
-	map() { echo "sessname=mpi path=ip:$SRV_IP0 path=ip:$SRV_IP1 device_path=/dev/nullb0 access_mode=rw" >/sys/class/rnbd-client/ctl/map_device; }
-	check "multipath $cell: map_device with two paths" map
+	map() { echo "sessname=mpi path=ip:$CLT_IP0@ip:$SRV_IP0 path=ip:$SRV_IP6_1 device_path=/dev/nullb0 access_mode=rw" >/sys/class/rnbd-client/ctl/map_device; }
+	check "multipath $cell: map_device with an IPv4 path from a source address and an IPv6 path" map
 	check "multipath $cell: /dev/rnbd0 appears" wait_for 30 test -b /dev/rnbd0
-	two_paths() { [ "$(ls /sys/class/rtrs-client/mpi/paths | wc -l)" = 2 ]; }
-	check "multipath $cell: rtrs-sysfs: the session has two paths" two_paths
+	# Upstream's names: <src>@<dst> on the client, <client>@<server> on
+	# the server, IPv6 as %pI6c.
+	names() { # <side: clt|srv> <want>
+		local got
+		if [ "$1" = clt ]; then
+			got=$(ls /sys/class/rtrs-client/mpi/paths | sort | tr '\n' ' ')
+		else
+			got=$(srv "ls /sys/class/rtrs-server/mpi/paths | sort | tr '\n' ' '")
+		fi
+		ktap_print_msg "$1 paths: $got"
+		[ "$got" = "$2" ]
+	}
+	local want="ip:$CLT_IP0@ip:$SRV_IP0 ip:$CLT_IP6_1@ip:$SRV_IP6_1 "
+	check "multipath $cell: rtrs-sysfs: the client's session has both paths, named as upstream" names clt "$want"
+	check "multipath $cell: rtrs-sysfs: the server's session has both paths, named as upstream" names srv "$want"
+	addrs() {
+		local d="/sys/class/rtrs-client/mpi/paths/ip:$CLT_IP6_1@ip:$SRV_IP6_1"
+		[ "$(cat "$d/src_addr")" = "ip:$CLT_IP6_1" ] && [ "$(cat "$d/dst_addr")" = "ip:$SRV_IP6_1" ]
+	}
+	check "multipath $cell: rtrs-sysfs: the IPv6 path's src_addr and dst_addr" addrs
 	check "failover $cell: fio randrw crc32c verify over $MP_FIO_SIZE while link 1 goes down" verify_while_link_down /dev/rnbd0 "$MP_FIO_SIZE" 1
 	# Field 6 of stats/rdma: requests the path took over (both clients).
 	failovers() {

@@ -32,6 +32,10 @@ for link in 0 1; do
 	fi
 	ip link set "$dev" name "rnbd$link" 2>/dev/null && dev=rnbd$link
 	ip addr add "10.99.$link.$me/24" dev "$dev"
+	# IPv6 too (RTRS paths of either family): a ULA per link, no duplicate
+	# address detection (the link is ours alone; DAD would delay the
+	# address, and rxe's GID for it, by a second or more).
+	ip -6 addr add "fd99:$link::$me/64" dev "$dev" nodad
 	ip link set "$dev" up
 	# The peer's address is fixed, so is its MAC: a permanent neighbour
 	# entry.  With a dynamic one, a TCG stall of a few seconds made the
@@ -42,8 +46,11 @@ for link in 0 1; do
 	# session at the FAILED transition).  That was the "silent session
 	# loss" of the interop runs.
 	peer=$((3 - me))
-	[ "$me" -le 2 ] && ip neigh replace "10.99.$link.$peer" dev "$dev" nud permanent \
-		lladdr "$(printf '52:54:00:99:%02x:%02x' "$link" "$peer")"
+	if [ "$me" -le 2 ]; then
+		pmac=$(printf '52:54:00:99:%02x:%02x' "$link" "$peer")
+		ip neigh replace "10.99.$link.$peer" dev "$dev" nud permanent lladdr "$pmac"
+		ip -6 neigh replace "fd99:$link::$peer" dev "$dev" nud permanent lladdr "$pmac"
+	fi
 done
 modprobe rdma_rxe 2>/dev/null && for link in 0 1; do
 	rdma link add "rxe$link" type rxe netdev "rnbd$link" || log "rxe$link not created"
