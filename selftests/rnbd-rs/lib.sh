@@ -213,8 +213,11 @@ srv_nullb() { srv modprobe null_blk nr_devices=1 memory_backed=1 discard=1 gb=1 
 # answering on that device (every later connect over it timed out, for the
 # upstream C client as for ours) until the device was re-created.
 link_up() {
+	local mac
+	mac=$(printf '52:54:00:99:%02x:02' "$1")
 	ip link set "rnbd$1" up &&
-		ip neigh replace "10.99.$1.2" dev "rnbd$1" nud permanent lladdr "$(printf '52:54:00:99:%02x:02' "$1")" &&
+		ip neigh replace "10.99.$1.2" dev "rnbd$1" nud permanent lladdr "$mac" &&
+		ip -6 neigh replace "fd99:$1::2" dev "rnbd$1" nud permanent lladdr "$mac" &&
 		rdma link delete "rxe$1" && rdma link add "rxe$1" type rxe netdev "rnbd$1"
 }
 

@@ -34,7 +34,9 @@ for link in 0 1; do
 	ip addr add "10.99.$link.$me/24" dev "$dev"
 	# IPv6 too (RTRS paths of either family): a ULA per link, no duplicate
 	# address detection (the link is ours alone; DAD would delay the
-	# address, and rxe's GID for it, by a second or more).
+	# address, and rxe's GID for it, by a second or more); kept while the
+	# link is down (the tests take links down and up).
+	sysctl -qw "net.ipv6.conf.$dev.keep_addr_on_down=1"
 	ip -6 addr add "fd99:$link::$me/64" dev "$dev" nodad
 	ip link set "$dev" up
 	# The peer's address is fixed, so is its MAC: a permanent neighbour
