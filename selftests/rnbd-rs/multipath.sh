@@ -12,7 +12,7 @@
 # Bytes fio writes and verifies while link 1 goes down.
 MP_FIO_SIZE=${MP_FIO_SIZE:-192M}
 
-test_begin multipath 41
+test_begin multipath 42
 link1_up() { link_up 1; }
 trap 'link1_up 2>/dev/null; cleanup_data' EXIT
 
@@ -159,6 +159,33 @@ reads() { dd if=/dev/rnbd0 of=/dev/null bs=1M count=16 iflag=direct status=none;
 check "failover: reads still work over link 0" reads
 check "multipath: link 1 up again" link1_up
 check "reconnect: the path on link 1 reconnects on its own after the link came back" auto_reconnect "the link came up"
+# The link flaps under IO: small verifying fio runs follow each other while
+# link 1 goes down, comes back and its path reconnects on its own, twice;
+# every run must pass, and the path counts both reconnects.
+flap_under_fio() {
+	local flapper r0 r1 rc=0 runs=0
+	r0=$(cut -d' ' -f1 $P1/stats/reconnects)
+	(
+		for i in 1 2; do
+			sleep 3
+			ktap_print_msg "flap $i: link 1 down at $(date +%T)"
+			ip link set rnbd1 down
+			sleep 5
+			link_up 1 && wait_for 120 state_is $P1 connected || exit 1
+			ktap_print_msg "flap $i: path on link 1 connected again at $(date +%T)"
+		done
+	) &
+	flapper=$!
+	while kill -0 $flapper 2>/dev/null; do
+		fio_verify /dev/rnbd0 32M randrw || { rc=1; break; }
+		runs=$((runs + 1))
+	done
+	wait $flapper || rc=1
+	r1=$(cut -d' ' -f1 $P1/stats/reconnects)
+	ktap_print_msg "$runs fio verify runs passed; reconnects of the path on link 1: $r0 -> $r1"
+	[ $rc = 0 ] && [ "$r1" = $((r0 + 2)) ]
+}
+check "failover: fio verify runs pass while link 1 goes down and up twice, two reconnects counted" flap_under_fio
 all_down() {
 	echo 1 >$P0/disconnect && echo 1 >$P1/disconnect && is /sys/block/rnbd0/rnbd/state closed
 }
