@@ -7,9 +7,11 @@
 # that tools/bench.sh can give CPU time per IO, which TCG does not hide.
 #
 # BENCH_PROFILE=1: each fio run is also sampled by perf (cpu-clock, 999 Hz,
-# all CPUs, no call graphs: their report took minutes under TCG) in both guests; each guest reports its own samples
-# (it alone has its kallsyms) as text, top symbols by self time and by module,
-# into prof/<target>.<job>.<rep>.{clt,srv}.txt under the shared directory,
+# all CPUs, no call graphs, which are costly to record and report under TCG)
+# in both guests; each guest reports its own samples (it alone has its
+# kallsyms) as text: self time by module, by symbol (>= 0.5%), and every
+# symbol of the RTRS/RNBD modules (>= 0.01%, ours or upstream's, same module
+# names), into prof/<target>.<job>.<rep>.{clt,srv}.txt under the shared directory,
 # which tools/bench.sh copies next to the results.  The sampling costs CPU,
 # so the numbers of a profiled run are not comparable with an unprofiled one.
 #
@@ -37,17 +39,20 @@ perf_start() {
 	setsid $PERF_REC "$RT" >/tmp/bench.perf.log 2>&1 </dev/null &
 	srv "setsid $PERF_REC $RT >/tmp/bench.perf.log 2>&1 </dev/null &"
 }
-# perf_report <file>: self time by module, then by symbol (>= 0.5%).
-PERF_REP="perf report -i /tmp/bench.perf --stdio --no-children --percent-limit 0.5"
+# perf_report <file>: self time by module, by symbol (>= 0.5%), and the
+# RTRS/RNBD modules' symbols (>= 0.01%).
+PERF_REP="perf report -i /tmp/bench.perf --stdio --no-children"
 # A failed record or report leaves its messages in the file instead of
 # ending the benchmark.
 perf_report() {
 	local f=$1
 	{
 		cat /tmp/bench.perf.log 2>/dev/null
-		$PERF_REP --sort dso 2>&1 | grep -v '^#' | grep -v '^$' || true
+		$PERF_REP --percent-limit 0.01 --sort dso 2>&1 | grep -v '^#' | grep -v '^$' || true
 		echo
-		$PERF_REP --sort sym,dso 2>&1 | grep -v '^#' | grep -v '^$' || true
+		$PERF_REP --percent-limit 0.5 --sort sym,dso 2>&1 | grep -v '^#' | grep -v '^$' || true
+		echo
+		$PERF_REP --percent-limit 0.01 --sort sym,dso 2>&1 | grep -E '\[(rtrs|rnbd)_' || true
 	} >"$f"
 }
 perf_finish() { # <target> <job> <rep>
