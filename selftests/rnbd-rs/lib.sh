@@ -264,6 +264,23 @@ wait_for() {
 
 # fio write+verify of $2 over device $1 with block sizes from 512 B to 128 KiB
 # ($3: fio's rw, randwrite by default).
+# fio on a device node that is not there creates a regular file in /dev
+# and passes, and that file then keeps the device's node from appearing in
+# every later test of the run: any --filename under /dev must be a block
+# device.
+fio() {
+	local a
+	for a in "$@"; do
+		case $a in
+		--filename=/dev/*)
+			[ -b "${a#--filename=}" ] ||
+				{ ktap_print_msg "fio: ${a#--filename=} is not a block device"; return 1; }
+			;;
+		esac
+	done
+	command fio "$@"
+}
+
 fio_verify() {
 	fio --name=verify --filename="$1" --direct=1 --ioengine=libaio --iodepth=16 \
 		--rw="${3:-randwrite}" --bsrange=512-128k --bs_unaligned=0 --size="$2" \

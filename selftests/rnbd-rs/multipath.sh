@@ -12,7 +12,7 @@
 # Bytes fio writes and verifies while link 1 goes down.
 MP_FIO_SIZE=${MP_FIO_SIZE:-192M}
 
-test_begin multipath 42
+test_begin multipath 43
 link1_up() { link_up 1; }
 trap 'link1_up 2>/dev/null; cleanup_data' EXIT
 
@@ -20,7 +20,8 @@ clt_load() { modprobe -r rnbd_client rtrs_client rtrs_core 2>/dev/null; modprobe
 check "multipath: server: null_blk" srv_nullb
 check "multipath: server: our rnbd_server loaded" srv "modprobe -r rnbd_server rtrs_server rtrs_core 2>/dev/null; modprobe rnbd_server"
 check "multipath: client: our rnbd_client loaded" clt_load
-map() { echo "sessname=mp path=ip:$SRV_IP0 path=ip:$SRV_IP1 device_path=/dev/nullb0 access_mode=rw" >/sys/class/rnbd-client/ctl/map_device; }
+# Link 0's path from a given source address (`src@dst`), link 1's without.
+map() { echo "sessname=mp path=ip:$CLT_IP0@ip:$SRV_IP0 path=ip:$SRV_IP1 device_path=/dev/nullb0 access_mode=rw" >/sys/class/rnbd-client/ctl/map_device; }
 check "multipath: map_device with two paths" map
 check "multipath: /dev/rnbd0 appears" wait_for 30 test -b /dev/rnbd0
 
@@ -127,6 +128,19 @@ check "multipath: remove_path under IO" under_io remove_p1
 # The server may still hold the old path a moment (EEXIST): retry.
 add_p1() { wait_for 20 sh -c "echo ip:$SRV_IP1 >$C/add_path" && npaths_is 2 && is $P1/state connected; }
 check "multipath: add_path under IO" under_io add_p1
+# A third path, over IPv6, in this IPv4 session: our server takes it
+# (upstream's refuses a path of another family with EEXIST), IO uses it,
+# and it goes again.
+P6=$C/paths/ip:$CLT_IP6_1@ip:$SRV_IP6_1
+add_v6() {
+	echo "ip:$SRV_IP6_1" >$C/add_path && npaths_is 3 && is $P6/state connected &&
+		is $P6/dst_addr "ip:$SRV_IP6_1" && srv test -d "$S/ip:$CLT_IP6_1@ip:$SRV_IP6_1" &&
+		fio --name=v6 --filename=/dev/rnbd0 --direct=1 --ioengine=libaio --rw=randread --bs=4k \
+			--iodepth=32 --time_based --runtime=3 --output=/tmp/mpio6.log >/dev/null 2>&1 &&
+		[ "$(cut -d' ' -f1 $P6/stats/rdma)" -gt 0 ] &&
+		echo 1 >$P6/remove_path && wait_for 10 test ! -e $P6 && npaths_is 2
+}
+check "multipath: add_path of an IPv6 path under IO, IO on it, remove_path" under_io add_v6
 srv_disconnect_p1() {
 	srv "echo 1 >$S/ip:$CLT_IP1@ip:$SRV_IP1/disconnect" && wait_for 30 state_is $P1 disconnected && npaths_is 2
 }
