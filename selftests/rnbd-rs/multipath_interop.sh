@@ -48,7 +48,8 @@ mp_interop_cell() {
 		ktap_print_msg "$1 paths: $got"
 		[ "$got" = "$2" ]
 	}
-	local want="ip:$CLT_IP6_0@ip:$SRV_IP6_0 ip:$CLT_IP6_1@ip:$SRV_IP6_1 "
+	local want
+	want=$(printf '%s\n' "ip:$CLT_IP6_0@ip:$SRV_IP6_0" "ip:$CLT_IP6_1@ip:$SRV_IP6_1" | sort | tr '\n' ' ')
 	check "multipath $cell: rtrs-sysfs: the client's session has both paths, named as upstream" names clt "$want"
 	check "multipath $cell: rtrs-sysfs: the server's session has both paths, named as upstream" names srv "$want"
 	addrs() {
