@@ -33,8 +33,13 @@ BUSY="awk '/^cpu /{print \$2 + \$3 + \$4 + \$7 + \$8 + \$9}' /proc/stat"
 # duration, in this guest and in the server guest (setsid, output to a file,
 # so that the agent's command returns at once); perf_wait waits for both.
 PERF_REC="perf record -N -q -a -F 999 -e cpu-clock -o /tmp/bench.perf -- sleep"
+# The client's soft-RoCE packet counters (link 0), before and after a
+# profiled run: packets per IO, beside the profile.
+HWC=/sys/class/infiniband/rxe0/ports/1/hw_counters
+pkts() { echo "sent_pkts $(cat $HWC/sent_pkts) rcvd_pkts $(cat $HWC/rcvd_pkts)"; }
 perf_start() {
 	[ -n "$PROF" ] || return 0
+	PKTS0=$(pkts)
 	rm -f /tmp/bench.perf /tmp/bench.perf.log; srv rm -f /tmp/bench.perf /tmp/bench.perf.log
 	setsid $PERF_REC "$RT" >/tmp/bench.perf.log 2>&1 </dev/null &
 	srv "setsid $PERF_REC $RT >/tmp/bench.perf.log 2>&1 </dev/null &"
@@ -59,6 +64,7 @@ perf_finish() { # <target> <job> <rep>
 	[ -n "$PROF" ] || return 0
 	wait_for 120 bash -c '! pgrep -x perf >/dev/null'
 	perf_report "$PROF/$1.$2.$3.clt.txt"
+	echo "rxe0 counters before: $PKTS0 after: $(pkts)" >>"$PROF/$1.$2.$3.clt.txt"
 	srv "while pgrep -x perf >/dev/null; do sleep 0.5; done; $(declare -f perf_report); PERF_REP='$PERF_REP'; perf_report $PROF/$1.$2.$3.srv.txt"
 }
 
