@@ -84,6 +84,9 @@ else
 fi
 cargo test --manifest-path "$RNBD_TOP/proto/Cargo.toml" 2>&1 | tee "$OUT/host.log"
 host_rc=${PIPESTATUS[0]}
+# tools/rnbdctl against fake sysfs trees laid out as the 6.12 modules'.
+cargo test --release --locked --manifest-path "$RNBD_TOP/tools/rnbdctl/Cargo.toml" 2>&1 | tee -a "$OUT/host.log"
+[ "${PIPESTATUS[0]}" = 0 ] || host_rc=1
 hp=$(awk '/^test result:/ {s += $4} END {print s + 0}' "$OUT/host.log")
 hf=$(awk '/^test result:/ {s += $6} END {print s + 0}' "$OUT/host.log")
 [ "$host_rc" != 0 ] && [ "$hf" = 0 ] && hf=1 # did not build
