@@ -262,8 +262,6 @@ wait_for() {
 	return 1
 }
 
-# fio write+verify of $2 over device $1 with block sizes from 512 B to 128 KiB
-# ($3: fio's rw, randwrite by default).
 # fio on a device node that is not there creates a regular file in /dev
 # and passes, and that file then keeps the device's node from appearing in
 # every later test of the run: any --filename under /dev must be a block
@@ -281,6 +279,8 @@ fio() {
 	command fio "$@"
 }
 
+# fio write+verify of $2 over device $1 with block sizes from 512 B to 128 KiB
+# ($3: fio's rw, randwrite by default).
 fio_verify() {
 	fio --name=verify --filename="$1" --direct=1 --ioengine=libaio --iodepth=16 \
 		--rw="${3:-randwrite}" --bsrange=512-128k --bs_unaligned=0 --size="$2" \

@@ -87,9 +87,8 @@ pub fn meaning(file: &str, e: i32) -> Option<&'static str> {
         ("map_device", 93) => "a path address starts with neither ip: nor gid:",
         ("map_device", 12) => "more than 6 paths, or out of memory",
         ("map_device", 110) => "the server did not answer in time",
-        ("map_device", 111) | ("map_device", 104) => {
-            "the server refused the connection (not exported, or no such device there)"
-        }
+        ("map_device", 111) => "no server listens on that address and port",
+        ("map_device", 104) => "the server closed the connection (see its kernel log)",
         ("unmap_device", 114) => "the device is already being unmapped",
         ("unmap_device", 16) => "the device is open (use --force)",
         ("remap_device", 114) => "the device is open already: nothing to remap",
