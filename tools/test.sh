@@ -36,13 +36,18 @@ hcheck() {
 	local desc=$1
 	shift
 	hn=$((hn + 1))
-	if "$@" >>"$OUT/harness.log" 2>&1; then
+	local out=$OUT/harness.step
+	if "$@" >"$out" 2>&1; then
 		echo "ok $hn harness: $desc"
 		pass=$((pass + 1))
 	else
 		echo "not ok $hn harness: $desc"
+		# What the step printed, so that CI's log says why.
+		tail -n 15 "$out" | sed 's/^/# /'
 		fail=$((fail + 1))
 	fi
+	cat "$out" >>"$OUT/harness.log"
+	rm -f "$out"
 }
 both_links() { "$T/vm.sh" exec clt -t 120 -- "ping -c1 -W10 10.99.0.2 && ping -c1 -W10 10.99.1.2"; }
 # The server-restart test: tools/guest/restart-clt.sh in the client guest.

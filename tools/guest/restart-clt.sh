@@ -35,15 +35,23 @@ fio_err() { sed -n 's/.*: err= *\([0-9]*\).*/\1/p' $LOG | head -1; }
 case $1 in
 map)
 	modprobe -r rnbd_client rtrs_client rtrs_core 2>/dev/null
+	# Whatever an earlier step left loaded (the C modules have the same
+	# names) would make modprobe a no-op below.
+	for m in rnbd_client rtrs_client rtrs_core; do
+		[ -d /sys/module/$m ] && { echo "$m still loaded: $(lsmod | grep -E '^(rnbd|rtrs)')"; exit 1; }
+	done
 	modprobe rnbd_client || exit 1
 	echo "$2" >/sys/module/rnbd_client/parameters/fast_io_fail_tmo || exit 1
 	echo "sessname=rs path=ip:10.99.0.2 path=ip:10.99.1.2 device_path=/dev/nullb0 access_mode=rw" \
 		>/sys/class/rnbd-client/ctl/map_device || exit 1
 	for _ in $(seq 60); do [ -b /dev/rnbd0 ] && break; sleep 0.5; done
-	[ "$(state)" = open ] && echo "mapped; fast_io_fail_tmo $(cat /sys/module/rnbd_client/parameters/fast_io_fail_tmo)"
+	[ "$(state)" = open ] || { echo "rnbd0 state '$(state)'; $(dmesg | tail -5 | tr '\n' ' ')"; exit 1; }
+	echo "mapped; fast_io_fail_tmo $(cat /sys/module/rnbd_client/parameters/fast_io_fail_tmo)"
 	;;
 fio-start)
 	rm -f $LOG $PID
+	# fio would create a regular file in /dev and pass.
+	[ -b /dev/rnbd0 ] || { echo "/dev/rnbd0 is not a block device"; exit 1; }
 	# No verify: the server's null_blk loses its data with the guest.
 	setsid fio --name=rs --filename=/dev/rnbd0 --direct=1 --ioengine=libaio --iodepth=8 \
 		--rw=randrw --bs=4k --size=256M --time_based --runtime=3600 --output=$LOG \

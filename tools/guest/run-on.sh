@@ -15,7 +15,10 @@ set -u
 dir=$1 timeout=$2
 shift 2
 id=$(date +%s%N)-$$-$RANDOM
-printf '%s\n' "$*" >"$dir/$id.tmp"
+# The first line tells the agent how long it may let the command run (it
+# kills it 30 s after our own deadline, so that a hung command does not hold
+# up the agent's queue for ever and is not cut before we report it).
+printf '#rnbd-timeout %s\n%s\n' "$timeout" "$*" >"$dir/$id.tmp"
 mv "$dir/$id.tmp" "$dir/$id.sh"
 deadline=$((SECONDS + timeout))
 exec {tick}<> <(:)
