@@ -66,14 +66,19 @@ if [ "${HOSTILE_BATCH:-0}" = 1 ]; then
 	check "server log after the batch: at most $HOSTILE_MAX_LINES lines per kind" \
 		test "$n" -ge 0 -a "$n" -le $((nk * HOSTILE_MAX_LINES))
 else
+# Each kind's server log: from the mark before it to the mark after it,
+# read and written in one server command.
+mark="rnbd-rs-selftest: hostile-client start $(date +%s%N)"
+srv "echo '$mark' >/dev/kmsg"
 for k in $KINDS; do
 	nk=$((nk + 1))
-	mark="rnbd-rs-selftest: hostile-client $k $(date +%s%N)"
-	srv "echo '$mark' >/dev/kmsg"
 	out=$("$HOSTILE" client --dst "$SRV_IP1" --dev /dev/nullb0 --kind "$k" 2>/tmp/hostile-tool.err)
 	rc=$?
-	sed 's/^/# /' /tmp/hostile-tool.err
-	kind_verdict "hostile-client $k" srv "$mark" "$rc" "${out#* "$k" }"
+	while IFS= read -r l; do echo "# $l"; done </tmp/hostile-tool.err
+	next="rnbd-rs-selftest: hostile-client after $k ${EPOCHREALTIME/[.,]/}"
+	log=$(srv_log_then_mark "$mark" "$next")
+	kind_verdict_of_log "hostile-client $k" srv $? "$log" "$rc" "${out#* "$k" }"
+	mark=$next
 done
 fi
 ktap_print_msg "$nk hostile-client kinds"
