@@ -14,7 +14,14 @@
 
 int rnbd_clt_fast_io_fail_tmo(void);
 
-static int fast_io_fail_tmo = 30;
+/*
+ * 90 s: a lost path is first retried 31 s after the loss (upstream's
+ * reconnect delay, kept for compatibility), and connecting and remapping
+ * take seconds more; 30 s, nvme-like, failed every single-path session's IO
+ * before its first reconnect.  90 s covers two attempts and stays under the
+ * hung-task timeout's 120 s.
+ */
+static int fast_io_fail_tmo = 90;
 
 static int fast_io_fail_tmo_set(const char *val, const struct kernel_param *kp)
 {
@@ -36,7 +43,7 @@ static const struct kernel_param_ops fast_io_fail_tmo_ops = {
 
 module_param_cb(fast_io_fail_tmo, &fast_io_fail_tmo_ops, &fast_io_fail_tmo, 0644);
 MODULE_PARM_DESC(fast_io_fail_tmo,
-		 "Seconds IO waits for a path after a session lost its last one, before it fails (as nvme's fast_io_fail_tmo); 0: fail at once (upstream rnbd), -1: wait forever (default: 30, max: "
+		 "Seconds IO waits for a path after a session lost its last one, before it fails (as nvme's fast_io_fail_tmo); 0: fail at once (upstream rnbd), -1: wait forever (default: 90, max: "
 		 __stringify(FAST_IO_FAIL_TMO_MAX) ")");
 
 int rnbd_clt_fast_io_fail_tmo(void)
