@@ -40,11 +40,14 @@ ktap_print_msg "server RDMA resources with the healthy session: $res0"
 
 export HOSTILE_SETUP_TIMEOUT_MS=25000 HOSTILE_FLOOD_LIMIT=12 HOSTILE_PATHS_LIMIT=128
 nk=0
+HOSTILE_BATCH_LINES=${HOSTILE_BATCH_LINES:-8}
 if [ "${HOSTILE_BATCH:-0}" = 1 ]; then
-	# One tool run for all kinds (the debug kernel makes each guest-to-guest
-	# command take seconds): one KTAP line per kind from the tool's verdict
-	# and the healthy session; the server's log is checked for reports for
-	# the whole test by test_end, not per kind.
+	# One tool run for all kinds (CI's checked kernel and the debug one
+	# make each guest-to-guest command take seconds: the per-kind mode
+	# below takes 11 minutes under the checked kernel, this one about 3):
+	# one KTAP line per kind from the tool's verdict and the healthy
+	# session; the server's log is checked for reports for the whole test
+	# by test_end, and its length against an average per kind.
 	mark="rnbd-rs-selftest: hostile-client batch $(date +%s%N)"
 	srv "echo '$mark' >/dev/kmsg"
 	while read -r verdict k rest; do
@@ -59,12 +62,13 @@ if [ "${HOSTILE_BATCH:-0}" = 1 ]; then
 		fi
 	done < <("$HOSTILE" client --dst "$SRV_IP1" --dev /dev/nullb0 ${HOSTILE_KINDS:+$(printf -- ' --kind %s' $KINDS)} 2>/tmp/hostile-tool.err)
 	sed 's/^/# /' /tmp/hostile-tool.err
-	# The per-kind bound, summed: batch mode cannot tell the kinds' lines
-	# apart, but a kind that floods the log still breaks the total.
+	# Batch mode cannot tell the kinds' lines apart, but a kind that floods
+	# the log still breaks the total: the per-kind mode counted 256 lines
+	# for the 70 kinds (at most 11 for one), so 8 per kind on average.
 	if log=$(victim_log srv "$mark"); then n=$(printf '%s' "$log" | grep -c . || true); else n=-1; fi
-	ktap_print_msg "$n lines in the server's log for $nk kinds (bound $((nk * HOSTILE_MAX_LINES)))"
-	check "server log after the batch: at most $HOSTILE_MAX_LINES lines per kind" \
-		test "$n" -ge 0 -a "$n" -le $((nk * HOSTILE_MAX_LINES))
+	ktap_print_msg "$n lines in the server's log for $nk kinds (bound $((nk * HOSTILE_BATCH_LINES)))"
+	check "server log after the batch: at most $HOSTILE_BATCH_LINES lines per kind on average" \
+		test "$n" -ge 0 -a "$n" -le $((nk * HOSTILE_BATCH_LINES))
 else
 # Each kind's server log: from the mark before it to the mark after it,
 # read and written in one server command.
