@@ -17,7 +17,7 @@ SRV_HOST=rnbd-srv-link1
 P0="ip:$CLT_IP0@ip:$SRV_IP0"
 P1="ip:$CLT_IP1@ip:$SRV_IP1"
 
-CELL_CHECKS=29
+CELL_CHECKS=31
 test_begin rnbdctl $((2 * CELL_CHECKS + 3))
 trap cleanup_data EXIT
 
@@ -106,6 +106,8 @@ ctl,min-inflight,2,2,1,$(cat /sys/class/rtrs-client/ctl/max_reconnect_attempts)"
 		"v['schema_version'] == 1 and sorted(p['name'] for p in v['paths']) == sorted(['$P0', '$P1']) and all(p['session'] == 'ctl' and p['state'] == 'connected' for p in v['paths']) and sorted(p['dst_addr'] for p in v['paths']) == ['ip:$SRV_IP0', 'ip:$SRV_IP1']"
 	check "$c: show ctl (table): its device and both paths" \
 		out_has "$CTL" client show ctl -- rnbd0 "$P0" "$P1" connected
+	check "$c: show ctl --csv: the device's row, then the paths'" \
+		out_has "$CTL" client show ctl --csv -- "rnbd0,ctl,/dev/nullb0,rw,open,1073741824" "ctl,$P0,connected," "ctl,$P1,connected,"
 	check "$c: show rnbd0 --json" json "$CTL" --json client show rnbd0 -- \
 		"v['devices'][0]['name'] == 'rnbd0' and v['devices'][0]['size_bytes'] == 1073741824 and v['sessions'][0]['name'] == 'ctl'"
 	policy() { # <arg> <upstream name>
@@ -160,6 +162,8 @@ rnbd1,ctl,/dev/nullb1,ro,open,1073741824" \
 		"[s['name'] for s in v['sessions']] == ['ctl'] and sorted(p['name'] for p in v['sessions'][0]['paths']) == sorted(['$P0', '$P1'])"
 	nullb1_gone() { ! srv "$CTL server list --csv" | grep -q "^nullb1,"; }
 	srv_close() { srv "$CTL server close nullb1 --session ctl" && wait_for 20 nullb1_gone; }
+	check "$c: server show ctl --csv: its devices and both paths" \
+		out_has srv "$CTL server show ctl --csv" -- "nullb0,nullb0,ctl,rw,false,/dev/nullb0" "nullb1,nullb1,ctl,ro,true,/dev/nullb1" "ctl,$P0," "ctl,$P1,"
 	check "$c: server close nullb1 --session ctl: no longer exported to ctl" srv_close
 	rnbd1_gone() { [ ! -e /sys/block/rnbd1 ]; }
 	unmap1() { udevadm settle; "$CTL" client unmap /dev/nullb1 && wait_for 20 rnbd1_gone; }
