@@ -231,8 +231,7 @@ uevents() {
 check "uevents: OFFLINE when the session lost its last path, ONLINE after the remap (as upstream)" uevents
 check "reconnect: both paths disconnected again" all_down
 eio_after_tmo() {
-	local t0 t
-	local tmo
+	local t0 t tmo
 	tmo=$(cat /sys/module/rnbd_client/parameters/fast_io_fail_tmo)
 	echo 2 >/sys/module/rnbd_client/parameters/fast_io_fail_tmo || return 1
 	sleep 3
